@@ -1,0 +1,60 @@
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.accounts.forms import SignupForm, TokenForm
+from portal.accounts.models import PersonalToken
+
+LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a few minutes and try again."
+
+
+def locked_out(request, credentials=None, *args, **kwargs):
+    """Axes calls this once the failure limit is reached, for pages and API alike."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": LOCKED_OUT_MESSAGE, "field": None}, status=429)
+    form = LoginView.authentication_form(request)
+    return render(request, "accounts/login.html", {"form": form, "locked_out": LOCKED_OUT_MESSAGE}, status=429)
+
+
+class PortalLoginView(LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("containers")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}. Register a container to start.")
+        return redirect("containers")
+    return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def tokens_page(request):
+    form = TokenForm(request.POST or None)
+    new_token = None
+    if request.method == "POST" and form.is_valid():
+        _, new_token = PersonalToken.issue(request.user, form.cleaned_data["name"])
+    return render(
+        request,
+        "accounts/tokens.html",
+        {"form": form, "tokens": request.user.personal_tokens.all(), "new_token": new_token},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def revoke_token_page(request, token_id: int):
+    token = get_object_or_404(PersonalToken, pk=token_id, user=request.user)
+    token.delete()
+    messages.success(request, f"Token '{token.name}' revoked.")
+    return redirect("tokens")

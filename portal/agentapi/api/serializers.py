@@ -1,0 +1,61 @@
+from rest_framework import serializers
+
+from agent.protocol import CommandState, FailureReason
+from portal.transfers.models import Command
+
+INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its state dir), so a "
+                    "restarted agent gets back the command it held.")
+
+
+class HeartbeatSerializer(serializers.Serializer):
+    instance_id = serializers.CharField(max_length=64, required=False, help_text=INSTANCE_ID_HELP)
+    agent_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    rclone_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    disk_free_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    endpoint = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    health = serializers.JSONField(required=False)
+
+
+class HeartbeatReplySerializer(serializers.Serializer):
+    server_time = serializers.DateTimeField()
+    container_id = serializers.UUIDField()
+    role = serializers.CharField()
+    heartbeat_seconds = serializers.IntegerField()
+    claim_hold_seconds = serializers.IntegerField()
+    lease_seconds = serializers.IntegerField()
+    failure_reasons = serializers.ListField(child=serializers.CharField())
+
+
+class ClaimSerializer(serializers.Serializer):
+    instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
+
+
+class AgentCommandSerializer(serializers.ModelSerializer):
+    command_id = serializers.UUIDField(source="id", read_only=True)
+
+    class Meta:
+        model = Command
+        fields = ("command_id", "kind", "payload", "state", "attempt", "created_at", "lease_expires_at",
+                  "cancel_requested", "progress")
+        read_only_fields = fields
+
+
+class ReportSerializer(serializers.Serializer):
+    instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
+    state = serializers.ChoiceField(choices=[s.value for s in CommandState if s != CommandState.QUEUED])
+    progress = serializers.JSONField(required=False)
+    reason = serializers.ChoiceField(choices=[r.value for r in FailureReason], required=False, allow_blank=True)
+    message = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if attrs["state"] == CommandState.FAILED and not attrs.get("reason"):
+            raise serializers.ValidationError({"reason": "a failed command needs a reason"})
+        return attrs
+
+
+class ReportReplySerializer(serializers.Serializer):
+    command_id = serializers.UUIDField()
+    state = serializers.CharField()
+    cancel_requested = serializers.BooleanField()
+    lease_expires_at = serializers.DateTimeField(allow_null=True)

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from portal.agentapi.api import views
+
+urlpatterns = [
+    path("heartbeat", views.HeartbeatView.as_view(), name="agent-heartbeat"),
+    path("commands/next", views.ClaimView.as_view(), name="agent-claim"),
+    path("commands/<uuid:command_id>", views.ReportView.as_view(), name="agent-report"),
+]

@@ -1,0 +1,99 @@
+"""Held claims, per server process.
+
+Each waiting claim is a coroutine parked on an asyncio.Event, so thousands of
+agents cost memory, not threads. One sweeper per process asks the database, in
+a single query per tick, which of the waiting containers have claimable work
+and wakes exactly those: the cost is flat in the number of waiting agents.
+Commands queued inside this process wake their waiters at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
+
+log = logging.getLogger(__name__)
+
+
+def run_db(fn, *args):
+    """Run a short database call on a thread that keeps its connection between
+    calls, reconnecting once if the server dropped it."""
+    try:
+        return fn(*args)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return fn(*args)
+
+
+class Waiters:
+    def __init__(self):
+        self._events: dict = defaultdict(set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.Task | None = None
+        self._lock = threading.Lock()
+        # A small fixed pool bounds this process's database connections.
+        self.executor = ThreadPoolExecutor(max_workers=settings.DTN_DB_THREADS, thread_name_prefix="dtn-db")
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(events) for events in self._events.values())
+
+    async def call_db(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, run_db, fn, *args)
+
+    async def wait(self, container_id, timeout: float) -> bool:
+        """Park until woken for this container or until timeout; True if woken."""
+        self._ensure_sweeper()
+        event = asyncio.Event()
+        self._events[container_id].add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            events = self._events.get(container_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._events[container_id]
+
+    def wake(self, container_id) -> None:
+        for event in list(self._events.get(container_id, ())):
+            event.set()
+
+    def wake_threadsafe(self, container_id) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake, container_id)
+
+    def _ensure_sweeper(self):
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._sweeper is None or self._sweeper.done() or self._loop is not loop:
+                self._loop = loop
+                self._sweeper = loop.create_task(self._sweep_forever(), name="dtn-claim-sweeper")
+
+    async def _sweep_forever(self):
+        from portal.transfers.queue import queued_containers
+
+        interval = settings.DTN_CLAIM_SWEEP_MS / 1000
+        while True:
+            await asyncio.sleep(interval)
+            if not self._events:
+                continue
+            try:
+                ready = await self.call_db(queued_containers, list(self._events))
+            except Exception:  # the sweeper must outlive a database hiccup
+                log.exception("claim sweep failed; retrying")
+                continue
+            for container_id in ready:
+                self.wake(container_id)
+
+
+waiters = Waiters()

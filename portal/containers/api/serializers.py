@@ -1,0 +1,34 @@
+from rest_framework import serializers
+
+from portal.containers.models import Container, Role
+
+
+class ContainerSerializer(serializers.ModelSerializer):
+    container_id = serializers.UUIDField(source="id", read_only=True)
+    online = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Container
+        fields = (
+            "container_id", "name", "role", "created_at", "online", "last_seen_at", "agent_version",
+            "rclone_version", "hostname", "disk_free_bytes", "endpoint", "token_rotated_at",
+        )
+        read_only_fields = fields
+
+
+class RegisterSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, trim_whitespace=True)
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class RegisteredSerializer(ContainerSerializer):
+    agent_token = serializers.CharField(read_only=True, help_text="Shown once. Give it to the agent; store it nowhere else.")
+
+    class Meta(ContainerSerializer.Meta):
+        fields = ContainerSerializer.Meta.fields + ("agent_token",)
+        read_only_fields = fields
+
+
+class RotatedSerializer(serializers.Serializer):
+    container_id = serializers.UUIDField()
+    agent_token = serializers.CharField(help_text="Shown once. The previous token no longer works.")

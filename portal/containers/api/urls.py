@@ -1,0 +1,9 @@
+from django.urls import path
+
+from portal.containers.api import views
+
+urlpatterns = [
+    path("containers", views.ContainerListView.as_view(), name="api-containers"),
+    path("containers/<uuid:container_id>", views.ContainerDetailView.as_view(), name="api-container"),
+    path("containers/<uuid:container_id>/rotate-token", views.RotateTokenView.as_view(), name="api-container-rotate"),
+]

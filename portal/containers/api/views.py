@@ -1,0 +1,61 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.containers import services
+from portal.containers.api.serializers import (
+    ContainerSerializer,
+    RegisteredSerializer,
+    RegisterSerializer,
+    RotatedSerializer,
+)
+from portal.containers.models import Container
+from portal.lib.errors import conflict
+
+
+def owned_container(request, container_id) -> Container:
+    # Another person's container is "not found", never "forbidden": no probing for IDs.
+    return get_object_or_404(Container, pk=container_id, owner=request.user)
+
+
+class ContainerListView(APIView):
+    """Your containers; POST registers a new one (the same as POST /register)."""
+
+    @extend_schema(responses=ContainerSerializer(many=True))
+    def get(self, request):
+        return Response(ContainerSerializer(request.user.containers.all(), many=True).data)
+
+    @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer})
+    def post(self, request):
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            container, token = services.register(request.user, **serializer.validated_data)
+        except services.NameTaken as exc:
+            return conflict(str(exc), "name")
+        container.agent_token = token
+        return Response(RegisteredSerializer(container).data, status=status.HTTP_201_CREATED)
+
+
+class RegisterView(ContainerListView):
+    """POST /register: a signed-in person (session or API token) registers a container
+    and gets its container ID and agent token (shown once)."""
+
+    http_method_names = ["post", "options"]
+
+
+class ContainerDetailView(generics.RetrieveDestroyAPIView):
+    serializer_class = ContainerSerializer
+
+    def get_object(self):
+        return owned_container(self.request, self.kwargs["container_id"])
+
+
+class RotateTokenView(APIView):
+    @extend_schema(request=None, responses=RotatedSerializer)
+    def post(self, request, container_id):
+        container = owned_container(request, container_id)
+        token = container.rotate_token()
+        return Response({"container_id": container.id, "agent_token": token})

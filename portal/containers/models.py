@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from agent.protocol import AGENT_TOKEN_PREFIX
+from portal.lib import tokens
+
+# A container is online while its heartbeats arrive; three missed beats and it is not.
+MISSED_HEARTBEATS_OFFLINE = 3
+
+
+class Role(models.TextChoices):
+    SENDER = "sender"
+    RECEIVER = "receiver"
+    BOTH = "both"
+
+
+class Container(models.Model):
+    """A site's agent, registered by its owner. The token is the agent's
+    identity; only its HMAC is kept."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="containers")
+    name = models.CharField(max_length=100)
+    role = models.CharField(max_length=10, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    token_lookup = models.CharField(max_length=tokens.LOOKUP_LENGTH, unique=True)
+    token_digest = models.CharField(max_length=64)
+    token_rotated_at = models.DateTimeField(default=timezone.now)
+
+    # What the last heartbeat said.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    agent_version = models.CharField(max_length=40, blank=True)
+    rclone_version = models.CharField(max_length=40, blank=True)
+    hostname = models.CharField(max_length=255, blank=True)
+    disk_free_bytes = models.BigIntegerField(null=True, blank=True)
+    endpoint = models.CharField(max_length=255, blank=True, help_text="S3 endpoint a receiver advertises.")
+    health = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="container_name_unique_per_owner")]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_sender(self) -> bool:
+        return self.role in (Role.SENDER, Role.BOTH)
+
+    @property
+    def is_receiver(self) -> bool:
+        return self.role in (Role.RECEIVER, Role.BOTH)
+
+    @property
+    def online(self) -> bool:
+        if self.last_seen_at is None:
+            return False
+        window = timedelta(seconds=settings.DTN_HEARTBEAT_SECONDS * MISSED_HEARTBEATS_OFFLINE)
+        return timezone.now() - self.last_seen_at < window
+
+    @classmethod
+    def register(cls, owner, name: str, role: str) -> tuple["Container", str]:
+        minted = tokens.mint(AGENT_TOKEN_PREFIX)
+        container = cls.objects.create(
+            owner=owner, name=name, role=role, token_lookup=minted.lookup, token_digest=minted.digest
+        )
+        return container, minted.token
+
+    @classmethod
+    def authenticate(cls, raw: str) -> "Container | None":
+        lookup, secret = tokens.split(raw, AGENT_TOKEN_PREFIX)
+        row = cls.objects.filter(token_lookup=lookup).first() if lookup else None
+        return row if tokens.verify(secret, row.token_digest if row else None) else None
+
+    def rotate_token(self) -> str:
+        """A new token; the old one stops working at once."""
+        minted = tokens.mint(AGENT_TOKEN_PREFIX)
+        self.token_lookup, self.token_digest = minted.lookup, minted.digest
+        self.token_rotated_at = timezone.now()
+        self.save(update_fields=["token_lookup", "token_digest", "token_rotated_at"])
+        return minted.token

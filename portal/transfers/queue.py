@@ -1,0 +1,178 @@
+"""The queue's state machine. Every change of a command's state goes through
+here, inside a transaction, as a conditional update: the database, not the
+calling code, decides who wins a race."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
+from portal.containers.models import Container
+from portal.transfers.models import Command
+
+log = logging.getLogger(__name__)
+
+# What an agent may report from each state. Terminal states never change.
+ALLOWED_REPORTS = {
+    CommandState.CLAIMED: {CommandState.CLAIMED, CommandState.RUNNING, *TERMINAL_STATES},
+    CommandState.RUNNING: {CommandState.RUNNING, *TERMINAL_STATES},
+}
+
+
+class QueueError(Exception):
+    """A request the queue refuses; the message is for the person or agent."""
+
+
+class NotLeaseHolder(QueueError):
+    pass
+
+
+class IllegalTransition(QueueError):
+    pass
+
+
+def _lease_deadline(now):
+    return now + timedelta(seconds=settings.DTN_LEASE_SECONDS)
+
+
+def claim_next(container: Container, instance_id: str) -> Command | None:
+    """The oldest queued command of this container, now leased to this instance.
+
+    One command at a time per container: while any instance holds a live
+    lease, others get nothing. The same instance asking again (an agent
+    restarted with its state dir) gets back the command it holds."""
+    now = timezone.now()
+    with transaction.atomic():
+        # Locking the container row serialises claims per container on
+        # PostgreSQL; SQLite's IMMEDIATE transactions serialise all writers.
+        Container.objects.select_for_update().filter(pk=container.pk).first()
+        leased = Command.objects.filter(container=container, state__in=LEASED_STATES)
+        held = leased.filter(lease_holder=instance_id).first()
+        if held is not None:
+            Command.objects.filter(pk=held.pk).update(lease_expires_at=_lease_deadline(now))
+            held.refresh_from_db()
+            return held
+        if leased.exists():
+            return None
+        candidate = (
+            Command.objects.filter(container=container, state=CommandState.QUEUED)
+            .order_by("created_at", "id").values_list("pk", flat=True).first()
+        )
+        if candidate is None:
+            return None
+        claimed = Command.objects.filter(pk=candidate, state=CommandState.QUEUED).update(
+            state=CommandState.CLAIMED,
+            lease_holder=instance_id,
+            lease_expires_at=_lease_deadline(now),
+            claimed_at=now,
+            attempt=F("attempt") + 1,
+        )
+        if claimed != 1:
+            return None
+    command = Command.objects.get(pk=candidate)
+    log.info("command %s claimed by container %s (attempt %s)", command.pk, container.pk, command.attempt)
+    return command
+
+
+@dataclass
+class ReportReply:
+    command: Command
+    cancel_requested: bool
+
+
+def report(command: Command, instance_id: str, state: str, *, progress: dict | None = None,
+           reason: str = "", message: str = "") -> ReportReply:
+    """Apply an agent's report. Repeating the last report is harmless; a report
+    from an instance that no longer holds the lease is refused."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = Command.objects.select_for_update().get(pk=command.pk)
+        if current.state in TERMINAL_STATES:
+            if current.state == state and current.lease_holder == instance_id:
+                return ReportReply(current, current.cancel_requested)
+            raise NotLeaseHolder(f"command is already {current.state}")
+        if current.state not in LEASED_STATES or current.lease_holder != instance_id:
+            raise NotLeaseHolder("this agent instance does not hold the command's lease")
+        if state not in ALLOWED_REPORTS[CommandState(current.state)]:
+            raise IllegalTransition(f"cannot go from {current.state} to {state}")
+        if state == CommandState.FAILED and reason not in FailureReason.__members__.values():
+            raise IllegalTransition("a failed command needs a reason from the list")
+        updates = {"state": state, "last_report_at": now, "lease_expires_at": _lease_deadline(now)}
+        if progress is not None:
+            updates["progress"] = progress
+        if state == CommandState.RUNNING and current.started_at is None:
+            updates["started_at"] = now
+        if state in TERMINAL_STATES:
+            updates["finished_at"] = now
+            updates["lease_expires_at"] = None
+            updates["reason"] = reason if state == CommandState.FAILED else (
+                FailureReason.CANCELED_BY_USER if state == CommandState.CANCELED else "")
+            updates["message"] = message
+        Command.objects.filter(pk=current.pk).update(**updates)
+        current.refresh_from_db()
+    return ReportReply(current, current.cancel_requested)
+
+
+def request_stop(command: Command) -> Command:
+    """A queued command is canceled at once; a running one is asked to stop on
+    its agent's next report."""
+    now = timezone.now()
+    with transaction.atomic():
+        current = Command.objects.select_for_update().get(pk=command.pk)
+        if current.state == CommandState.QUEUED:
+            Command.objects.filter(pk=current.pk).update(
+                state=CommandState.CANCELED, reason=FailureReason.CANCELED_BY_USER,
+                message="stopped before it started", finished_at=now)
+        elif current.state in LEASED_STATES:
+            Command.objects.filter(pk=current.pk).update(cancel_requested=True)
+        else:
+            raise IllegalTransition(f"the command is already {current.state}")
+        current.refresh_from_db()
+    return current
+
+
+def delete_finished(command: Command) -> None:
+    if command.state not in TERMINAL_STATES:
+        raise IllegalTransition(f"only finished commands can be deleted; this one is {command.state}")
+    command.delete()
+
+
+def reap_expired_leases(now=None) -> dict[str, int]:
+    """Give expired leases back to the queue, or fail them after the last attempt."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "failed": 0}
+    expired = Command.objects.filter(state__in=LEASED_STATES, lease_expires_at__lt=now)
+    for pk, attempt, deadline in expired.values_list("pk", "attempt", "lease_expires_at")[:500]:
+        # Conditional on the deadline we read: a report that renewed the lease meanwhile wins.
+        still_expired = Command.objects.filter(pk=pk, state__in=LEASED_STATES, lease_expires_at=deadline)
+        if attempt >= settings.DTN_MAX_ATTEMPTS:
+            changed = still_expired.update(
+                state=CommandState.FAILED, reason=FailureReason.LEASE_EXPIRED, finished_at=now,
+                lease_expires_at=None,
+                message=f"the agent stopped reporting; gave up after {attempt} attempts")
+            counts["failed"] += changed
+        else:
+            changed = still_expired.update(state=CommandState.QUEUED, lease_holder="", lease_expires_at=None)
+            counts["requeued"] += changed
+        if changed:
+            log.warning("lease of command %s expired (attempt %s)", pk, attempt)
+    return counts
+
+
+def queued_containers(container_ids) -> set:
+    """Which of these containers have something they could claim now (one query):
+    queued work and no lease held, or a claim would only come back empty."""
+    ids = list(container_ids)
+    busy = Command.objects.filter(container_id__in=ids, state__in=LEASED_STATES).values("container_id")
+    return set(
+        Command.objects.filter(container_id__in=ids, state=CommandState.QUEUED)
+        .exclude(container_id__in=busy)
+        .values_list("container_id", flat=True).distinct()
+    )
