@@ -170,9 +170,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
-        "CommandStateEnum": "agent.protocol.CommandState",
-        "FailureReasonEnum": "agent.protocol.FailureReason",
+        "CommandStateEnum": "portal.transfers.choices.CommandStates",
+        "FailureReasonEnum": "portal.transfers.choices.FailureReasons",
         "ContainerRoleEnum": "portal.containers.models.Role",
+        "ReportedStateEnum": "portal.agentapi.api.serializers.REPORTED_STATES",
     },
 }
 

@@ -3,6 +3,8 @@ from rest_framework import serializers
 from agent.protocol import CommandState, FailureReason
 from portal.transfers.models import Command
 
+REPORTED_STATES = [s.value for s in CommandState if s != CommandState.QUEUED]
+
 INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its state dir), so a "
                     "restarted agent gets back the command it held.")
 
@@ -43,7 +45,7 @@ class AgentCommandSerializer(serializers.ModelSerializer):
 
 class ReportSerializer(serializers.Serializer):
     instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
-    state = serializers.ChoiceField(choices=[s.value for s in CommandState if s != CommandState.QUEUED])
+    state = serializers.ChoiceField(choices=REPORTED_STATES)
     progress = serializers.JSONField(required=False)
     reason = serializers.ChoiceField(choices=[r.value for r in FailureReason], required=False, allow_blank=True)
     message = serializers.CharField(max_length=4000, required=False, allow_blank=True)

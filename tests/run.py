@@ -1,0 +1,47 @@
+"""The test command behind `make test`.
+
+1. Every test once on SQLite (unit, API, agent, end-to-end).
+2. The portal's unit and API tests again on a real PostgreSQL server started
+   here as a throwaway cluster and stopped afterwards, whatever happens.
+
+pytest's exit status 5 (nothing collected) counts as a failure: this project
+has tests, so collecting none means the suite is broken."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.tools.pgcluster import Cluster
+
+
+def pytest(args, env=None) -> int:
+    started = time.monotonic()
+    print(f"\n=== pytest {' '.join(args)}", flush=True)
+    status = subprocess.call([sys.executable, "-m", "pytest", *args], env=env)
+    print(f"=== exit {status} after {time.monotonic() - started:.0f} s", flush=True)
+    return status
+
+
+def main(argv) -> int:
+    extra = argv[1:]
+    sqlite = pytest(["tests", *extra])
+    cluster = Cluster()
+    try:
+        url = cluster.start()
+        env = {**os.environ, "DATABASE_URL": url}
+        postgres = pytest(["tests/portal", *extra], env=env)
+    finally:
+        cluster.stop()
+    failed = [name for name, status in (("sqlite", sqlite), ("postgresql", postgres)) if status != 0]
+    if failed:
+        print(f"FAILED on: {', '.join(failed)}")
+        return 1
+    print("All tests passed on SQLite and PostgreSQL.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
