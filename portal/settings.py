@@ -137,6 +137,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("DTN_STATIC_ROOT", str(STATE_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
@@ -185,8 +186,9 @@ DTN_MAX_ATTEMPTS = env_int("DTN_MAX_ATTEMPTS", 3, minimum=1)
 DTN_REAPER_SECONDS = env_int("DTN_REAPER_SECONDS", 10, minimum=1)
 # How often a server process looks for queued work for the claims it holds open.
 DTN_CLAIM_SWEEP_MS = env_int("DTN_CLAIM_SWEEP_MS", 250, minimum=10)
-# Threads (and so database connections) per server process for held claims and the reaper.
-DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=1)
+# Threads (and so database connections) per server process for held claims and the
+# reaper; 0 runs those calls on the request's own thread instead.
+DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)
 
 LOG_LEVEL = env_str("DTN_LOG_LEVEL", "INFO")
 LOGGING = {

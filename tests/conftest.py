@@ -10,6 +10,17 @@ import pytest
 CI = os.environ.get("CI") == "true"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The real hasher costs ~0.3 s per user; tests create hundreds.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Hashed static names need `collectstatic`, which the servers run; in-process tests don't.
+    # Held claims query on the request's thread, inside the test's transaction.
+    settings.DTN_DB_THREADS = 0
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     # Under CI a skipped or xfailed test is a test that did not run: fail the run.
     if not CI:

@@ -14,6 +14,7 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
@@ -36,15 +37,21 @@ class Waiters:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task | None = None
         self._lock = threading.Lock()
-        # A small fixed pool bounds this process's database connections.
-        self.executor = ThreadPoolExecutor(max_workers=settings.DTN_DB_THREADS, thread_name_prefix="dtn-db")
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def waiting(self) -> int:
         return sum(len(events) for events in self._events.values())
 
     async def call_db(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, run_db, fn, *args)
+        if settings.DTN_DB_THREADS == 0:
+            # On the request's own thread: what in-process tests need, where the
+            # test's transaction is visible only to that thread's connection.
+            return await sync_to_async(run_db)(fn, *args)
+        if self._executor is None:
+            # A small fixed pool bounds this process's database connections.
+            self._executor = ThreadPoolExecutor(max_workers=settings.DTN_DB_THREADS, thread_name_prefix="dtn-db")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run_db, fn, *args)
 
     async def wait(self, container_id, timeout: float) -> bool:
         """Park until woken for this container or until timeout; True if woken."""

@@ -111,9 +111,10 @@ class ReportView(AgentAPIView):
 
     @extend_schema(request=ReportSerializer, responses={200: ReportReplySerializer, 409: None})
     def patch(self, request, command_id):
+        # Ownership first: another container's command is 404 whatever the body says.
+        command = get_object_or_404(Command, pk=command_id, container=request.auth)
         serializer = ReportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        command = get_object_or_404(Command, pk=command_id, container=request.auth)
         data = serializer.validated_data
         try:
             reply = queue.report(command, data["instance_id"], data["state"], progress=data.get("progress"),
