@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,11 +13,13 @@ from portal.accounts.models import PersonalToken
 LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a few minutes and try again."
 
 
-def locked_out(request, credentials=None, *args, **kwargs):
-    """Axes calls this once the failure limit is reached, for pages and API alike."""
+def locked_out(request, original_response=None, credentials=None, *args, **kwargs):
+    """Axes calls this once the failure limit is reached, for pages and API alike
+    (axes 8 passes the response it replaces, then the credentials)."""
     if request.path.startswith("/api/"):
         return JsonResponse({"error": LOCKED_OUT_MESSAGE, "field": None}, status=429)
-    form = LoginView.authentication_form(request)
+    # LoginView.authentication_form is None (the view falls back to form_class).
+    form = AuthenticationForm(request)
     return render(request, "accounts/login.html", {"form": form, "locked_out": LOCKED_OUT_MESSAGE}, status=429)
 
 
