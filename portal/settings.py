@@ -136,6 +136,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 STATIC_ROOT = Path(env_str("DTN_STATIC_ROOT", str(STATE_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {

@@ -9,10 +9,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.tools.net import free_port
 
 
 def _bin_dir() -> Path:
@@ -30,18 +31,12 @@ def _bin_dir() -> Path:
     return Path(candidates[-1]).parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Cluster:
     def __init__(self):
         self.bin = _bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="dtn-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.as_root = os.geteuid() == 0
 
     def _run(self, *args):
