@@ -17,4 +17,7 @@ graceful_timeout = 10
 keepalive = 30
 accesslog = "-" if os.environ.get("DTN_ACCESS_LOG", "false") == "true" else None
 errorlog = "-"
+# One machine may run several portals (the box, tests); a shared control socket
+# in $HOME would collide, and nothing here uses it.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("DTN_FORWARDED_ALLOW_IPS", "127.0.0.1")
