@@ -1,0 +1,207 @@
+"""The receiver's S3 side: one `rclone serve s3` per active grant.
+
+`rclone serve s3` treats all its keys alike, so one server for every grant
+would let one sender read and overwrite another's files. Each grant instead
+gets its own server, on its own port, whose only root is a `combine` remote
+with a single upstream: the bucket name mapped to `<receive folder>/<bucket>`.
+That key can list, read and write that bucket and nothing else, cannot create
+buckets, and objects land as plain files at `<receive folder>/<bucket>/<key>`.
+
+Keys reach rclone only through its environment; argv shows no secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.tls import Certificate
+
+log = logging.getLogger(__name__)
+
+# serve s3 caches directory listings (5 min by default); a short cache keeps
+# what Bob sees through S3 in step with his folder.
+DIR_CACHE_TIME = "5s"
+
+
+@dataclass(frozen=True)
+class Grant:
+    grant_id: str
+    bucket: str
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+@dataclass
+class Served:
+    grant: Grant
+    port: int
+    process: subprocess.Popen
+    started_at: float
+    restarts: int = 0
+
+
+class PortRangeExhausted(Exception):
+    pass
+
+
+def csv_quote(value: str) -> str:
+    """rclone reads list-valued flags from the environment as CSV."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+class GrantServers:
+    def __init__(self, rclone: Path, receive_dir: Path, state_dir: Path, host: str,
+                 ports: range, certificate: Certificate | None = None):
+        self.rclone = rclone
+        self.receive_dir = receive_dir
+        self.state_dir = state_dir
+        self.host = host
+        self.ports = ports
+        self.certificate = certificate
+        self._served: dict[str, Served] = {}
+        # Ports are remembered so a grant keeps its endpoint across agent restarts.
+        self._ports_file = state_dir / "grant-ports.json"
+        self._ports: dict[str, int] = self._load_ports()
+
+    # --- public surface -------------------------------------------------
+
+    def sync(self, grants: list[Grant]) -> None:
+        """Serve exactly these grants: start new ones, stop revoked ones,
+        restart one whose key changed or whose process died."""
+        wanted = {grant.grant_id: grant for grant in grants}
+        for grant_id in list(self._served):
+            if grant_id not in wanted:
+                log.info("grant %s revoked: stopping its S3 server", grant_id)
+                self._stop(self._served.pop(grant_id))
+                self._ports.pop(grant_id, None)
+        for grant_id, grant in wanted.items():
+            served = self._served.get(grant_id)
+            if served is not None and served.grant != grant:
+                log.info("grant %s changed: restarting its S3 server", grant_id)
+                self._stop(self._served.pop(grant_id))
+                served = None
+            if served is not None and served.process.poll() is not None:
+                log.warning("S3 server of grant %s exited with %s: restarting", grant_id, served.process.returncode)
+                restarts = served.restarts + 1
+                self._served.pop(grant_id)
+                self._start(grant).restarts = restarts
+            elif served is None:
+                self._start(grant)
+        self._save_ports()
+
+    def endpoints(self) -> list[dict]:
+        scheme = "https" if self.certificate else "http"
+        return [{"grant_id": s.grant.grant_id, "bucket": s.grant.bucket, "port": s.port,
+                 "endpoint": f"{scheme}://{_host_for_url(self.host)}:{s.port}",
+                 "running": s.process.poll() is None, "restarts": s.restarts}
+                for s in self._served.values()]
+
+    def bucket_dir(self, bucket: str) -> Path:
+        return self.receive_dir / bucket
+
+    def stop_all(self) -> None:
+        for served in self._served.values():
+            self._stop(served)
+        self._served.clear()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Until every server accepts connections (or raise)."""
+        import socket
+
+        deadline = time.monotonic() + timeout
+        for served in self._served.values():
+            while True:
+                if served.process.poll() is not None:
+                    raise RuntimeError(f"S3 server for grant {served.grant.grant_id} exited "
+                                       f"({served.process.returncode}); see {self._log_path(served.grant)}")
+                try:
+                    with socket.create_connection((self.host, served.port), timeout=0.5):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"S3 server for grant {served.grant.grant_id} not up") from None
+                    time.sleep(0.05)
+
+    # --- internals --------------------------------------------------------
+
+    def _start(self, grant: Grant) -> Served:
+        bucket_dir = self.bucket_dir(grant.bucket)
+        bucket_dir.mkdir(parents=True, exist_ok=True)
+        port = self._port_for(grant.grant_id)
+        args = [str(self.rclone), "serve", "s3", ":combine:", "--addr", f"{self.host}:{port}",
+                "--config", os.devnull, "--dir-cache-time", DIR_CACHE_TIME, "--log-level", "NOTICE"]
+        if self.certificate:
+            args += ["--cert", str(self.certificate.cert_path), "--key", str(self.certificate.key_path)]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.state_dir),
+            "RCLONE_AUTH_KEY": csv_quote(f"{grant.access_key},{grant.secret_key}"),
+            "RCLONE_COMBINE_UPSTREAMS": csv_quote(f"{grant.bucket}={bucket_dir}"),
+        }
+        log_file = open(self._log_path(grant), "ab")
+        process = subprocess.Popen(args, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log_file.close()
+        served = Served(grant=grant, port=port, process=process, started_at=time.monotonic())
+        self._served[grant.grant_id] = served
+        log.info("serving grant %s (bucket %s) on port %s", grant.grant_id, grant.bucket, port)
+        return served
+
+    def _stop(self, served: Served) -> None:
+        if served.process.poll() is None:
+            os.killpg(served.process.pid, signal.SIGTERM)
+            try:
+                served.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(served.process.pid, signal.SIGKILL)
+                served.process.wait()
+
+    def _port_for(self, grant_id: str) -> int:
+        port = self._ports.get(grant_id)
+        if port is not None and port in self.ports:
+            return port
+        taken = set(self._ports.values())
+        for candidate in self.ports:
+            if candidate not in taken and _port_free(self.host, candidate):
+                self._ports[grant_id] = candidate
+                return candidate
+        raise PortRangeExhausted(f"no free port left in {self.ports.start}-{self.ports.stop - 1} "
+                                 f"for another grant; widen DTN_RECEIVER_PORTS")
+
+    def _log_path(self, grant: Grant) -> Path:
+        directory = self.state_dir / "logs"
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / f"s3-{grant.grant_id}.log"
+
+    def _load_ports(self) -> dict[str, int]:
+        try:
+            return {key: int(value) for key, value in json.loads(self._ports_file.read_text()).items()}
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save_ports(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._ports_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._ports, sort_keys=True))
+        tmp.replace(self._ports_file)
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,105 @@
+"""A self-signed certificate for a receiver's S3 endpoint: TLS without a PKI.
+
+The receiver reports the certificate and its fingerprint to the portal; the
+sender trusts exactly that certificate. The private key stays in the state
+dir (0600) and never leaves the host."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+VALIDITY = dt.timedelta(days=397)
+# Renew well before expiry so a sender never meets an expired pin mid-transfer.
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    cert_path: Path
+    key_path: Path
+    pem: str
+    sha256: str  # "ab:cd:…" over the DER encoding
+
+
+def fingerprint(pem: str | bytes) -> str:
+    data = pem.encode() if isinstance(pem, str) else pem
+    der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
+    digest = hashlib.sha256(der).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def _subject_names(names: list[str]) -> list[x509.GeneralName]:
+    result: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            result.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            result.append(x509.DNSName(name))
+    return result
+
+
+def _covers(cert: x509.Certificate, names: list[str], now: dt.datetime) -> bool:
+    if cert.not_valid_after_utc - now < RENEW_BEFORE:
+        return False
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return set(_subject_names(names)) <= set(san)
+
+
+def ensure_certificate(directory: Path, names: list[str], now: dt.datetime | None = None) -> Certificate:
+    """The certificate in `directory`, made anew when missing, expiring, or
+    not covering every name the endpoint is advertised under."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_path, key_path = directory / "s3.crt", directory / "s3.key"
+    if cert_path.exists() and key_path.exists():
+        pem = cert_path.read_text()
+        if _covers(x509.load_pem_x509_certificate(pem.encode()), names, now):
+            return Certificate(cert_path, key_path, pem, fingerprint(pem))
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64]),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DTN-in-a-Box receiver")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(_subject_names(names)), critical=False)
+        # A CA flag lets clients that want a trust anchor (rclone's --ca-cert) take it as one.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, key_encipherment=False,
+                                     content_commitment=False, data_encipherment=False, key_agreement=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    _write(key_path, key_bytes, 0o600)
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    _write(cert_path, pem.encode(), 0o644)
+    return Certificate(cert_path, key_path, pem, fingerprint(pem))
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
