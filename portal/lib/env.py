@@ -82,19 +82,28 @@ def env_secret(
 def _generated_secret(path: Path, generate) -> str:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        return path.read_text().strip()
+        return _nonempty(path)
     except FileNotFoundError:
         pass
     # Written aside, then linked into place: link() fails if another process
     # won the race, and nobody ever reads a half-written secret.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(generate() + "\n")
     try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
+        with os.fdopen(fd, "w") as handle:
+            handle.write(generate() + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
     finally:
         tmp.unlink()
-    return path.read_text().strip()
+    return _nonempty(path)
+
+
+def _nonempty(path: Path) -> str:
+    # An empty file (a crash, a careless edit) must never become an empty key.
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty; delete it to have a new secret generated")
+    return value

@@ -204,3 +204,22 @@ def test_no_secret_has_a_default_in_the_settings_source():
     for line in source.splitlines():
         if line.startswith(("SECRET_KEY", "TOKEN_HMAC_KEY")):
             assert "env_secret(" in line, line
+
+
+def test_an_empty_generated_secret_file_stops_the_start(tmp_path):
+    """An empty key file (a crash, a careless edit) must not become an empty HMAC key."""
+    path = tmp_path / "secrets" / "dtn_token_hmac_key"
+    path.parent.mkdir(parents=True)
+    path.write_text("\n")
+    with pytest.raises(ConfigError, match="dtn_token_hmac_key is empty"):
+        env_secret("DTN_TOKEN_HMAC_KEY", tmp_path, environ={})
+    assert path.read_text() == "\n"
+
+
+def test_a_failed_generation_leaves_no_file_behind(tmp_path):
+    def broken():
+        raise OSError("no entropy today")
+
+    with pytest.raises(OSError):
+        env_secret("DTN_SECRET_KEY", tmp_path, generate=broken, environ={})
+    assert list((tmp_path / "secrets").iterdir()) == []
