@@ -155,3 +155,16 @@ def test_it_only_takes_a_post(alice_agent, alice_sender):
     assert alice_agent.get(URL).status_code == 405
     alice_sender.refresh_from_db()
     assert alice_sender.last_seen_at is None
+
+
+def test_every_bad_agent_token_costs_one_hmac(monkeypatch, alice_sender):
+    """Timing must not tell a wrong prefix from an unknown container or a wrong secret."""
+    from portal.lib import tokens
+
+    lookup = alice_sender.token_lookup
+    real = tokens.digest
+    for raw in ("dtn_pat_" + lookup + "_secret", "dtn_agent_" + lookup + "_wrong", "dtn_agent_ffffffffffff_x", ""):
+        calls = []
+        monkeypatch.setattr(tokens, "digest", lambda secret: calls.append(secret) or real(secret))
+        assert agent(raw).post(URL, {}, format="json").status_code == 401
+        assert (raw, len(calls)) == (raw, 1)

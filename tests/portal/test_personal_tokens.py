@@ -286,3 +286,15 @@ def test_the_page_needs_a_signed_in_person(browser):
     response = browser().get("/accounts/tokens/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("raw", ["dtn_xxx_0123456789ab_secret", "dtn_pat_0123456789ab_secret", "dtn_pat_", "x"])
+def test_every_bad_token_costs_one_hmac(monkeypatch, db, raw):
+    """Timing must not tell a wrong prefix from an unknown lookup or a wrong secret."""
+    from portal.lib import tokens
+
+    calls = []
+    real = tokens.digest
+    monkeypatch.setattr(tokens, "digest", lambda secret: calls.append(secret) or real(secret))
+    assert bearer_client(raw).get("/api/v1/me").status_code == 401
+    assert len(calls) == 1
