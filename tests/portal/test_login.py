@@ -42,6 +42,24 @@ def test_it_signs_in_with_the_right_password(browser, alice):
     assert alice.last_login is not None
 
 
+@pytest.mark.parametrize("target", ["https://evil.example.org/", "//evil.example.org/", "/\\evil.example.org"])
+def test_it_never_sends_a_person_to_another_site_after_signing_in(browser, alice, target):
+    client = browser()
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD, "next": target,
+                                                "csrfmiddlewaretoken": client.csrf()})
+    assert response.status_code == 302
+    assert response["Location"] == "/portal/containers/"
+    assert signed_in_user(client) == alice
+
+
+def test_it_follows_a_local_next_after_signing_in(browser, alice):
+    client = browser()
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD,
+                                                "next": "/accounts/tokens/", "csrfmiddlewaretoken": client.csrf()})
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/tokens/"
+
+
 def test_it_refuses_a_login_post_without_the_csrf_token(browser, alice):
     client = browser()
     response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
