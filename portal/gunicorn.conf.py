@@ -4,20 +4,23 @@ Uvicorn workers run Django as ASGI, so a claim held open for 25 s is a parked
 coroutine rather than a busy worker: one process holds thousands of agents.
 The box, the compose file and the tests all start the portal this way."""
 
-import os
+from portal.lib.env import env_bool, env_int, env_str
 
 wsgi_app = "portal.asgi:application"
 worker_class = "uvicorn_worker.UvicornWorker"
-bind = os.environ.get("DTN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("DTN_WEB_WORKERS", "2"))
+bind = env_str("DTN_BIND", "127.0.0.1:8000")
+workers = env_int("DTN_WEB_WORKERS", 2, minimum=1)
+# TLS straight from the server when given a certificate (the portal compose file does).
+certfile = env_str("DTN_TLS_CERT")
+keyfile = env_str("DTN_TLS_KEY")
 # Held claims last DTN_CLAIM_HOLD_SECONDS; the worker timeout is about a stuck
 # event loop, not a slow request, so it can stay short.
 timeout = 60
 graceful_timeout = 10
 keepalive = 30
-accesslog = "-" if os.environ.get("DTN_ACCESS_LOG", "false") == "true" else None
+accesslog = "-" if env_bool("DTN_ACCESS_LOG", False) else None
 errorlog = "-"
 # One machine may run several portals (the box, tests); a shared control socket
 # in $HOME would collide, and nothing here uses it.
 control_socket_disable = True
-forwarded_allow_ips = os.environ.get("DTN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = env_str("DTN_FORWARDED_ALLOW_IPS", "127.0.0.1")
