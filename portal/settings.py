@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from portal.lib import crypto
 from portal.lib.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,6 +21,10 @@ SECRET_KEY = env_secret("DTN_SECRET_KEY", STATE_DIR)
 # Agent and personal API tokens are stored as HMACs under this key, kept apart
 # from SECRET_KEY so rotating sessions does not invalidate every agent.
 TOKEN_HMAC_KEY = env_secret("DTN_TOKEN_HMAC_KEY", STATE_DIR)
+# Fernet keys for secrets the portal must read back (S3 secret keys of grants and
+# hand-entered destinations): comma-separated, newest first. See portal/lib/crypto.py.
+DTN_ENCRYPTION_KEYS = crypto.parse_keys(
+    env_secret("DTN_ENCRYPTION_KEYS", STATE_DIR, generate=crypto.generate_key))
 
 ALLOWED_HOSTS = env_list("DTN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DTN_CSRF_TRUSTED_ORIGINS", [])
@@ -55,6 +60,7 @@ INSTALLED_APPS = [
     "portal.accounts",
     "portal.containers",
     "portal.transfers",
+    "portal.grants",
     "portal.agentapi",
 ]
 
@@ -176,6 +182,7 @@ SPECTACULAR_SETTINGS = {
         "FailureReasonEnum": "portal.transfers.choices.FailureReasons",
         "ContainerRoleEnum": "portal.containers.models.Role",
         "ReportedStateEnum": "portal.agentapi.api.serializers.REPORTED_STATES",
+        "TransferStateEnum": "portal.transfers.choices.TransferState",
     },
 }
 

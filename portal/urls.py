@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("portal.accounts.api.urls")),
     path("", include("portal.containers.api.urls")),
     path("", include("portal.transfers.api.urls")),
+    path("", include("portal.grants.api.urls")),
 ]
 
 urlpatterns = [
@@ -18,6 +19,8 @@ urlpatterns = [
     path("register", RegisterView.as_view(), name="register"),
     path("accounts/", include("portal.accounts.urls")),
     path("portal/", include("portal.containers.urls")),
+    path("portal/", include("portal.transfers.urls")),
+    path("portal/", include("portal.grants.urls")),
     path("api/v1/", include(api_v1)),
     path("api/agent/v1/", include("portal.agentapi.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -42,6 +42,9 @@ class Container(models.Model):
     disk_free_bytes = models.BigIntegerField(null=True, blank=True)
     endpoint = models.CharField(max_length=255, blank=True, help_text="S3 endpoint a receiver advertises.")
     health = models.JSONField(default=dict, blank=True)
+    # The receiver's self-signed TLS certificate, pinned by senders (see docs/protocol.md).
+    certificate_pem = models.TextField(null=True, blank=True)
+    certificate_sha256 = models.CharField(max_length=95, null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -1,11 +1,27 @@
 from __future__ import annotations
 
+import hashlib
 import uuid
 
+from django.conf import settings
 from django.db import models
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
 
-from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState
-from portal.transfers.choices import CommandStates, FailureReasons
+from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
+from portal.lib import crypto
+from portal.transfers import validation
+from portal.transfers.choices import (
+    FINISHED_TRANSFER_STATES,
+    RESTARTABLE_TRANSFER_STATES,
+    TRANSFER_STATE_OF,
+    CommandStates,
+    DestinationKind,
+    FailureReasons,
+    FileOutcome,
+    Overwrite,
+    TransferState,
+)
 
 
 class Command(models.Model):
@@ -14,6 +30,10 @@ class Command(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     container = models.ForeignKey("containers.Container", on_delete=models.CASCADE, related_name="commands")
+    # The transfer this command is an attempt of; deleting the command from the
+    # queue leaves the transfer's record.
+    transfer = models.ForeignKey("transfers.Transfer", on_delete=models.CASCADE, null=True, blank=True,
+                                 related_name="commands")
     kind = models.CharField(max_length=30, default="transfer")
     payload = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=CommandStates.choices, default=CommandState.QUEUED)
@@ -48,3 +68,335 @@ class Command(models.Model):
     @property
     def is_leased(self) -> bool:
         return self.state in LEASED_STATES
+
+
+class DestinationUnavailable(Exception):
+    """The destination cannot be handed to the agent; the command fails with `reason`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class Transfer(models.Model):
+    """One send, modelled on Globus's task document: what to send where, and
+    what happened, across every attempt (command) made for it.
+
+    Counters of files come from the per-file results (TransferFile); bytes
+    moved and faults from the agents' progress reports. The state follows the
+    latest command. docs/transfer-record.md describes every field."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="transfers")
+    sender = models.ForeignKey("containers.Container", on_delete=models.CASCADE, related_name="transfers_sent")
+    label = models.CharField(max_length=validation.MAX_LABEL_LENGTH, blank=True)
+    sources = models.JSONField(default=list)
+
+    # Destination: a receiver container reached by a grant, or an S3 endpoint entered by hand.
+    destination_kind = models.CharField(max_length=10, choices=DestinationKind.choices)
+    receiver = models.ForeignKey("containers.Container", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="transfers_received")
+    grant = models.ForeignKey("grants.Grant", on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="transfers")
+    # Kept so the record still says where data went after the receiver is deleted.
+    receiver_name = models.CharField(max_length=100, blank=True)
+    receiver_owner_name = models.CharField(max_length=150, blank=True)
+    s3_host = models.CharField(max_length=253, blank=True)
+    s3_port = models.PositiveIntegerField(null=True, blank=True)
+    s3_tls = models.BooleanField(default=True)
+    s3_access_key = models.CharField(max_length=validation.MAX_KEY_LENGTH, blank=True)
+    s3_secret_key_encrypted = crypto.CiphertextField(blank=True)
+    bucket = models.CharField(max_length=63)
+    prefix = models.CharField(max_length=1024, blank=True)
+
+    verify_checksums = models.BooleanField(default=validation.DEFAULT_VERIFY_CHECKSUMS)
+    overwrite = models.CharField(max_length=20, choices=Overwrite.choices, default=validation.DEFAULT_OVERWRITE)
+    bandwidth_limit = models.CharField(max_length=20, blank=True)
+
+    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.QUEUED)
+    latest_command = models.ForeignKey(Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    attempts = models.PositiveIntegerField(default=0, help_text="Commands made for this transfer (1 + restarts).")
+
+    files_total = models.BigIntegerField(default=0)
+    files_transferred = models.BigIntegerField(default=0)
+    files_verified = models.BigIntegerField(default=0)
+    files_skipped = models.BigIntegerField(default=0)
+    files_failed = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_transferred = models.BigIntegerField(default=0)
+    bytes_verified = models.BigIntegerField(default=0)
+    bytes_skipped = models.BigIntegerField(default=0)
+    bytes_failed = models.BigIntegerField(default=0)
+    # Bytes and retries of leases that ended before the current one: an agent's
+    # counters start from zero with each lease, the record's do not.
+    bytes_before_lease = models.BigIntegerField(default=0)
+    faults_before_lease = models.BigIntegerField(default=0)
+    faults = models.BigIntegerField(default=0)
+    speed = models.FloatField(null=True, blank=True, help_text="Bytes/s the agent last reported.")
+    eta = models.BigIntegerField(null=True, blank=True, help_text="Seconds left, as the agent last estimated.")
+    fatal_reason = models.CharField(max_length=30, choices=FailureReasons.choices, blank=True)
+    fatal_message = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="transfer_owner_idx")]
+
+    def __str__(self):
+        return f"transfer {self.id} ({self.state})"
+
+    # --- what the person sees -------------------------------------------------
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_TRANSFER_STATES
+
+    @property
+    def can_restart(self) -> bool:
+        return self.state in RESTARTABLE_TRANSFER_STATES
+
+    @property
+    def can_stop(self) -> bool:
+        return not self.is_finished
+
+    @property
+    def stop_requested(self) -> bool:
+        command = self.latest_command
+        return bool(command and command.cancel_requested and not command.is_terminal)
+
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint as known now (a receiver reports its own; it may move)."""
+        if self.destination_kind == DestinationKind.S3:
+            return validation.endpoint_url(self.s3_host, self.s3_port, self.s3_tls)
+        return self.receiver.endpoint if self.receiver else ""
+
+    @property
+    def destination_display(self) -> str:
+        if self.destination_kind == DestinationKind.S3:
+            where = self.endpoint
+        else:
+            where = f"{self.receiver_name} (of {self.receiver_owner_name})"
+        return f"{where} / {self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def effective_speed(self) -> float | None:
+        """Bytes moved per second of wall time since the first attempt started."""
+        if self.started_at is None:
+            return None
+        elapsed = ((self.completed_at or timezone.now()) - self.started_at).total_seconds()
+        return round(self.bytes_transferred / elapsed, 1) if elapsed > 0 else None
+
+    @property
+    def fatal_error(self) -> dict | None:
+        if not self.fatal_reason:
+            return None
+        return {"reason": self.fatal_reason, "message": self.fatal_message}
+
+    # --- what the agent gets ----------------------------------------------------
+
+    def command_payload(self) -> dict:
+        """The command as queued. No credentials and no endpoint: those are
+        added to the claim answer (destination_for_agent), for the lease holder."""
+        return {
+            "transfer_id": str(self.id),
+            "sources": list(self.sources),
+            "options": {
+                "verify_checksums": self.verify_checksums,
+                "overwrite": self.overwrite,
+                "bandwidth_limit": self.bandwidth_limit,
+                "label": self.label,
+            },
+        }
+
+    def destination_for_agent(self) -> dict:
+        """Endpoint and keys for the agent holding this transfer's command, as
+        docs/protocol.md shows them. Raises DestinationUnavailable when the
+        grant is gone or the receiver has no endpoint."""
+        if self.destination_kind == DestinationKind.S3:
+            return {
+                "endpoint": self.endpoint, "bucket": self.bucket, "prefix": self.prefix,
+                "access_key": self.s3_access_key, "secret_key": crypto.decrypt(self.s3_secret_key_encrypted),
+                "tls": self.s3_tls, "certificate_pem": None, "certificate_sha256": None,
+            }
+        grant, receiver = self.grant, self.receiver
+        if grant is None or receiver is None or not grant.is_active or grant.receiver_id != receiver.pk:
+            raise DestinationUnavailable(FailureReason.GRANT_REVOKED,
+                                         "the receiver's owner revoked the grant (or deleted the receiver)")
+        if not receiver.endpoint:
+            raise DestinationUnavailable(FailureReason.RECEIVER_UNREACHABLE,
+                                         "the receiver container has not reported its S3 endpoint")
+        return {
+            "endpoint": receiver.endpoint, "bucket": grant.bucket, "prefix": self.prefix,
+            "access_key": grant.access_key, "secret_key": grant.secret_key(),
+            "tls": receiver.endpoint.lower().startswith("https://"),
+            "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
+        }
+
+    # --- changes, called by portal.transfers.queue inside its transactions -----
+
+    def follow(self, command: Command) -> None:
+        """Take state and times from the command that is now this transfer's latest."""
+        now = timezone.now()
+        self.latest_command = command
+        self.state = TRANSFER_STATE_OF[CommandState(command.state)]
+        if self.state == TransferState.ACTIVE and self.started_at is None:
+            self.started_at = command.started_at or command.claimed_at or now
+        if self.is_finished:
+            self.completed_at = command.finished_at or now
+            self.speed = self.eta = None
+            if command.state == CommandState.SUCCEEDED:
+                self.fatal_reason, self.fatal_message = "", ""
+            else:
+                self.fatal_reason, self.fatal_message = command.reason, command.message
+        else:
+            self.completed_at = None
+            self.fatal_reason, self.fatal_message = "", ""
+        self.save(update_fields=["latest_command", "state", "started_at", "completed_at", "speed", "eta",
+                                 "fatal_reason", "fatal_message"])
+
+    def begin_lease(self) -> None:
+        """A new lease starts counting from zero: bank what the last one moved."""
+        self.bytes_before_lease = self.bytes_transferred
+        self.faults_before_lease = self.faults
+        self.save(update_fields=["bytes_before_lease", "faults_before_lease"])
+
+    def record_progress(self, progress) -> None:
+        """Counters from a progress report (portal.transfers.progress.Progress).
+        Absolute values, not increments, so a repeated report changes nothing."""
+        counters = progress.counters
+        fields = []
+        if "bytes" in counters:
+            self.bytes_transferred = self.bytes_before_lease + counters["bytes"]
+            fields.append("bytes_transferred")
+        if "total_bytes" in counters:
+            self.bytes_total = counters["total_bytes"]
+            fields.append("bytes_total")
+        if "files_total" in counters:
+            self.files_total = counters["files_total"]
+            fields.append("files_total")
+        if "retries" in counters:
+            self.faults = self.faults_before_lease + counters["retries"]
+            fields.append("faults")
+        if progress.has_speed:
+            self.speed = progress.speed
+            fields.append("speed")
+        if progress.has_eta:
+            self.eta = progress.eta
+            fields.append("eta")
+        if fields:
+            self.save(update_fields=fields)
+
+    def merge_files(self, results) -> None:
+        """Upsert per-file results keyed by path, then recount.
+
+        A later attempt's result replaces an earlier one, except that 'skipped'
+        does not overwrite 'sent': on a restart the agent finds the file already
+        there because an earlier attempt sent it. A checksum already known is
+        kept when a later report leaves it out."""
+        if not results:
+            return
+        latest = {}
+        for result in results:  # within one report, the last word on a path wins
+            latest[result.path] = result
+        keys = {path_key(path): path for path in latest}
+        existing = {}
+        key_list = list(keys)
+        for start in range(0, len(key_list), 500):
+            for row in TransferFile.objects.filter(transfer=self, path_key__in=key_list[start:start + 500]):
+                existing[row.path_key] = row
+        now = timezone.now()
+        rows = []
+        for key, path in keys.items():
+            new, old = latest[path], existing.get(key)
+            row = TransferFile(transfer=self, path=path, path_key=key, size=new.size, sha256=new.sha256,
+                               receiver_sha256=new.receiver_sha256, outcome=new.outcome, error=new.error,
+                               updated_at=now)
+            if old is not None:
+                if old.outcome == FileOutcome.SENT and new.outcome == FileOutcome.SKIPPED:
+                    row.outcome, row.size, row.error = old.outcome, old.size, old.error
+                row.sha256 = row.sha256 or old.sha256
+                row.receiver_sha256 = row.receiver_sha256 or old.receiver_sha256
+            rows.append(row)
+        TransferFile.objects.bulk_create(
+            rows, batch_size=500, update_conflicts=True, unique_fields=["transfer", "path_key"],
+            update_fields=["path", "size", "sha256", "receiver_sha256", "outcome", "error", "updated_at"])
+        self.recount()
+
+    def recount(self) -> None:
+        verified = Q(outcome=FileOutcome.SENT) | Q(outcome=FileOutcome.SKIPPED)
+        verified &= ~Q(sha256="") & Q(receiver_sha256=models.F("sha256"))
+        totals = self.files.aggregate(
+            files_transferred=Count("pk", filter=Q(outcome=FileOutcome.SENT)),
+            files_skipped=Count("pk", filter=Q(outcome=FileOutcome.SKIPPED)),
+            files_failed=Count("pk", filter=Q(outcome=FileOutcome.FAILED)),
+            files_verified=Count("pk", filter=verified),
+            bytes_skipped=Sum("size", filter=Q(outcome=FileOutcome.SKIPPED)),
+            bytes_failed=Sum("size", filter=Q(outcome=FileOutcome.FAILED)),
+            bytes_verified=Sum("size", filter=verified),
+        )
+        for name, value in totals.items():
+            setattr(self, name, value or 0)
+        self.save(update_fields=list(totals))
+
+    def add_events(self, events, source: str = "agent") -> None:
+        """Append events; one already recorded (same time and kind) is not repeated."""
+        TransferEvent.objects.bulk_create(
+            [TransferEvent(transfer=self, at=e.at, kind=e.kind, message=e.message, source=source) for e in events],
+            ignore_conflicts=True)
+
+    def log(self, kind: str, message: str) -> None:
+        """An event the portal itself records (queued, started, stop, restart, ...)."""
+        # Through add_events: an event of the same kind in the same microsecond
+        # must not abort the transaction that is recording a state change.
+        from portal.transfers.progress import Event
+
+        self.add_events([Event(at=timezone.now(), kind=kind, message=message)], source=TransferEvent.Source.PORTAL)
+
+
+def path_key(path: str) -> str:
+    # Paths can be longer than an index entry may be; their hash is the key.
+    return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TransferFile(models.Model):
+    """One file's result, as the sender agent reported it; one row per path."""
+
+    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="files")
+    path = models.TextField()
+    path_key = models.CharField(max_length=64)
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 computed at the sender.")
+    receiver_sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of what landed.")
+    outcome = models.CharField(max_length=10, choices=FileOutcome.choices)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["path"]
+        constraints = [models.UniqueConstraint(fields=["transfer", "path_key"], name="transfer_file_unique_path")]
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.sha256) and self.sha256 == self.receiver_sha256
+
+
+class TransferEvent(models.Model):
+    """The transfer's log: what the portal decided and what the agent saw."""
+
+    class Source(models.TextChoices):
+        PORTAL = "portal"
+        AGENT = "agent"
+
+    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=40)
+    message = models.TextField(blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+
+    class Meta:
+        ordering = ["at", "id"]
+        constraints = [models.UniqueConstraint(fields=["transfer", "at", "kind"], name="transfer_event_unique")]

@@ -1,6 +1,10 @@
 """The queue's state machine. Every change of a command's state goes through
 here, inside a transaction, as a conditional update: the database, not the
-calling code, decides who wins a race."""
+calling code, decides who wins a race.
+
+A command that is an attempt of a transfer carries its transfer along: the
+transfer's state, counters, per-file results and event log change in the same
+transaction as the command (Transfer's methods do the bookkeeping)."""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from django.utils import timezone
 
 from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
 from portal.containers.models import Container
-from portal.transfers.models import Command
+from portal.transfers import progress as progress_module
+from portal.transfers.models import Command, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,54 @@ class IllegalTransition(QueueError):
 
 def _lease_deadline(now):
     return now + timedelta(seconds=settings.DTN_LEASE_SECONDS)
+
+
+def _locked_transfer(command: Command) -> Transfer | None:
+    """The command's transfer, row-locked, if this command is its latest attempt.
+    An older attempt (already finished before a restart) no longer speaks for it."""
+    if command.transfer_id is None:
+        return None
+    transfer = Transfer.objects.select_for_update().filter(pk=command.transfer_id).first()
+    if transfer is None or transfer.latest_command_id not in (None, command.pk):
+        return None
+    return transfer
+
+
+def _outcome_event(transfer: Transfer, command: Command) -> None:
+    if command.state == CommandState.SUCCEEDED:
+        transfer.log("succeeded", "the transfer completed")
+    elif command.state == CommandState.FAILED:
+        transfer.log("failed", f"{command.reason}: {command.message}".rstrip(": "))
+    elif command.state == CommandState.CANCELED:
+        transfer.log("canceled", command.message or "stopped")
+
+
+def enqueue_transfer(transfer: Transfer) -> Command:
+    """A new attempt of the transfer at the end of its sender's queue."""
+    with transaction.atomic():
+        locked = Transfer.objects.select_for_update().get(pk=transfer.pk)
+        command = Command.objects.create(container_id=locked.sender_id, kind="transfer",
+                                         payload=locked.command_payload(), transfer=locked)
+        Transfer.objects.filter(pk=locked.pk).update(attempts=F("attempts") + 1)
+        locked.refresh_from_db(fields=["attempts"])
+        locked.follow(command)
+        locked.log("queued" if locked.attempts == 1 else "restart",
+                   "queued on the sender" if locked.attempts == 1
+                   else f"attempt {locked.attempts} queued; it copies only what is missing or different")
+    transfer.refresh_from_db()
+    return command
+
+
+def restart(transfer: Transfer) -> Command:
+    """A new command for a stopped or failed transfer. Refused while an attempt is
+    still queued or running, and for a transfer that already succeeded."""
+    with transaction.atomic():
+        locked = Transfer.objects.select_for_update().get(pk=transfer.pk)
+        if not locked.can_restart:
+            raise IllegalTransition(f"only a failed or stopped transfer can be restarted; this one is {locked.state}")
+        if Command.objects.filter(transfer=locked).exclude(state__in=TERMINAL_STATES).exists():
+            raise IllegalTransition("an attempt of this transfer is still in the queue")
+        return enqueue_transfer(locked)
 
 
 def claim_next(container: Container, instance_id: str) -> Command | None:
@@ -76,7 +129,12 @@ def claim_next(container: Container, instance_id: str) -> Command | None:
         )
         if claimed != 1:
             return None
-    command = Command.objects.get(pk=candidate)
+        command = Command.objects.get(pk=candidate)
+        transfer = _locked_transfer(command)
+        if transfer is not None:
+            transfer.begin_lease()
+            transfer.follow(command)
+            transfer.log("started", f"the sender's agent took the command (lease {command.attempt})")
     log.info("command %s claimed by container %s (attempt %s)", command.pk, container.pk, command.attempt)
     return command
 
@@ -92,6 +150,7 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     """Apply an agent's report. Repeating the last report is harmless; a report
     from an instance that no longer holds the lease is refused."""
     now = timezone.now()
+    parsed = progress_module.parse(progress) if progress is not None else None
     with transaction.atomic():
         current = Command.objects.select_for_update().get(pk=command.pk)
         if current.state in TERMINAL_STATES:
@@ -106,7 +165,7 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             raise IllegalTransition("a failed command needs a reason from the list")
         updates = {"state": state, "last_report_at": now, "lease_expires_at": _lease_deadline(now)}
         if progress is not None:
-            updates["progress"] = progress
+            updates["progress"] = progress_module.without_lists(progress) if current.transfer_id else progress
         if state == CommandState.RUNNING and current.started_at is None:
             updates["started_at"] = now
         if state in TERMINAL_STATES:
@@ -117,7 +176,22 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             updates["message"] = message
         Command.objects.filter(pk=current.pk).update(**updates)
         current.refresh_from_db()
+        transfer = _locked_transfer(current)
+        if transfer is not None:
+            if parsed is not None:
+                transfer.record_progress(parsed)
+                transfer.merge_files(parsed.files)
+                transfer.add_events(parsed.events)
+            transfer.follow(current)
+            if current.is_terminal:
+                _outcome_event(transfer, current)
     return ReportReply(current, current.cancel_requested)
+
+
+def fail_held(command: Command, reason: str, message: str) -> Command:
+    """The portal fails a command it has just leased, before the agent starts it
+    (e.g. the grant was revoked between queueing and claiming)."""
+    return report(command, command.lease_holder, CommandState.FAILED, reason=reason, message=message).command
 
 
 def request_stop(command: Command) -> Command:
@@ -135,13 +209,62 @@ def request_stop(command: Command) -> Command:
         else:
             raise IllegalTransition(f"the command is already {current.state}")
         current.refresh_from_db()
+        transfer = _locked_transfer(current)
+        if transfer is not None:
+            transfer.follow(current)
+            if current.is_terminal:
+                _outcome_event(transfer, current)
+            else:
+                transfer.log("stop_requested", "stop requested; the agent stops at its next report")
     return current
+
+
+def stop_transfer(transfer: Transfer) -> Command:
+    command = transfer.latest_command
+    if command is None or transfer.is_finished:
+        raise IllegalTransition(f"the transfer is already {transfer.state}")
+    return request_stop(command)
 
 
 def delete_finished(command: Command) -> None:
     if command.state not in TERMINAL_STATES:
         raise IllegalTransition(f"only finished commands can be deleted; this one is {command.state}")
-    command.delete()
+    with transaction.atomic():
+        if command.transfer_id is not None:
+            transfer = Transfer.objects.select_for_update().filter(pk=command.transfer_id).first()
+            if transfer is not None:
+                transfer.log("removed_from_queue", f"a {command.state} attempt was removed from the queue")
+        command.delete()
+
+
+def delete_finished_of_transfer(transfer: Transfer) -> int:
+    """Remove a finished transfer's commands from its sender's queue; the record stays."""
+    if not transfer.is_finished:
+        raise IllegalTransition(f"only a finished transfer leaves the queue; this one is {transfer.state}")
+    commands = list(Command.objects.filter(transfer=transfer, state__in=TERMINAL_STATES))
+    for command in commands:
+        delete_finished(command)
+    return len(commands)
+
+
+def fail_queued_under_grant(grant_id, message: str) -> int:
+    """Fail every queued command whose transfer goes through this grant."""
+    now = timezone.now()
+    count = 0
+    with transaction.atomic():
+        for pk in list(Command.objects.filter(transfer__grant_id=grant_id, state=CommandState.QUEUED)
+                       .values_list("pk", flat=True)):
+            changed = Command.objects.filter(pk=pk, state=CommandState.QUEUED).update(
+                state=CommandState.FAILED, reason=FailureReason.GRANT_REVOKED, message=message, finished_at=now)
+            if not changed:
+                continue  # claimed meanwhile: the claim answer checks the grant again
+            count += 1
+            command = Command.objects.get(pk=pk)
+            transfer = _locked_transfer(command)
+            if transfer is not None:
+                transfer.follow(command)
+                _outcome_event(transfer, command)
+    return count
 
 
 def reap_expired_leases(now=None) -> dict[str, int]:
@@ -150,17 +273,27 @@ def reap_expired_leases(now=None) -> dict[str, int]:
     counts = {"requeued": 0, "failed": 0}
     expired = Command.objects.filter(state__in=LEASED_STATES, lease_expires_at__lt=now)
     for pk, attempt, deadline in expired.values_list("pk", "attempt", "lease_expires_at")[:500]:
-        # Conditional on the deadline we read: a report that renewed the lease meanwhile wins.
-        still_expired = Command.objects.filter(pk=pk, state__in=LEASED_STATES, lease_expires_at=deadline)
-        if attempt >= settings.DTN_MAX_ATTEMPTS:
-            changed = still_expired.update(
-                state=CommandState.FAILED, reason=FailureReason.LEASE_EXPIRED, finished_at=now,
-                lease_expires_at=None,
-                message=f"the agent stopped reporting; gave up after {attempt} attempts")
-            counts["failed"] += changed
-        else:
-            changed = still_expired.update(state=CommandState.QUEUED, lease_holder="", lease_expires_at=None)
-            counts["requeued"] += changed
+        with transaction.atomic():
+            # Conditional on the deadline we read: a report that renewed the lease meanwhile wins.
+            still_expired = Command.objects.filter(pk=pk, state__in=LEASED_STATES, lease_expires_at=deadline)
+            if attempt >= settings.DTN_MAX_ATTEMPTS:
+                changed = still_expired.update(
+                    state=CommandState.FAILED, reason=FailureReason.LEASE_EXPIRED, finished_at=now,
+                    lease_expires_at=None,
+                    message=f"the agent stopped reporting; gave up after {attempt} attempts")
+                counts["failed"] += changed
+            else:
+                changed = still_expired.update(state=CommandState.QUEUED, lease_holder="", lease_expires_at=None)
+                counts["requeued"] += changed
+            if changed:
+                command = Command.objects.get(pk=pk)
+                transfer = _locked_transfer(command)
+                if transfer is not None:
+                    transfer.follow(command)
+                    if command.is_terminal:
+                        _outcome_event(transfer, command)
+                    else:
+                        transfer.log("retry", f"the agent stopped reporting; lease {attempt} expired, back in the queue")
         if changed:
             log.warning("lease of command %s expired (attempt %s)", pk, attempt)
     return counts

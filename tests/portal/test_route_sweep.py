@@ -71,6 +71,9 @@ KWARG_FACTORIES = {
     "container_id": lambda world: world.alice_sender.pk,
     "command_id": _alice_command,
     "token_id": _alice_token,
+    # Bob's grant to Alice, and Alice's transfer through it (tests/portal/sending.py).
+    "grant_id": lambda world: __import__("tests.portal.sending", fromlist=["_"]).sweep_grant(world),
+    "transfer_id": lambda world: __import__("tests.portal.sending", fromlist=["_"]).sweep_transfer(world),
 }
 
 

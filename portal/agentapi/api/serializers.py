@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from agent.protocol import CommandState, FailureReason
+from portal.transfers import progress as transfer_progress
 from portal.transfers.models import Command
 
 REPORTED_STATES = [s.value for s in CommandState if s != CommandState.QUEUED]
@@ -34,6 +35,10 @@ class ClaimSerializer(serializers.Serializer):
 
 
 class AgentCommandSerializer(serializers.ModelSerializer):
+    """A command as the agent holding its lease receives it. For a transfer, the
+    view passes `destination` (endpoint and keys) in the context: it is added to
+    this answer only, never stored in the command."""
+
     command_id = serializers.UUIDField(source="id", read_only=True)
 
     class Meta:
@@ -42,6 +47,26 @@ class AgentCommandSerializer(serializers.ModelSerializer):
                   "cancel_requested", "progress")
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        destination = self.context.get("destination")
+        if destination is not None:
+            data["payload"] = {**data["payload"], "destination": destination}
+        return data
+
+
+class AgentGrantSerializer(serializers.Serializer):
+    grant_id = serializers.UUIDField()
+    grantee = serializers.CharField(help_text="Username of the person who may send into this bucket.")
+    bucket = serializers.CharField()
+    access_key = serializers.CharField()
+    secret_key = serializers.CharField(help_text="For this receiver's S3 server only.")
+    created_at = serializers.DateTimeField()
+
+
+class AgentGrantListSerializer(serializers.Serializer):
+    grants = AgentGrantSerializer(many=True)
+
 
 class ReportSerializer(serializers.Serializer):
     instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
@@ -49,6 +74,14 @@ class ReportSerializer(serializers.Serializer):
     progress = serializers.JSONField(required=False)
     reason = serializers.ChoiceField(choices=[r.value for r in FailureReason], required=False, allow_blank=True)
     message = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+
+    def validate_progress(self, value):
+        # Checked here so a malformed report is a 400 naming the bad value, not a 500.
+        try:
+            transfer_progress.parse(value)
+        except transfer_progress.ProgressError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
 
     def validate(self, attrs):
         if attrs["state"] == CommandState.FAILED and not attrs.get("reason"):

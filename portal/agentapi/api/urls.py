@@ -6,4 +6,5 @@ urlpatterns = [
     path("heartbeat", views.HeartbeatView.as_view(), name="agent-heartbeat"),
     path("commands/next", views.ClaimView.as_view(), name="agent-claim"),
     path("commands/<uuid:command_id>", views.ReportView.as_view(), name="agent-report"),
+    path("grants", views.GrantsView.as_view(), name="agent-grants"),
 ]

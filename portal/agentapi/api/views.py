@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 from agent.protocol import FailureReason
 from portal.agentapi.api.serializers import (
     AgentCommandSerializer,
+    AgentGrantListSerializer,
     ClaimSerializer,
     HeartbeatReplySerializer,
     HeartbeatSerializer,
@@ -25,7 +27,8 @@ from portal.agentapi.waiters import waiters
 from portal.containers.models import Container
 from portal.lib.errors import error_body
 from portal.transfers import queue
-from portal.transfers.models import Command
+from portal.grants.models import Grant
+from portal.transfers.models import Command, DestinationUnavailable, Transfer
 
 
 class AgentAPIView(APIView):
@@ -77,12 +80,22 @@ class ClaimView(AgentAPIView):
     def post(self, request):
         serializer = ClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        command = queue.claim_next(request.auth, serializer.validated_data["instance_id"])
-        if command is None:
-            response = Response(status=status.HTTP_204_NO_CONTENT)
-            response.hold_for_container = request.auth.pk
-            return response
-        return Response(AgentCommandSerializer(command).data, status=status.HTTP_201_CREATED)
+        while True:
+            command = queue.claim_next(request.auth, serializer.validated_data["instance_id"])
+            if command is None:
+                response = Response(status=status.HTTP_204_NO_CONTENT)
+                response.hold_for_container = request.auth.pk
+                return response
+            context = {}
+            if command.transfer_id is not None:
+                try:
+                    context["destination"] = _destination(command)
+                except DestinationUnavailable as exc:
+                    # E.g. the grant was revoked after the send: the command fails
+                    # without its keys ever leaving the portal; try the next one.
+                    queue.fail_held(command, exc.reason, str(exc))
+                    continue
+            return Response(AgentCommandSerializer(command, context=context).data, status=status.HTTP_201_CREATED)
 
     @classmethod
     def as_view(cls, **initkwargs):
@@ -104,6 +117,37 @@ class ClaimView(AgentAPIView):
         view.cls = cls
         view.initkwargs = initkwargs
         return csrf_exempt(view)
+
+
+def _destination(command: Command) -> dict:
+    transfer = (Transfer.objects.select_related("grant", "receiver").get(pk=command.transfer_id))
+    return transfer.destination_for_agent()
+
+
+class GrantsView(AgentAPIView):
+    """The active grants of this receiver, with their keys: the S3 server this
+    agent runs serves exactly these buckets with exactly these keys.
+
+    Answers an ETag; send it back as If-None-Match to get 304 while nothing changed."""
+
+    @extend_schema(responses={200: AgentGrantListSerializer, 304: None, 403: None})
+    def get(self, request):
+        container: Container = request.auth
+        if not container.is_receiver:
+            return Response(error_body("only receiver containers serve grants"), status=status.HTTP_403_FORBIDDEN)
+        grants = list(Grant.objects.active().filter(receiver=container).select_related("grantee")
+                      .order_by("created_at", "id"))
+        etag = '"' + hashlib.sha256(",".join(str(g.pk) for g in grants).encode()).hexdigest()[:32] + '"'
+        if etag in [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]:
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            items = [{"grant_id": g.pk, "grantee": g.grantee.username, "bucket": g.bucket,
+                      "access_key": g.access_key, "secret_key": g.secret_key(), "created_at": g.created_at}
+                     for g in grants]
+            response = Response(AgentGrantListSerializer({"grants": items}).data)
+        response["ETag"] = etag
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class ReportView(AgentAPIView):

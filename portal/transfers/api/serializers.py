@@ -1,16 +1,188 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from portal.transfers.models import Command
+from portal.transfers import validation
+from portal.transfers.choices import DestinationKind, Overwrite
+from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
+from portal.transfers.services import SendRequest
 
 
 class CommandSerializer(serializers.ModelSerializer):
     command_id = serializers.UUIDField(source="id", read_only=True)
     container_id = serializers.UUIDField(read_only=True)
+    transfer_id = serializers.UUIDField(read_only=True, allow_null=True)
 
     class Meta:
         model = Command
         fields = (
-            "command_id", "container_id", "kind", "state", "reason", "message", "attempt", "created_at",
-            "claimed_at", "started_at", "finished_at", "cancel_requested", "progress", "last_report_at",
+            "command_id", "container_id", "transfer_id", "kind", "state", "reason", "message", "attempt",
+            "created_at", "claimed_at", "started_at", "finished_at", "cancel_requested", "progress",
+            "last_report_at",
         )
+        read_only_fields = fields
+
+
+# --- Send ---------------------------------------------------------------------------------------
+
+
+class SendSerializer(serializers.Serializer):
+    """The API twin of the send page: the same field names, the same rules
+    (portal.transfers.validation)."""
+
+    sender = serializers.UUIDField(help_text="The container ID of one of your sender containers.")
+    receiver = serializers.UUIDField(required=False, allow_null=True,
+                                     help_text="The container ID of a receiver whose owner granted you. "
+                                               "Or leave it out and give the s3_* fields.")
+    s3_host = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    s3_port = serializers.IntegerField(required=False, allow_null=True)
+    s3_tls = serializers.BooleanField(required=False, default=True)
+    s3_bucket = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    s3_access_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    s3_secret_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                          write_only=True, style={"input_type": "password"})
+    sources = serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False), allow_empty=True,
+        help_text="Files or directories relative to the sender's send folder.")
+    prefix = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                   help_text="Where under the bucket the files land.")
+    verify_checksums = serializers.BooleanField(required=False, default=validation.DEFAULT_VERIFY_CHECKSUMS)
+    overwrite = serializers.ChoiceField(choices=Overwrite.choices, required=False,
+                                        default=validation.DEFAULT_OVERWRITE)
+    bandwidth_limit = serializers.CharField(required=False, allow_blank=True, default="",
+                                            help_text="Bytes per second, e.g. 50M; empty for no limit.")
+    label = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+    def validate_sources(self, value):
+        return validation.source_paths(value)
+
+    def validate_prefix(self, value):
+        return validation.destination_prefix(value)
+
+    def validate_bandwidth_limit(self, value):
+        return validation.bandwidth_limit(value)
+
+    def validate_label(self, value):
+        return validation.label(value)
+
+    def validate(self, attrs):
+        values = {name: attrs.get(name) for name in validation.S3_FIELDS}
+        values["s3_tls"] = attrs.get("s3_tls", True)
+        try:
+            attrs["s3"] = validation.destination(attrs.get("receiver"), values)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+    def to_request(self) -> SendRequest:
+        data = self.validated_data
+        return SendRequest(
+            sender_id=data["sender"], receiver_id=data.get("receiver"), s3=data["s3"], sources=data["sources"],
+            prefix=data["prefix"], verify_checksums=data["verify_checksums"], overwrite=data["overwrite"],
+            bandwidth_limit=data["bandwidth_limit"], label=data["label"])
+
+
+# --- The transfer record ------------------------------------------------------------------------
+
+
+class CountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    transferred = serializers.IntegerField()
+    verified = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class FatalErrorSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    message = serializers.CharField()
+
+
+def _counts(transfer, unit):
+    return {name: getattr(transfer, f"{unit}_{name}")
+            for name in ("total", "transferred", "verified", "skipped", "failed")}
+
+
+class TransferStatusSerializer(serializers.ModelSerializer):
+    """What a page polls: one row (the transfer with its latest command)."""
+
+    transfer_id = serializers.UUIDField(source="id", read_only=True)
+    files = serializers.SerializerMethodField()
+    bytes = serializers.SerializerMethodField()
+    effective_speed = serializers.FloatField(read_only=True, allow_null=True, help_text="Bytes/s over the run.")
+    fatal_error = FatalErrorSerializer(read_only=True, allow_null=True)
+    stop_requested = serializers.BooleanField(read_only=True)
+    can_stop = serializers.BooleanField(read_only=True)
+    can_restart = serializers.BooleanField(read_only=True)
+    command_state = serializers.CharField(source="latest_command.state", read_only=True, allow_null=True,
+                                          default=None)
+
+    class Meta:
+        model = Transfer
+        fields = ("transfer_id", "state", "label", "files", "bytes", "speed", "effective_speed", "eta", "faults",
+                  "fatal_error", "stop_requested", "can_stop", "can_restart", "attempts", "command_state",
+                  "created_at", "started_at", "completed_at")
+        read_only_fields = fields
+
+    def get_files(self, transfer) -> dict:
+        return _counts(transfer, "files")
+
+    def get_bytes(self, transfer) -> dict:
+        return _counts(transfer, "bytes")
+
+
+class TransferAttemptSerializer(serializers.ModelSerializer):
+    command_id = serializers.UUIDField(source="id", read_only=True)
+
+    class Meta:
+        model = Command
+        fields = ("command_id", "state", "reason", "message", "attempt", "created_at", "started_at",
+                  "finished_at", "cancel_requested")
+        read_only_fields = fields
+
+
+class TransferSerializer(TransferStatusSerializer):
+    """The whole record, after Globus's task document (docs/transfer-record.md)."""
+
+    source = serializers.SerializerMethodField()
+    destination = serializers.SerializerMethodField()
+    options = serializers.SerializerMethodField()
+    commands = serializers.SerializerMethodField(help_text="Attempts still in the queue, oldest first.")
+
+    class Meta(TransferStatusSerializer.Meta):
+        fields = TransferStatusSerializer.Meta.fields + ("source", "destination", "options", "commands")
+        read_only_fields = fields
+
+    def get_source(self, transfer) -> dict:
+        return {"container_id": transfer.sender_id, "container_name": transfer.sender.name,
+                "paths": transfer.sources}
+
+    def get_destination(self, transfer) -> dict:
+        # Deliberately no keys: neither the grant's nor hand-entered ones.
+        return {"kind": transfer.destination_kind,
+                "container_id": transfer.receiver_id,
+                "container_name": transfer.receiver_name or None,
+                "owner": transfer.receiver_owner_name or None,
+                "endpoint": transfer.endpoint or None,
+                "tls": transfer.s3_tls if transfer.destination_kind == DestinationKind.S3 else None,
+                "bucket": transfer.bucket, "prefix": transfer.prefix}
+
+    def get_options(self, transfer) -> dict:
+        return {"verify_checksums": transfer.verify_checksums, "overwrite": transfer.overwrite,
+                "bandwidth_limit": transfer.bandwidth_limit}
+
+    def get_commands(self, transfer) -> list:
+        return TransferAttemptSerializer(transfer.commands.order_by("created_at", "id"), many=True).data
+
+
+class TransferFileSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TransferFile
+        fields = ("path", "size", "sha256", "receiver_sha256", "outcome", "error")
+        read_only_fields = fields
+
+
+class TransferEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TransferEvent
+        fields = ("at", "kind", "message", "source")
         read_only_fields = fields

@@ -1,19 +1,40 @@
+import csv
+import json
+
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.containers.api.views import owned_container
-from portal.lib.errors import conflict
-from portal.transfers import queue
-from portal.transfers.api.serializers import CommandSerializer
-from portal.transfers.models import Command
+from portal.lib.errors import conflict, error_body
+from portal.transfers import queue, services
+from portal.transfers.api.serializers import (
+    CommandSerializer,
+    SendSerializer,
+    TransferEventSerializer,
+    TransferSerializer,
+    TransferStatusSerializer,
+)
+from portal.transfers.choices import TransferState
+from portal.transfers.models import Command, Transfer
+
+MANIFEST_COLUMNS = ("path", "size", "sha256", "receiver_sha256", "outcome", "error")
 
 
 def owned_command(request, command_id) -> Command:
     return get_object_or_404(Command.objects.select_related("container"), pk=command_id,
                              container__owner=request.user)
+
+
+def owned_transfer(request, transfer_id, queryset=None) -> Transfer:
+    # Another person's transfer is "not found", never "forbidden".
+    queryset = queryset if queryset is not None else Transfer.objects.select_related(
+        "sender", "receiver", "latest_command")
+    return get_object_or_404(queryset, pk=transfer_id, owner=request.user)
 
 
 class ContainerCommandsView(APIView):
@@ -32,7 +53,7 @@ class CommandView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request, command_id):
-        """Remove a finished command from the queue."""
+        """Remove a finished command from the queue. A transfer it belonged to keeps its record."""
         try:
             queue.delete_finished(owned_command(request, command_id))
         except queue.IllegalTransition as exc:
@@ -49,3 +70,141 @@ class StopCommandView(APIView):
         except queue.IllegalTransition as exc:
             return conflict(str(exc))
         return Response(CommandSerializer(command).data)
+
+
+# --- Transfers ----------------------------------------------------------------------------------
+
+
+class TransferPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+class TransferListView(APIView):
+    """Your transfers, newest first (`?state=` filters); POST sends."""
+
+    @extend_schema(responses=TransferStatusSerializer(many=True))
+    def get(self, request):
+        transfers = services.owned_transfers(request.user).select_related("latest_command")
+        state = request.GET.get("state")
+        if state:
+            if state not in TransferState.values:
+                return Response(error_body(f"state must be one of {', '.join(TransferState.values)}", "state"),
+                                status=status.HTTP_400_BAD_REQUEST)
+            transfers = transfers.filter(state=state)
+        paginator = TransferPagination()
+        page = paginator.paginate_queryset(transfers, request, view=self)
+        return paginator.get_paginated_response(TransferStatusSerializer(page, many=True).data)
+
+    @extend_schema(request=SendSerializer, responses={201: TransferSerializer})
+    def post(self, request):
+        """Send: a transfer and its first command in the sender container's queue."""
+        serializer = SendSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            transfer = services.send(request.user, serializer.to_request())
+        except services.SendRefused as exc:
+            return Response(error_body(str(exc), exc.field), status=status.HTTP_400_BAD_REQUEST)
+        transfer = owned_transfer(request, transfer.pk)
+        return Response(TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
+
+
+class TransferView(APIView):
+    @extend_schema(responses=TransferSerializer)
+    def get(self, request, transfer_id):
+        return Response(TransferSerializer(owned_transfer(request, transfer_id)).data)
+
+
+class TransferStatusView(APIView):
+    """The live numbers, for a page to poll: one query beyond authentication."""
+
+    @extend_schema(responses=TransferStatusSerializer)
+    def get(self, request, transfer_id):
+        transfer = owned_transfer(request, transfer_id, Transfer.objects.select_related("latest_command"))
+        return Response(TransferStatusSerializer(transfer).data)
+
+
+class StopTransferView(APIView):
+    @extend_schema(request=None, responses={200: TransferStatusSerializer, 409: None})
+    def post(self, request, transfer_id):
+        """Stop: a queued attempt is canceled now; a running one stops at its agent's next report."""
+        transfer = owned_transfer(request, transfer_id)
+        try:
+            queue.stop_transfer(transfer)
+        except queue.IllegalTransition as exc:
+            return conflict(str(exc))
+        return Response(TransferStatusSerializer(owned_transfer(request, transfer_id)).data)
+
+
+class RestartTransferView(APIView):
+    @extend_schema(request=None, responses={201: TransferSerializer, 409: None})
+    def post(self, request, transfer_id):
+        """Restart a stopped or failed transfer: a new attempt that copies only
+        what is missing or different at the destination."""
+        transfer = owned_transfer(request, transfer_id)
+        try:
+            services.restart(transfer)
+        except services.SendRefused as exc:
+            return conflict(str(exc), exc.field)
+        except queue.IllegalTransition as exc:
+            return conflict(str(exc))
+        return Response(TransferSerializer(owned_transfer(request, transfer_id)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class TransferEventsView(APIView):
+    @extend_schema(responses=TransferEventSerializer(many=True))
+    def get(self, request, transfer_id):
+        transfer = owned_transfer(request, transfer_id, Transfer.objects.all())
+        return Response(TransferEventSerializer(transfer.events.all(), many=True).data)
+
+
+def _manifest_rows(transfer):
+    return transfer.files.order_by("path").values_list(*MANIFEST_COLUMNS).iterator(chunk_size=2000)
+
+
+def _attachment(chunks, transfer, extension, content_type):
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="transfer-{transfer.pk}-manifest.{extension}"'
+    return response
+
+
+class ManifestJSONView(APIView):
+    @extend_schema(responses={(200, "application/json"): OpenApiResponse(
+        description="The transfer's summary and one object per file: path, size, sha256, receiver_sha256, "
+                    "outcome, error.")})
+    def get(self, request, transfer_id):
+        """Per-file results as JSON (streamed: a transfer may hold millions of files)."""
+        transfer = owned_transfer(request, transfer_id)
+        header = json.dumps(TransferStatusSerializer(transfer).data, default=str)
+
+        def chunks():
+            yield header[:-1] + ', "manifest": ['
+            for number, row in enumerate(_manifest_rows(transfer)):
+                yield ("," if number else "") + json.dumps(dict(zip(MANIFEST_COLUMNS, row)))
+            yield "]}"
+
+        return _attachment(chunks(), transfer, "json", "application/json")
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+class ManifestCSVView(APIView):
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(
+        description="One line per file: " + ",".join(MANIFEST_COLUMNS))})
+    def get(self, request, transfer_id):
+        """Per-file results as CSV, one header line then one line per file."""
+        transfer = owned_transfer(request, transfer_id, Transfer.objects.all())
+        writer = csv.writer(_Echo())
+
+        def chunks():
+            yield writer.writerow(MANIFEST_COLUMNS)
+            for row in _manifest_rows(transfer):
+                yield writer.writerow(row)
+
+        return _attachment(chunks(), transfer, "csv", "text/csv; charset=utf-8")
+
+

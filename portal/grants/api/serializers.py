@@ -1,0 +1,37 @@
+from rest_framework import serializers
+
+from portal.grants.models import Grant
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    """A grant as a person sees it: never its secret key, not even encrypted."""
+
+    grant_id = serializers.UUIDField(source="id", read_only=True)
+    receiver_id = serializers.UUIDField(read_only=True)
+    receiver_name = serializers.CharField(source="receiver.name", read_only=True)
+    receiver_owner = serializers.CharField(source="receiver.owner.username", read_only=True)
+    grantee = serializers.CharField(source="grantee.username", read_only=True)
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = Grant
+        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "grantee", "bucket", "active",
+                  "created_at", "revoked_at")
+        read_only_fields = fields
+
+
+class GivenGrantSerializer(GrantSerializer):
+    # The receiver's owner sees the access key, to match it in the S3 server's logs.
+    class Meta(GrantSerializer.Meta):
+        fields = GrantSerializer.Meta.fields + ("access_key",)
+        read_only_fields = fields
+
+
+class GrantListSerializer(serializers.Serializer):
+    given = GivenGrantSerializer(many=True, help_text="Grants on your receivers, to others.")
+    received = GrantSerializer(many=True, help_text="Grants others gave you: receivers you may send to.")
+
+
+class NewGrantSerializer(serializers.Serializer):
+    grantee = serializers.CharField(max_length=150, help_text="The username of the person who may send.")
+    receiver = serializers.UUIDField(help_text="The container ID of one of your receiver containers.")

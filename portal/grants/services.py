@@ -1,0 +1,47 @@
+"""Granting and revoking: one place for the page and the API."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from portal.containers.models import Container, Role
+from portal.grants.models import AlreadyGranted, Grant
+
+RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
+
+
+class GrantRefused(Exception):
+    def __init__(self, field: str, message: str, conflict: bool = False):
+        super().__init__(message)
+        self.field = field
+        self.conflict = conflict
+
+
+def own_receivers(user):
+    return Container.objects.filter(owner=user, role__in=RECEIVER_ROLES)
+
+
+def given(user):
+    return Grant.objects.filter(receiver__owner=user).select_related("receiver", "grantee")
+
+
+def received(user):
+    return Grant.objects.filter(grantee=user).select_related("receiver", "receiver__owner")
+
+
+def visible(user):
+    """Grants a person may look at: those they gave and those they hold."""
+    return Grant.objects.filter(receiver__owner=user) | Grant.objects.filter(grantee=user)
+
+
+def grant(owner, grantee_username: str, receiver_id) -> Grant:
+    receiver = own_receivers(owner).filter(pk=receiver_id).first() if receiver_id else None
+    if receiver is None:
+        raise GrantRefused("receiver", "You have no receiver container with that ID.")
+    grantee = get_user_model().objects.filter(username=(grantee_username or "").strip(), is_active=True).first()
+    if grantee is None:
+        raise GrantRefused("grantee", f"There is no user named '{(grantee_username or '').strip()[:150]}'.")
+    try:
+        return Grant.issue(receiver, grantee)
+    except AlreadyGranted as exc:
+        raise GrantRefused("grantee", f"{exc}; revoke it first to issue new keys.", conflict=True) from None

@@ -1,0 +1,115 @@
+"""Sending and restarting: one place for the send page and the API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from portal.containers.models import Container, Role
+from portal.grants.models import Grant
+from portal.lib import crypto
+from portal.transfers import queue, validation
+from portal.transfers.choices import DestinationKind
+from portal.transfers.models import Command, Transfer
+
+log = logging.getLogger(__name__)
+
+SENDER_ROLES = (Role.SENDER, Role.BOTH)
+RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
+
+
+class SendRefused(Exception):
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class SendRequest:
+    """A send, every field already through portal.transfers.validation."""
+
+    sender_id: object
+    sources: list[str]
+    receiver_id: object = None
+    s3: dict | None = None  # host, port, tls, bucket, access_key, secret_key
+    prefix: str = ""
+    verify_checksums: bool = validation.DEFAULT_VERIFY_CHECKSUMS
+    overwrite: str = validation.DEFAULT_OVERWRITE
+    bandwidth_limit: str = ""
+    label: str = ""
+
+
+def own_senders(user):
+    return Container.objects.filter(owner=user, role__in=SENDER_ROLES)
+
+
+def usable_grants(user):
+    """Active grants to this person on receivers that still serve."""
+    return (Grant.objects.active().filter(grantee=user, receiver__role__in=RECEIVER_ROLES)
+            .select_related("receiver", "receiver__owner"))
+
+
+def _grant_for(owner, receiver_id) -> Grant:
+    grant = usable_grants(owner).filter(receiver_id=receiver_id).first()
+    if grant is None:
+        # The same words whether the container does not exist, is not a
+        # receiver, or its owner never granted you: no probing for IDs.
+        raise SendRefused("receiver", "You have no grant to send to a receiver container with that ID; "
+                                      "ask its owner to grant you.")
+    if not grant.receiver.endpoint:
+        raise SendRefused("receiver", f"The receiver '{grant.receiver.name}' has not reported its S3 endpoint "
+                                      "yet: its agent must run and check in first.")
+    return grant
+
+
+def send(owner, request: SendRequest) -> Transfer:
+    sender = own_senders(owner).filter(pk=request.sender_id).first()
+    if sender is None:
+        raise SendRefused("sender", "You have no sender container with that ID.")
+    if request.receiver_id:
+        grant = _grant_for(owner, request.receiver_id)
+        destination = {
+            "destination_kind": DestinationKind.CONTAINER, "receiver": grant.receiver, "grant": grant,
+            "receiver_name": grant.receiver.name, "receiver_owner_name": grant.receiver.owner.username,
+            "bucket": grant.bucket,
+        }
+    else:
+        s3 = request.s3
+        destination = {
+            "destination_kind": DestinationKind.S3, "s3_host": s3["host"], "s3_port": s3["port"],
+            "s3_tls": s3["tls"], "bucket": s3["bucket"], "s3_access_key": s3["access_key"],
+            "s3_secret_key_encrypted": crypto.encrypt(s3["secret_key"]),
+        }
+    with transaction.atomic():
+        transfer = Transfer.objects.create(
+            owner=owner, sender=sender, sources=request.sources, prefix=request.prefix,
+            verify_checksums=request.verify_checksums, overwrite=request.overwrite,
+            bandwidth_limit=request.bandwidth_limit, label=request.label, **destination)
+        queue.enqueue_transfer(transfer)
+    log.info("transfer %s queued on container %s (%s destination)", transfer.pk, sender.pk,
+             transfer.destination_kind)
+    return transfer
+
+
+def restart(transfer: Transfer) -> Command:
+    """A new attempt. For a receiver container the grant is looked up again: a
+    revoked grant refuses the restart, a new grant (new keys, new bucket) is used."""
+    if transfer.destination_kind == DestinationKind.CONTAINER:
+        if transfer.receiver_id is None:
+            raise SendRefused("receiver", "The receiver container was deleted; send again to another one.")
+        grant = usable_grants(transfer.owner).filter(receiver_id=transfer.receiver_id).first()
+        if grant is None:
+            raise SendRefused("receiver", f"Your grant to '{transfer.receiver_name}' was revoked; "
+                                          "ask its owner for a new one.")
+        if grant.pk != transfer.grant_id:
+            Transfer.objects.filter(pk=transfer.pk).update(grant=grant, bucket=grant.bucket)
+            transfer.grant, transfer.bucket = grant, grant.bucket
+    command = queue.restart(transfer)
+    log.info("transfer %s restarted as command %s", transfer.pk, command.pk)
+    return command
+
+
+def owned_transfers(user):
+    return Transfer.objects.filter(owner=user)

@@ -1,0 +1,91 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from portal.transfers import queue, services
+from portal.transfers.forms import SendForm
+from portal.transfers.models import Transfer
+
+
+def _owned(request, transfer_id) -> Transfer:
+    # Another person's transfer is a 404, as in the API.
+    return get_object_or_404(Transfer.objects.select_related("sender", "receiver", "latest_command"),
+                             pk=transfer_id, owner=request.user)
+
+
+@login_required
+def send_page(request):
+    form = SendForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            transfer = services.send(request.user, form.to_request())
+        except services.SendRefused as exc:
+            form.add_error(exc.field, str(exc))
+        else:
+            messages.success(request, "Transfer queued on the sender.")
+            return redirect("transfer", transfer_id=transfer.pk)
+    return render(request, "transfers/send.html",
+                  {"form": form, "grants": services.usable_grants(request.user)},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+def transfers_page(request):
+    transfers = (services.owned_transfers(request.user)
+                 .select_related("sender", "receiver", "latest_command"))
+    page = Paginator(transfers, 50).get_page(request.GET.get("page"))
+    return render(request, "transfers/list.html", {"page": page})
+
+
+@login_required
+def transfer_page(request, transfer_id):
+    transfer = _owned(request, transfer_id)
+    return render(request, "transfers/detail.html", {
+        "transfer": transfer,
+        "commands": transfer.commands.order_by("created_at", "id"),
+        "events": transfer.events.order_by("-at", "-id")[:200],
+        "files": transfer.files.order_by("path")[:200],
+    })
+
+
+@login_required
+@require_POST
+def stop_transfer_page(request, transfer_id):
+    transfer = _owned(request, transfer_id)
+    try:
+        command = queue.stop_transfer(transfer)
+    except queue.IllegalTransition as exc:
+        messages.error(request, f"Not stopped: {exc}.")
+    else:
+        messages.success(request, "Stopped." if command.is_terminal
+                         else "Stop requested: the agent stops at its next report.")
+    return redirect("transfer", transfer_id=transfer.pk)
+
+
+@login_required
+@require_POST
+def restart_transfer_page(request, transfer_id):
+    transfer = _owned(request, transfer_id)
+    try:
+        services.restart(transfer)
+    except (services.SendRefused, queue.IllegalTransition) as exc:
+        messages.error(request, f"Not restarted: {exc}")
+    else:
+        messages.success(request, "Restarted: a new attempt copies only what is missing or different.")
+    return redirect("transfer", transfer_id=transfer.pk)
+
+
+@login_required
+@require_POST
+def delete_transfer_commands_page(request, transfer_id):
+    transfer = _owned(request, transfer_id)
+    try:
+        removed = queue.delete_finished_of_transfer(transfer)
+    except queue.IllegalTransition as exc:
+        messages.error(request, f"Not removed: {exc}.")
+    else:
+        messages.success(request, f"Removed {removed} finished command(s) from the queue; "
+                                  "the transfer's record stays.")
+    return redirect("transfer", transfer_id=transfer.pk)
