@@ -24,3 +24,14 @@ errorlog = "-"
 # in $HOME would collide, and nothing here uses it.
 control_socket_disable = True
 forwarded_allow_ips = env_str("DTN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    """Collect static files before any worker serves a page: the hashed names
+    the pages link to exist only after collectstatic, and a deployer who forgot
+    it would get a 500 on every page."""
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("collectstatic", interactive=False, verbosity=0)

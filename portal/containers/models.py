@@ -79,8 +79,10 @@ class Container(models.Model):
     @classmethod
     def authenticate(cls, raw: str) -> "Container | None":
         lookup, secret = tokens.split(raw, AGENT_TOKEN_PREFIX)
-        row = cls.objects.filter(token_lookup=lookup).first() if lookup else None
-        return row if tokens.verify(secret, row.token_digest if row else None) else None
+        row = cls.objects.select_related("owner").filter(token_lookup=lookup).first() if lookup else None
+        if not tokens.verify(secret, row.token_digest if row else None) or not row.owner.is_active:
+            return None
+        return row
 
     def rotate_token(self) -> str:
         """A new token; the old one stops working at once."""

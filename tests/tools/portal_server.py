@@ -1,4 +1,4 @@
-"""A real portal server for tests: migrated, static files collected, served by
+"""A real portal server for tests: migrated, then served by
 gunicorn with the config the box uses, on a free port of 127.0.0.1."""
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ class PortalServer:
 
     def start(self, timeout: float = 30) -> "PortalServer":
         self.manage("migrate", "--noinput")
-        self.manage("collectstatic", "--noinput")
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(BIN / "gunicorn"), "-c", str(REPO / "portal" / "gunicorn.conf.py")],

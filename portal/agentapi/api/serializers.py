@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from agent.protocol import CommandState, FailureReason
 from portal.transfers import progress as transfer_progress
+from portal.transfers.choices import FailureReasons
 from portal.transfers.models import Command
 
 REPORTED_STATES = [s.value for s in CommandState if s != CommandState.QUEUED]
@@ -72,7 +73,7 @@ class ReportSerializer(serializers.Serializer):
     instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
     state = serializers.ChoiceField(choices=REPORTED_STATES)
     progress = serializers.JSONField(required=False)
-    reason = serializers.ChoiceField(choices=[r.value for r in FailureReason], required=False, allow_blank=True)
+    reason = serializers.ChoiceField(choices=FailureReasons.choices, required=False, allow_blank=True)
     message = serializers.CharField(max_length=4000, required=False, allow_blank=True)
 
     def validate_progress(self, value):

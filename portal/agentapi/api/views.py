@@ -26,6 +26,7 @@ from portal.agentapi.auth import AgentTokenAuthentication, IsAgent
 from portal.agentapi.waiters import waiters
 from portal.containers.models import Container
 from portal.lib.errors import error_body
+from portal.lib.schema import ErrorSerializer
 from portal.transfers import queue
 from portal.grants.models import Grant
 from portal.transfers.models import Command, DestinationUnavailable, Transfer
@@ -153,7 +154,7 @@ class GrantsView(AgentAPIView):
 class ReportView(AgentAPIView):
     """Report progress or the outcome of a held command; the reply carries stop requests."""
 
-    @extend_schema(request=ReportSerializer, responses={200: ReportReplySerializer, 409: None})
+    @extend_schema(request=ReportSerializer, responses={200: ReportReplySerializer, 409: ErrorSerializer})
     def patch(self, request, command_id):
         # Ownership first: another container's command is 404 whatever the body says.
         command = get_object_or_404(Command, pk=command_id, container=request.auth)
