@@ -1,0 +1,1 @@
+from tests.netbed.plugin import netbed, pytest_sessionfinish, start_bed  # noqa: F401
