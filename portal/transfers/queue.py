@@ -239,6 +239,7 @@ def delete_finished(command: Command) -> None:
 
 def delete_finished_of_transfer(transfer: Transfer) -> int:
     """Remove a finished transfer's commands from its sender's queue; the record stays."""
+    transfer.refresh_from_db(fields=["state"])
     if not transfer.is_finished:
         raise IllegalTransition(f"only a finished transfer leaves the queue; this one is {transfer.state}")
     commands = list(Command.objects.filter(transfer=transfer, state__in=TERMINAL_STATES))

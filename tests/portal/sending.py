@@ -49,3 +49,20 @@ def sweep_transfer(world):
         sweep_grant(world)
         world.extra["transfer"] = send(world.alice, world.alice_sender, receiver=world.bob_receiver)
     return world.extra["transfer"].pk
+
+
+# The agent's side, through the agent API. Claims run on the server's worker
+# threads: tests that claim need the `agent_threads_db` fixture.
+
+CLAIM_URL = "/api/agent/v1/commands/next?wait=0"
+
+
+def claim(agent, instance_id="inst-1"):
+    return agent.post(CLAIM_URL, {"instance_id": instance_id}, format="json")
+
+
+def report(agent, command_id, state, instance_id="inst-1", progress=None, **fields):
+    body = {"instance_id": instance_id, "state": state, **fields}
+    if progress is not None:
+        body["progress"] = progress
+    return agent.patch(f"/api/agent/v1/commands/{command_id}", body, format="json")
