@@ -6,19 +6,36 @@ the same (or the root conftest can list this module in `pytest_plugins`)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.netbed import bed as bed_module
 from tests.netbed import host
 
 
+def require_bed() -> None:
+    """Skip, naming the reason, when this machine cannot run a bed (not root,
+    no TUN device); under CI=true fail instead: there a bed test that did not
+    run is a failure."""
+    reason = host.unavailable_reason()
+    if reason:
+        unavailable(reason)
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and the test bed cannot run: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def start_bed(**kwargs) -> bed_module.Bed:
-    """A started Bed, or a skip naming why this machine cannot run one (not
-    root, no TUN). Under CI=true the suite turns that skip into a failure."""
+    """A started Bed, or a skip (a failure under CI=true) naming why this
+    machine cannot run one."""
     try:
         return bed_module.Bed(**kwargs).start()
     except host.BedUnavailable as reason:
-        pytest.skip(str(reason))
+        unavailable(str(reason))
 
 
 @pytest.fixture
