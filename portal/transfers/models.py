@@ -5,7 +5,6 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
@@ -291,7 +290,9 @@ class Transfer(models.Model):
             self.save(update_fields=fields)
 
     def merge_files(self, results) -> None:
-        """Upsert per-file results keyed by path, then recount.
+        """Upsert per-file results keyed by path and move the counters by the
+        difference each row made (the transfer row is locked by the caller), so
+        a report costs the same for the tenth file or the millionth.
 
         A later attempt's result replaces an earlier one, except that 'skipped'
         does not overwrite 'sent': on a restart the agent finds the file already
@@ -310,6 +311,7 @@ class Transfer(models.Model):
                 existing[row.path_key] = row
         now = timezone.now()
         rows = []
+        delta = dict.fromkeys(FILE_COUNTERS, 0)
         for key, path in keys.items():
             new, old = latest[path], existing.get(key)
             row = TransferFile(transfer=self, path=path, path_key=key, size=new.size, sha256=new.sha256,
@@ -320,27 +322,19 @@ class Transfer(models.Model):
                     row.outcome, row.size, row.error = old.outcome, old.size, old.error
                 row.sha256 = row.sha256 or old.sha256
                 row.receiver_sha256 = row.receiver_sha256 or old.receiver_sha256
+                for name, value in old.contribution().items():
+                    delta[name] -= value
+            for name, value in row.contribution().items():
+                delta[name] += value
             rows.append(row)
         TransferFile.objects.bulk_create(
             rows, batch_size=500, update_conflicts=True, unique_fields=["transfer", "path_key"],
             update_fields=["path", "size", "sha256", "receiver_sha256", "outcome", "error", "updated_at"])
-        self.recount()
-
-    def recount(self) -> None:
-        verified = Q(outcome=FileOutcome.SENT) | Q(outcome=FileOutcome.SKIPPED)
-        verified &= ~Q(sha256="") & Q(receiver_sha256=models.F("sha256"))
-        totals = self.files.aggregate(
-            files_transferred=Count("pk", filter=Q(outcome=FileOutcome.SENT)),
-            files_skipped=Count("pk", filter=Q(outcome=FileOutcome.SKIPPED)),
-            files_failed=Count("pk", filter=Q(outcome=FileOutcome.FAILED)),
-            files_verified=Count("pk", filter=verified),
-            bytes_skipped=Sum("size", filter=Q(outcome=FileOutcome.SKIPPED)),
-            bytes_failed=Sum("size", filter=Q(outcome=FileOutcome.FAILED)),
-            bytes_verified=Sum("size", filter=verified),
-        )
-        for name, value in totals.items():
-            setattr(self, name, value or 0)
-        self.save(update_fields=list(totals))
+        changed = [name for name, value in delta.items() if value]
+        for name in changed:
+            setattr(self, name, getattr(self, name) + delta[name])
+        if changed:
+            self.save(update_fields=changed)
 
     def add_events(self, events, source: str = "agent") -> None:
         """Append events; one already recorded (same time and kind) is not repeated."""
@@ -362,6 +356,11 @@ def path_key(path: str) -> str:
     return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# The transfer's counters that its per-file results make up.
+FILE_COUNTERS = ("files_transferred", "files_skipped", "files_failed", "files_verified",
+                 "bytes_skipped", "bytes_failed", "bytes_verified")
+
+
 class TransferFile(models.Model):
     """One file's result, as the sender agent reported it; one row per path."""
 
@@ -381,7 +380,17 @@ class TransferFile(models.Model):
 
     @property
     def verified(self) -> bool:
-        return bool(self.sha256) and self.sha256 == self.receiver_sha256
+        # A skipped file counts too: it is at the destination with the right content.
+        return (self.outcome in (FileOutcome.SENT, FileOutcome.SKIPPED) and bool(self.sha256)
+                and self.sha256 == self.receiver_sha256)
+
+    def contribution(self) -> dict:
+        """What this row adds to its transfer's FILE_COUNTERS."""
+        sent, skipped, failed = (self.outcome == o for o in (FileOutcome.SENT, FileOutcome.SKIPPED,
+                                                                   FileOutcome.FAILED))
+        return {"files_transferred": int(sent), "files_skipped": int(skipped), "files_failed": int(failed),
+                "files_verified": int(self.verified), "bytes_skipped": self.size if skipped else 0,
+                "bytes_failed": self.size if failed else 0, "bytes_verified": self.size if self.verified else 0}
 
 
 class TransferEvent(models.Model):

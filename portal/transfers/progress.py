@@ -60,14 +60,18 @@ class Progress:
     events: tuple[Event, ...] = ()
 
 
-def _has_nul(value) -> bool:
-    # PostgreSQL cannot store U+0000 in text or jsonb: refuse it anywhere in the report.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(value) -> bool:
+    # PostgreSQL cannot store U+0000 or an unpaired surrogate (JSON allows
+    # "\ud800") in text or jsonb: refuse them anywhere in the report.
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_unstorable(v) for v in value)
     return False
 
 
@@ -137,8 +141,8 @@ def _number_or_null(value, where: str, *, whole: bool):
 def parse(progress) -> Progress:
     if not isinstance(progress, dict):
         raise ProgressError("", "must be an object")
-    if _has_nul(progress):
-        raise ProgressError("", "must not contain NUL characters")
+    if _unstorable(progress):
+        raise ProgressError("", "must not contain NUL characters or unpaired surrogates")
     counters = {key: _counter(progress[key], key) for key in _COUNTERS if key in progress}
     files = progress.get("files", [])
     if not isinstance(files, list) or len(files) > MAX_FILES_PER_REPORT:

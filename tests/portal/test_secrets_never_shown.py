@@ -16,7 +16,9 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
 
-from portal.lib import crypto
+from agent.protocol import AGENT_TOKEN_PREFIX
+from portal.accounts.models import PERSONAL_TOKEN_PREFIX
+from portal.lib import crypto, tokens
 from tests.portal.conftest import agent_client
 from tests.portal.sending import claim, report
 
@@ -137,7 +139,10 @@ def test_no_secret_is_ever_shown_logged_or_stored_in_the_clear(
     # A token's secret part alone would be as bad as the whole token.
     for name in list(secrets):
         if "token" in name:
-            secrets[f"{name} (secret part)"] = secrets[name].rsplit("_", 1)[1]
+            prefix = AGENT_TOKEN_PREFIX if "agent" in name else PERSONAL_TOKEN_PREFIX
+            _, secret_part = tokens.split(secrets[name], prefix)
+            assert len(secret_part) >= 32
+            secrets[f"{name} (secret part)"] = secret_part
 
     connection.force_debug_cursor = False
     logs = caplog.text + "\n".join(str(record.args) for record in caplog.records)

@@ -192,6 +192,17 @@ def test_a_malformed_progress_is_refused_whole_naming_the_bad_value(alice_agent,
     assert Command.objects.get(pk=running.command_id).state == "claimed"
 
 
+def test_an_unpaired_surrogate_is_refused_before_it_reaches_the_database(alice_agent, running):
+    # JSON may spell a lone surrogate ("\\ud800"); PostgreSQL cannot store one.
+    body = ('{"instance_id": "inst-1", "state": "running", "progress": {"files": '
+            '[{"path": "half\\ud800", "size": 1, "outcome": "sent"}]}}')
+    response = alice_agent.generic("PATCH", f"/api/agent/v1/commands/{running.command_id}", body,
+                                   content_type="application/json")
+    assert response.status_code == 400
+    assert "unpaired surrogates" in response.json()["error"]
+    assert not fresh(running).files.exists()
+
+
 def test_unknown_progress_keys_are_kept_for_the_command(alice_agent, running):
     report(alice_agent, running.command_id, "running", progress=progress(transferring=[{"name": "a"}]))
     assert Command.objects.get(pk=running.command_id).progress["transferring"] == [{"name": "a"}]
@@ -218,3 +229,29 @@ def test_the_last_lease_expiring_fails_the_transfer(settings, alice_agent, runni
     queue.reap_expired_leases()
     transfer = fresh(running)
     assert (transfer.state, transfer.fatal_reason) == ("failed", "lease_expired")
+
+
+def test_the_counters_always_equal_a_count_of_the_file_rows(running):
+    """Counters move by each row's difference; after any sequence of reports they
+    must equal what a full count of the rows says."""
+    import random
+
+    from django.db.models import Count, Q, Sum
+
+    rng = random.Random(17)
+    command = Command.objects.get(pk=running.command_id)
+    for _ in range(40):
+        files = [file(f"f{rng.randrange(12)}", outcome=rng.choice(["sent", "skipped", "failed"]),
+                      size=rng.randrange(1, 500), sha=rng.choice([SHA_A, ""]),
+                      receiver_sha=rng.choice([SHA_A, SHA_B, ""])) for _ in range(rng.randrange(1, 6))]
+        queue.report(command, "inst-1", "running", progress={"files": files})
+    transfer = fresh(running)
+    verified = Q(outcome__in=["sent", "skipped"]) & ~Q(sha256="") & Q(receiver_sha256=SHA_A) & Q(sha256=SHA_A)
+    counted = transfer.files.aggregate(
+        files_transferred=Count("pk", filter=Q(outcome="sent")), files_skipped=Count("pk", filter=Q(outcome="skipped")),
+        files_failed=Count("pk", filter=Q(outcome="failed")), files_verified=Count("pk", filter=verified),
+        bytes_skipped=Sum("size", filter=Q(outcome="skipped"), default=0),
+        bytes_failed=Sum("size", filter=Q(outcome="failed"), default=0),
+        bytes_verified=Sum("size", filter=verified, default=0))
+    assert {name: getattr(transfer, name) for name in counted} == counted
+    assert transfer.files_transferred + transfer.files_skipped + transfer.files_failed == transfer.files.count()
