@@ -213,6 +213,8 @@ def test_revoking_fails_the_queued_commands_to_that_receiver(bob_api, alice, bob
     charlies.refresh_from_db()
     assert charlies.state == "queued"
     assert charlies.latest_command.state == "queued"
+    to_charlie.refresh_from_db()
+    assert to_charlie.is_active
 
 
 def test_revoking_leaves_finished_commands_as_they_were(bob_api, alice, alice_sender, bob_receiver):
