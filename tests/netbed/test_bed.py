@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.netbed import host, leftovers, mathis_mbit, rate_mbit, sweep_stale
+from tests.netbed import LinkError, host, leftovers, mathis_mbit, rate_mbit, sweep_stale
 from tests.netbed.bed import REPO, WAN_DEV
 from tests.netbed.plugin import require_bed, start_bed
 
@@ -97,9 +97,10 @@ def test_the_sites_reach_each_other_only_through_the_wan(bed, link):
 
 def test_loopback_and_this_venv_work_inside_every_namespace(bed):
     for role in ("portal", "sender", "receiver"):
-        done = bed.run_python(role, ["-c", "import sys, socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
-                                           "s.listen(); c = socket.create_connection(s.getsockname()); "
-                                           "print(sys.prefix)"], text=True)
+        done = bed.run_python(role, ["-c", "import sys, socket, agent, portal; s = socket.socket(); "
+                                           "s.bind(('127.0.0.1', 0)); s.listen(); "
+                                           "c = socket.create_connection(s.getsockname()); print(sys.prefix)"],
+                              text=True)
         assert done.stdout.strip() == sys.prefix
 
 
@@ -109,6 +110,15 @@ def test_every_namespace_runs_the_named_congestion_control(bed, link):
     # Without --cc the probe's socket takes the namespace's default.
     result = probe(bed, "sender", "rtt", bed.address("receiver", seen_from="sender"), str(PORT), "--count", "2")
     assert result["cc"] == CC
+
+
+def test_the_link_refuses_impossible_parameters_and_keeps_its_own(bed, link):
+    with pytest.raises(LinkError):
+        link.set(loss_pct=150)
+    with pytest.raises(LinkError):
+        link.set(rate_mbit=-1)
+    assert link.params == {"rate_mbit": RATE_MBIT, "delay_ms": RTT_MS / 2, "loss_pct": 0, "queue_ms": 50,
+                           "down": False}
 
 
 # --- delay --------------------------------------------------------------------------
