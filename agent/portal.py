@@ -1,0 +1,154 @@
+"""The agent's side of the portal protocol (docs/protocol.md), over `requests`.
+
+The session is injected, so unit tests hand in a fake transport and never
+open a socket. Errors form a small tree:
+
+    PortalError
+    ├── TokenRejected      401/403: retrying cannot help; the agent exits 3
+    ├── PortalUnavailable  5xx, 429, network trouble: retry after a backoff
+    ├── CommandGone        409/404 on a report: the command is not ours any more
+    └── (itself)           any other refusal: a bug on one side; logged, not retried
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import requests
+
+from agent.protocol import API_PREFIX
+
+REQUEST_TIMEOUT = 30.0
+# Longer than any hold the server grants, so a held claim is never cut short by us.
+CLAIM_GRACE = 15.0
+
+
+class PortalError(Exception):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class TokenRejected(PortalError):
+    pass
+
+
+class PortalUnavailable(PortalError):
+    pass
+
+
+class CommandGone(PortalError):
+    pass
+
+
+@dataclass(frozen=True)
+class ReportReply:
+    state: str
+    cancel_requested: bool
+
+
+class PortalClient:
+    def __init__(self, base_url: str, token: str, instance_id: str, *, session=None, verify=True,
+                 user_agent: str = "dtn-agent"):
+        self.base = base_url.rstrip("/") + API_PREFIX
+        self.instance_id = instance_id
+        self.session = session if session is not None else requests.Session()
+        self._headers = {"Authorization": f"Bearer {token}", "User-Agent": user_agent}
+        self._verify = verify
+
+    def _call(self, method: str, path: str, body: dict, *, timeout: float = REQUEST_TIMEOUT, params=None):
+        url = self.base + path
+        try:
+            response = self.session.request(method, url, json=body, params=params, headers=self._headers,
+                                            timeout=timeout, verify=self._verify)
+        except requests.RequestException as exc:
+            # The exception text can hold the URL, never the token (it is a header).
+            raise PortalUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise TokenRejected(f"the portal refused the agent token ({status} on {path})", status)
+        if status >= 500 or status == 429:
+            raise PortalUnavailable(f"{method} {path}: the portal answered {status}", status)
+        return response
+
+    @staticmethod
+    def _error_text(response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text[:300]
+        return body.get("error", str(body))[:300] if isinstance(body, dict) else str(body)[:300]
+
+    def _json(self, response, path: str) -> dict:
+        try:
+            body = response.json()
+        except ValueError:
+            raise PortalUnavailable(f"{path}: the portal's answer is not JSON", response.status_code) from None
+        if not isinstance(body, dict):
+            raise PortalError(f"{path}: expected an object, got {type(body).__name__}", response.status_code)
+        return body
+
+    def heartbeat(self, body: dict) -> dict:
+        response = self._call("POST", "heartbeat", {"instance_id": self.instance_id, **body})
+        if response.status_code != 200:
+            raise PortalError(f"heartbeat refused ({response.status_code}): {self._error_text(response)}",
+                              response.status_code)
+        return self._json(response, "heartbeat")
+
+    def claim(self, wait: float) -> dict | None:
+        """The next command, or None when the server held the request and had nothing."""
+        response = self._call("POST", "commands/next", {"instance_id": self.instance_id},
+                              params={"wait": f"{max(wait, 0):g}"}, timeout=max(wait, 0) + CLAIM_GRACE)
+        if response.status_code == 204:
+            return None
+        if response.status_code != 201:
+            raise PortalError(f"claim refused ({response.status_code}): {self._error_text(response)}",
+                              response.status_code)
+        return self._json(response, "commands/next")
+
+    def report(self, command_id: str, state: str, *, progress: dict | None = None, reason: str = "",
+               message: str = "") -> ReportReply:
+        body = {"instance_id": self.instance_id, "state": state}
+        if progress is not None:
+            body["progress"] = progress
+        if reason:
+            body["reason"] = reason
+        if message:
+            body["message"] = message[:4000]
+        response = self._call("PATCH", f"commands/{command_id}", body)
+        if response.status_code in (404, 409):
+            raise CommandGone(f"command {command_id}: {self._error_text(response)}", response.status_code)
+        if response.status_code != 200:
+            raise PortalError(f"report refused ({response.status_code}): {self._error_text(response)}",
+                              response.status_code)
+        reply = self._json(response, "report")
+        return ReportReply(state=reply.get("state", state), cancel_requested=bool(reply.get("cancel_requested")))
+
+    def answer_task(self, task_id: str, *, ok: bool, result: dict | None = None, error: str = "") -> None:
+        """Answer a side-channel task (docs/protocol.md, "Side channel")."""
+        body = {"instance_id": self.instance_id, "ok": ok, "result": result or {}, "error": error[:4000]}
+        response = self._call("POST", f"tasks/{task_id}", body)
+        if response.status_code in (404, 409, 410):
+            raise CommandGone(f"task {task_id}: {self._error_text(response)}", response.status_code)
+        if response.status_code not in (200, 201, 204):
+            raise PortalError(f"task answer refused ({response.status_code}): {self._error_text(response)}",
+                              response.status_code)
+
+
+class Backoff:
+    """Exponential backoff with jitter: 1, 2, 4 … up to `cap` seconds, each
+    delay drawn from its upper half so a fleet of agents does not return in step."""
+
+    def __init__(self, base: float = 1.0, cap: float = 60.0, rng: random.Random | None = None):
+        self.base, self.cap = base, cap
+        self.rng = rng or random.Random()
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** self.failures))
+        self.failures += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0

@@ -1,0 +1,87 @@
+"""The portal client over a fake transport: what each answer means to the agent."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import requests
+
+from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
+from tests.agent.fakes import FakeResponse, FakeSession
+
+TOKEN = "dtn_agent_0123456789ab_supersecretpart"
+
+
+def client(*answers):
+    session = FakeSession(*answers)
+    return PortalClient("https://portal.example.org/", TOKEN, "inst-1", session=session), session
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_token_is_token_rejected(status):
+    portal, _ = client(FakeResponse(status, {"error": "invalid agent token"}))
+    with pytest.raises(TokenRejected):
+        portal.heartbeat({})
+
+
+@pytest.mark.parametrize("answer", [FakeResponse(500, {}), FakeResponse(502, None), FakeResponse(429, {}),
+                                    requests.ConnectionError("refused"), requests.ReadTimeout("slow")])
+def test_server_and_network_trouble_is_retryable_and_never_shows_the_token(answer):
+    portal, _ = client(answer)
+    with pytest.raises(PortalUnavailable) as raised:
+        portal.claim(5)
+    assert TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize("status", [404, 409])
+def test_a_report_for_a_command_no_longer_ours_is_command_gone(status):
+    portal, _ = client(FakeResponse(status, {"error": "this agent instance does not hold the command's lease"}))
+    with pytest.raises(CommandGone) as raised:
+        portal.report("c1", "running", progress={})
+    assert "does not hold" in str(raised.value)
+
+
+def test_a_claim_with_nothing_to_do_is_none_and_a_claimed_command_comes_back():
+    portal, session = client(FakeResponse(204), FakeResponse(201, {"command_id": "c1", "kind": "transfer"}))
+    assert portal.claim(25) is None
+    assert portal.claim(2.5)["command_id"] == "c1"
+    first, second = session.requests
+    assert first["url"] == "https://portal.example.org/api/agent/v1/commands/next"
+    assert first["params"] == {"wait": "25"} and first["json"] == {"instance_id": "inst-1"}
+    # The read timeout outlasts the hold, so a held claim is never cut short by the agent.
+    assert first["timeout"] > 25 and second["params"] == {"wait": "2.5"}
+
+
+def test_a_report_carries_state_progress_reason_and_message_and_returns_the_stop_flag():
+    portal, session = client(FakeResponse(200, {"command_id": "c1", "state": "failed", "cancel_requested": False}))
+    reply = portal.report("c1", "failed", progress={"bytes": 1}, reason="auth_failed", message="x" * 5000)
+    sent = session.requests[0]
+    assert sent["method"] == "PATCH" and sent["url"].endswith("/api/agent/v1/commands/c1")
+    assert sent["json"]["reason"] == "auth_failed" and len(sent["json"]["message"]) == 4000
+    assert reply.cancel_requested is False and reply.state == "failed"
+
+
+def test_other_refusals_are_plain_portal_errors_with_the_portals_words():
+    portal, _ = client(FakeResponse(400, {"error": "progress.bytes: must be a whole number", "field": "progress"}))
+    with pytest.raises(PortalError) as raised:
+        portal.report("c1", "running", progress={"bytes": -1})
+    assert not isinstance(raised.value, (PortalUnavailable, TokenRejected, CommandGone))
+    assert "must be a whole number" in str(raised.value)
+
+
+def test_a_task_answer_posts_to_the_tasks_endpoint():
+    portal, session = client(FakeResponse(200, {}))
+    portal.answer_task("t9", ok=True, result={"entries": []})
+    assert session.requests[0]["url"].endswith("/api/agent/v1/tasks/t9")
+    assert session.requests[0]["json"] == {"instance_id": "inst-1", "ok": True, "result": {"entries": []},
+                                           "error": ""}
+
+
+def test_backoff_doubles_to_a_cap_with_jitter_in_the_upper_half():
+    backoff = Backoff(base=1, cap=60, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(9)]
+    for delay, ceiling in zip(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]):
+        assert ceiling / 2 <= delay <= ceiling
+    backoff.reset()
+    assert backoff.next_delay() <= 1
