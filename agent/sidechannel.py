@@ -1,0 +1,191 @@
+"""The side channel: short tasks answered within seconds, even while a long
+command runs (docs/protocol.md, "Side channel").
+
+Tasks arrive in the heartbeat reply as `tasks: [{task_id, kind, params}]`; a
+worker thread runs each through the handler registered for its kind and
+answers `POST tasks/{task_id}`. A handler is a plain function
+`params -> result dict`; it raises `TaskRefused` for a request it will not do
+(the message goes back to the portal) and must finish in seconds. The
+receiver and network-check issues register their own kinds (`network_check`,
+a receiver's `verify_files` over its receive folder) with `register`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import stat
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+from agent import paths
+from agent.portal import CommandGone, PortalClient, PortalError, TokenRejected
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict], dict]
+LIST_LIMIT = 1000
+VERIFY_MAX_FILES = 1000
+# A side-channel answer should come in seconds; hashing more than this is a transfer's job.
+VERIFY_MAX_BYTES = 2 * 1024**3
+REMEMBERED_TASKS = 1000
+
+
+class TaskRefused(Exception):
+    """The task cannot be done as asked; the message is for the person who asked."""
+
+
+class FolderTasks:
+    """Tasks over one folder (the send folder here; a receiver passes its receive folder)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root).resolve()
+
+    def _resolve(self, raw: str) -> paths.Resolved:
+        try:
+            return paths.resolve(self.root, raw)
+        except paths.PathRefused as refused:
+            raise TaskRefused(refused.message) from None
+
+    def list_folder(self, params: dict) -> dict:
+        """One level of the folder: what the send form offers to pick from."""
+        raw = params.get("path") or "."
+        limit = params.get("limit", LIST_LIMIT)
+        if not isinstance(limit, int) or not 1 <= limit <= 10 * LIST_LIMIT:
+            raise TaskRefused(f"limit must be between 1 and {10 * LIST_LIMIT}")
+        where = self._resolve(raw)
+        if not where.is_dir:
+            raise TaskRefused(f"{raw!r} is a file, not a folder")
+        entries = []
+        truncated = False
+        for child in sorted(where.path.iterdir(), key=lambda p: p.name):
+            if len(entries) >= limit:
+                truncated = True
+                break
+            info = child.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                kind = "link"
+            elif stat.S_ISDIR(info.st_mode):
+                kind = "dir"
+            elif stat.S_ISREG(info.st_mode):
+                kind = "file"
+            else:
+                continue
+            entries.append({"name": child.name, "path": f"{where.rel}/{child.name}" if where.rel else child.name,
+                            "type": kind, "size": info.st_size if kind == "file" else None,
+                            "mtime": int(info.st_mtime)})
+        return {"path": where.rel, "entries": entries, "truncated": truncated}
+
+    def verify_files(self, params: dict) -> dict:
+        """SHA-256 and size of the named files, to compare with the other side's."""
+        names = params.get("paths")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise TaskRefused("paths must be a non-empty list of file paths")
+        if len(names) > VERIFY_MAX_FILES:
+            raise TaskRefused(f"at most {VERIFY_MAX_FILES} files per task")
+        results, budget = [], VERIFY_MAX_BYTES
+        for name in names:
+            try:
+                where = self._resolve(name)
+            except TaskRefused as refused:
+                results.append({"path": name, "error": str(refused)})
+                continue
+            if where.is_dir:
+                results.append({"path": name, "error": "a folder, not a file"})
+                continue
+            size = where.path.stat().st_size
+            if size > budget:
+                results.append({"path": name, "size": size, "error": "too large for a side-channel task"})
+                continue
+            budget -= size
+            with open(where.path, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            results.append({"path": where.rel, "size": size, "sha256": digest})
+        return {"files": results}
+
+
+class SideChannel:
+    """A worker thread that runs side-channel tasks one at a time and answers them."""
+
+    def __init__(self, portal: PortalClient, handlers: dict[str, Handler] | None = None):
+        self.portal = portal
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self._queue: queue.Queue = queue.Queue()
+        # Tasks taken or answered, so one repeated in the next heartbeat is not run twice.
+        self._known: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.token_rejected = threading.Event()
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def submit(self, tasks) -> int:
+        """Queue the tasks of a heartbeat reply; returns how many were new."""
+        if not isinstance(tasks, list):
+            return 0
+        new = 0
+        for task in tasks:
+            task_id = str(task.get("task_id", "")) if isinstance(task, dict) else ""
+            if not task_id:
+                continue
+            with self._lock:
+                if task_id in self._known:
+                    continue
+                self._known[task_id] = None
+                while len(self._known) > REMEMBERED_TASKS:
+                    self._known.popitem(last=False)
+            self._queue.put(task)
+            new += 1
+        return new
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="side-channel", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _work(self) -> None:
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            self.run_one(task)
+
+    def run_one(self, task: dict) -> None:
+        task_id, kind = str(task["task_id"]), task.get("kind")
+        params = task.get("params") or {}
+        handler = self.handlers.get(kind)
+        try:
+            if handler is None:
+                raise TaskRefused(f"this agent has no task {kind!r} (it knows {', '.join(sorted(self.handlers))})")
+            if not isinstance(params, dict):
+                raise TaskRefused("params must be an object")
+            result, ok, error = handler(params), True, ""
+        except TaskRefused as refused:
+            result, ok, error = {}, False, str(refused)
+        except Exception as exc:  # a bug in a handler must not end the side channel
+            log.exception("side-channel task %s (%s) failed", task_id, kind)
+            result, ok, error = {}, False, f"the agent failed: {type(exc).__name__}"
+        try:
+            self.portal.answer_task(task_id, ok=ok, result=result, error=error)
+        except TokenRejected:
+            self.token_rejected.set()
+        except CommandGone:
+            pass  # the portal gave up on the task; nothing to answer
+        except PortalError as exc:
+            log.warning("could not answer side-channel task %s: %s", task_id, exc)
+            # Forget it, so the portal's next offer of the same task is taken again.
+            with self._lock:
+                self._known.pop(task_id, None)
+
+
+def sender_handlers(send_dir: Path) -> dict[str, Handler]:
+    folder = FolderTasks(send_dir)
+    return {"list_send_folder": folder.list_folder, "verify_files": folder.verify_files}
