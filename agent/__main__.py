@@ -1,0 +1,160 @@
+"""`python -m agent` / `dtn-agent`: wire the parts together and map what ends
+the agent to an exit status (agent/protocol.py):
+
+    0  asked to stop (SIGTERM/SIGINT), the current command left resumable
+    1  an unexpected error (a bug: the log has the traceback)
+    2  the configuration is wrong, or rclone cannot start
+    3  the portal refused the agent token: a supervisor must not restart in a loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from agent import __version__, config as config_module, logs
+from agent.controller import Controller, ShutdownNow
+from agent.portal import PortalClient, TokenRejected
+from agent.protocol import EXIT_CONFIG, EXIT_OK, EXIT_TOKEN_REJECTED
+from agent.rclone import RcClient, RcdProcess, RcError
+from agent.sidechannel import SideChannel, sender_handlers
+from agent.transfer import TransferRunner
+
+log = logging.getLogger("agent")
+INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def instance_id(state_dir: Path) -> str:
+    """This agent's identity for leases, kept across restarts (docs/protocol.md)."""
+    path = state_dir / "instance_id"
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        value = ""
+    if value:
+        if not INSTANCE_ID.match(value):
+            raise config_module.ConfigError(f"{path} holds no valid instance id; delete it to make a new one")
+        return value
+    value = secrets.token_hex(16)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return instance_id(state_dir)  # another process made it first
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dtn-agent", description="The DTN-in-a-Box agent (see docs/agent.md).")
+    parser.add_argument("--version", action="version", version=f"dtn-agent {__version__}")
+    parser.add_argument("--check-config", action="store_true", help="check the configuration and exit")
+    args = parser.parse_args(argv)
+
+    try:
+        config = config_module.load()
+        config_module.prepare_state_dir(config.state_dir)
+        identity = instance_id(config.state_dir)
+    except config_module.ConfigError as exc:
+        print(f"dtn-agent: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.setup(config.log_level)
+    logs.redact(config.agent_token.reveal())
+    if config.rclone_rc_pass is not None:
+        logs.redact(config.rclone_rc_pass.reveal())
+    if args.check_config:
+        print("dtn-agent: configuration is valid")
+        return EXIT_OK
+    log.info("dtn-agent %s, instance %s, portal %s, send folder %s", __version__, identity, config.portal_url,
+             config.send_dir)
+    return _run(config, identity)
+
+
+def _run(config: config_module.Config, identity: str) -> int:
+    rcd = None
+    side = None
+    verify = str(config.portal_ca_file) if config.portal_ca_file else True
+    token = config.agent_token.reveal()
+    try:
+        if config.embedded_rcd:
+            rcd = RcdProcess(config.rclone_binary, config.state_dir, verbose=config.log_level == "DEBUG")
+            try:
+                rc = rcd.start()
+            except RuntimeError as exc:
+                log.error("%s", exc)
+                return EXIT_CONFIG
+        else:
+            # The sidecar may still be starting: transfers wait for it, the heartbeat says it is down.
+            rc = RcClient(config.rclone_rc_url, config.rclone_rc_user, config.rclone_rc_pass.reveal())
+        portal = PortalClient(config.portal_url, token, identity, verify=verify,
+                              user_agent=f"dtn-agent/{__version__}")
+        # Its own client (and so its own HTTP session): the worker thread answers while the loop claims.
+        side = SideChannel(PortalClient(config.portal_url, token, identity, verify=verify,
+                                        user_agent=f"dtn-agent/{__version__}"),
+                           sender_handlers(config.send_dir))
+        side.start()
+        runner = TransferRunner(rc, send_dir=config.send_dir, state_dir=config.state_dir,
+                                transfers=config.transfers, receiver_attempts=config.receiver_attempts,
+                                receiver_retry_seconds=config.receiver_retry_seconds,
+                                progress_seconds=config.progress_seconds)
+        controller = Controller(portal=portal, runner=runner, side=side)
+        controller.describe = lambda: describe(config, rc, rcd, controller, side)
+        _install_signals(controller)
+        try:
+            controller.run()
+        except ShutdownNow:
+            pass
+        log.info("stopped")
+        return EXIT_OK
+    except TokenRejected as exc:
+        log.error("%s: the token was revoked or rotated; register the agent again or set the new token."
+                  " Exiting with status %d.", exc, EXIT_TOKEN_REJECTED)
+        return EXIT_TOKEN_REJECTED
+    finally:
+        if side is not None:
+            side.stop()
+        if rcd is not None:
+            rcd.stop()
+
+
+def describe(config, rc, rcd, controller, side) -> dict:
+    """The heartbeat body: versions, disk, and how the parts are doing."""
+    health = {"command": controller.current_command, "side_channel": sorted(side.handlers)}
+    try:
+        version = rc.version()
+        health["rclone"] = "ok"
+    except RcError as exc:
+        version = ""
+        health["rclone"] = f"unavailable: {exc.message}"
+    if rcd is not None:
+        health["rclone_restarts"] = rcd.restarts
+    try:
+        free = shutil.disk_usage(config.send_dir).free
+    except OSError:
+        free = None
+    return {"agent_version": __version__, "rclone_version": version[:40], "hostname": socket.gethostname()[:255],
+            "disk_free_bytes": free, "health": health}
+
+
+def _install_signals(controller: Controller) -> None:
+    def stop(signum, frame):
+        # No logging here: the handler may run in the middle of a log write, and a
+        # reentrant write would fail before the flag is set. The loop logs it.
+        controller.request_shutdown(signal.Signals(signum).name)
+        if controller.interruptible:
+            raise ShutdownNow()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
