@@ -21,18 +21,23 @@ def fast_password_hashing(settings):
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    # Under CI a skipped or xfailed test is a test that did not run: fail the run.
-    if not CI:
-        return
-    not_run = [rep.nodeid for key in ("skipped", "xfailed") for rep in terminalreporter.stats.get(key, [])]
-    if not_run:
-        terminalreporter.write_line(f"CI=true: {len(not_run)} test(s) skipped or xfailed; failing the run:", red=True)
-        for nodeid in not_run[:50]:
-            terminalreporter.write_line(f"  {nodeid}", red=True)
-        config._dtn_ci_not_run = True
+def _not_run(config) -> list[str]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stats = reporter.stats if reporter else {}
+    return [rep.nodeid for key in ("skipped", "xfailed") for rep in stats.get(key, [])]
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if getattr(session.config, "_dtn_ci_not_run", False) and session.exitstatus == 0:
+    # Under CI a skipped or xfailed test is a test that did not run: fail the run.
+    # Decided here, not in pytest_terminal_summary, which runs after the exit
+    # status is settled.
+    if CI and session.exitstatus == 0 and _not_run(session.config):
         session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    not_run = _not_run(config) if CI else []
+    if not_run:
+        terminalreporter.write_line(f"CI=true: {len(not_run)} test(s) skipped or xfailed; the run fails:", red=True)
+        for nodeid in not_run[:50]:
+            terminalreporter.write_line(f"  {nodeid}", red=True)
