@@ -1,0 +1,82 @@
+"""Sending to a receiver container through a grant, over TLS with the
+receiver's self-signed certificate pinned by the portal.
+
+Until the receiver agent reports its endpoint and certificate in its
+heartbeat (the receiver issue), the test sets them on the container the way
+that heartbeat will; the S3 server is a real `rclone serve s3` with the
+grant's keys, fetched from the portal's agent API as the receiver would."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import requests
+
+from agent.tls import ensure_certificate
+from tests.e2e.procs import Person, sha256, write_random
+
+pytestmark = pytest.mark.e2e
+
+FINISHED = ("succeeded", "failed", "canceled")
+_bobs = itertools.count(1)
+
+
+def receiver_with_grant(site, alice, certificate_dir):
+    bob = Person(site.portal.url, f"bob-tls-{next(_bobs)}-{site.container['container_id'][:8]}")
+    receiver = bob.register("bob-receiver", role="receiver")
+    bob.call("POST", "/api/v1/grants", 201, json={"grantee": alice.username, "receiver": receiver["container_id"]})
+    answer = requests.get(f"{site.portal.url}/api/agent/v1/grants", timeout=30,
+                          headers={"Authorization": f"Bearer {receiver['agent_token']}"})
+    assert answer.status_code == 200, answer.text
+    grant = answer.json()["grants"][0]
+    certificate = ensure_certificate(certificate_dir, ["127.0.0.1"])
+    server = site.s3_server(cert=certificate.cert_path, key=certificate.key_path)
+    server.access_key, server.secret_key = grant["access_key"], grant["secret_key"]
+    server.make_bucket(grant["bucket"])
+    server.start()
+    return receiver, grant, server, certificate
+
+
+def check_in(site, receiver_id: str, endpoint: str, pem: str, sha256_hex: str):
+    code = ("from portal.containers.models import Container; "
+            f"Container.objects.filter(pk='{receiver_id}').update(endpoint={json.dumps(endpoint)}, "
+            f"certificate_pem={json.dumps(pem)}, certificate_sha256={json.dumps(sha256_hex)})")
+    site.portal.manage("shell", "--verbosity", "0", "-c", code)
+
+
+def send_to(alice, site, receiver_id: str, sources, **options) -> str:
+    body = {"sender": site.container["container_id"], "receiver": receiver_id, "sources": sources, **options}
+    return alice.call("POST", "/api/v1/transfers", 201, json=body)["transfer_id"]
+
+
+def test_a_transfer_to_a_receiver_trusts_exactly_its_pinned_certificate(site, alice):
+    receiver, grant, server, certificate = receiver_with_grant(site, alice, site.scratch / "tls")
+    check_in(site, receiver["container_id"], server.endpoint, certificate.pem, certificate.sha256)
+    write_random(site.send_dir / "pinned.bin", 3_000_000)
+    site.agent().start()
+
+    transfer = send_to(alice, site, receiver["container_id"], ["pinned.bin"], prefix="tls")
+    record = alice.wait_state(transfer, FINISHED)
+    assert record["state"] == "succeeded", record
+    landed = site.recv_dir / grant["bucket"] / "tls" / "pinned.bin"
+    assert sha256(landed) == sha256(site.send_dir / "pinned.bin")
+    # The pinned certificate is kept by fingerprint in the state dir (public data, for rclone's ca_cert).
+    kept = list((site.scratch / "state" / "certs").glob("*.pem"))
+    assert [p.stem for p in kept] == [certificate.sha256.replace(":", "")]
+
+
+def test_a_receiver_presenting_another_certificate_fails_with_certificate_mismatch(site, alice):
+    receiver, grant, server, certificate = receiver_with_grant(site, alice, site.scratch / "tls")
+    other = ensure_certificate(site.scratch / "other-tls", ["127.0.0.1"])
+    check_in(site, receiver["container_id"], server.endpoint, other.pem, other.sha256)
+    write_random(site.send_dir / "pinned.bin", 1000)
+    site.agent().start()
+
+    transfer = send_to(alice, site, receiver["container_id"], ["pinned.bin"])
+    record = alice.wait_state(transfer, FINISHED)
+    assert record["state"] == "failed" and record["fatal_error"]["reason"] == "certificate_mismatch", record
+    message = record["fatal_error"]["message"]
+    assert certificate.sha256.replace(":", "") in message and other.sha256.replace(":", "") in message
+    assert not (site.recv_dir / grant["bucket"] / "pinned.bin").exists()
