@@ -49,6 +49,8 @@ def test_an_agent_killed_mid_transfer_resumes_it_when_started_again(site, alice)
     assert record["state"] == "succeeded", record
     assert sha256(site.landed("resumed/big.bin")) == sha256(big)
     assert record["attempts"] == 1 and len(record["commands"]) == 1
+    # The file was cut off mid-way: the restarted agent's rclone sent all of it again.
+    assert alice.latest_command(transfer)["progress"]["rclone"]["bytes"] == 40 * MiB
     events = alice.events(transfer)
     resume = [e for e in events if e["kind"] == "resume"]
     assert resume and "sent again from its start" in resume[0]["message"]

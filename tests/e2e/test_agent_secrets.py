@@ -60,16 +60,22 @@ def test_secrets_live_only_in_the_0600_secrets_file(site, alice):
     assert rcd
 
     needles = {"agent token": site.token.encode(), "receiver secret key": site.s3.secret_key.encode()}
+    # The rc password the agent made for its rclone: in rclone's environment by design, nowhere else.
+    rc_environ = Path(f"/proc/{rcd[0]}/environ").read_bytes().split(b"\0")
+    rc_password = next(v.split(b"=", 1)[1] for v in rc_environ if v.startswith(b"RCLONE_RC_PASS="))
+    assert len(rc_password) >= 32
 
     # Command lines of every process on the machine (what `ps` shows to everyone).
     ps = subprocess.run(["ps", "-eww", "-o", "pid=,args="], capture_output=True, check=True).stdout
     for name, value in needles.items():
         assert value not in ps, f"the {name} is on a command line"
+    assert rc_password not in ps
     # The environments of the agent and of the rclone it started.
     for pid in [agent.pid, *rcd]:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         for name, value in needles.items():
             assert value not in environ, f"the {name} is in the environment of {pid}"
+    needles["rclone rc password"] = rc_password
 
     # Logs: the agent's (rclone's output included), the S3 server's, the portal's.
     logs = [*site.logs.iterdir(), site.portal.log_path]
@@ -85,3 +91,4 @@ def test_secrets_live_only_in_the_0600_secrets_file(site, alice):
     assert found["agent token"] == {str(secrets_file)}, found["agent token"]
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert found["receiver secret key"] == set(), found["receiver secret key"]
+    assert found["rclone rc password"] == set(), found["rclone rc password"]

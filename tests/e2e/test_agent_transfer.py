@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_a_big_file_and_a_tree_of_small_files_move_in_queue_order_byte_identical
     # Queue order: the tree's command was claimed only after the big file's had finished.
     big_command = alice.command(first_record["commands"][-1]["command_id"])
     tree_command = alice.command(record["commands"][-1]["command_id"])
-    assert tree_command["claimed_at"] >= big_command["finished_at"]
+    assert _time(tree_command["claimed_at"]) >= _time(big_command["finished_at"])
 
     # Byte-identical, at the prefix the send form asked for.
     assert sha256(site.landed("from-alice/big/big.bin")) == sha256(big)
@@ -91,7 +92,9 @@ def test_a_big_file_and_a_tree_of_small_files_move_in_queue_order_byte_identical
     assert agent.process.poll() is None
 
 
-def _seconds(start: str, end: str) -> float:
-    from datetime import datetime
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+def _seconds(start: str, end: str) -> float:
+    return (_time(end) - _time(start)).total_seconds()
