@@ -18,6 +18,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from tests.portal import sending
 from tests.portal.conftest import agent_client, token_client
 
 # Routes anyone may call, each with the reason.
@@ -71,9 +72,9 @@ KWARG_FACTORIES = {
     "container_id": lambda world: world.alice_sender.pk,
     "command_id": _alice_command,
     "token_id": _alice_token,
-    # Bob's grant to Alice, and Alice's transfer through it (tests/portal/sending.py).
-    "grant_id": lambda world: __import__("tests.portal.sending", fromlist=["_"]).sweep_grant(world),
-    "transfer_id": lambda world: __import__("tests.portal.sending", fromlist=["_"]).sweep_transfer(world),
+    # Bob's grant to Alice, and Alice's transfer through it.
+    "grant_id": sending.sweep_grant,
+    "transfer_id": sending.sweep_transfer,
 }
 
 
@@ -130,7 +131,8 @@ def protected_state(world: World) -> str:
     """Every row that belongs to Alice or Bob, serialised: it must not change."""
     from portal.accounts.models import PersonalToken, User
     from portal.containers.models import Container
-    from portal.transfers.models import Command
+    from portal.grants.models import Grant
+    from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
 
     owners = [world.alice.pk, world.bob.pk]
     querysets = [
@@ -138,13 +140,12 @@ def protected_state(world: World) -> str:
         PersonalToken.objects.filter(user__in=owners),
         Container.objects.filter(owner__in=owners),
         Command.objects.filter(container__owner__in=owners),
+        Grant.objects.filter(receiver__owner__in=owners),
+        Transfer.objects.filter(owner__in=owners),
+        TransferFile.objects.filter(transfer__owner__in=owners),
+        TransferEvent.objects.filter(transfer__owner__in=owners),
     ]
-    querysets += [make(owners) for make in EXTRA_PROTECTED_QUERYSETS]
     return "\n".join(serializers.serialize("json", qs.order_by("pk")) for qs in querysets)
-
-
-# Later apps add theirs: a function of the owners' user ids returning a queryset.
-EXTRA_PROTECTED_QUERYSETS: list = []
 
 
 def secrets_of_others(world: World) -> list[str]:

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from agent.protocol import CommandState, FailureReason
+from agent.protocol import CommandState
 from portal.transfers import progress as transfer_progress
 from portal.transfers.choices import FailureReasons
 from portal.transfers.models import Command
