@@ -82,7 +82,10 @@ class Controller:
         self._check_side_channel()
         try:
             self.beat_if_due()
-        except PortalUnavailable as exc:
+        except TokenRejected:
+            raise
+        except PortalError as exc:
+            # The command goes on; its reports keep the lease. The next beat is tried a little later.
             self.next_beat = self.clock() + min(self.heartbeat_seconds, 5.0)
             log.warning("heartbeat failed: %s", exc)
 

@@ -123,14 +123,8 @@ class RcClient:
         """The group's last completed transfers and checks (rclone keeps only the last 100)."""
         return self.call("core/transferred", group=group).get("transferred") or []
 
-    def stats_reset(self, group: str) -> None:
-        self.call("core/stats-reset", group=group)
-
     def stats_delete(self, group: str) -> None:
         self.call("core/stats-delete", group=group)
-
-    def group_list(self) -> list[str]:
-        return self.call("core/group-list").get("groups") or []
 
     def bwlimit(self, rate: str) -> dict:
         """rclone's bandwidth limit is process-wide: it applies to every job of this rcd."""
@@ -207,9 +201,6 @@ class RcdProcess:
             self.stop()
             raise RuntimeError(self._start_error)
         return self.client
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self._ready.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()

@@ -142,9 +142,6 @@ class FakeRc:
     def stats_delete(self, group):
         self._record("stats_delete", group)
 
-    def stats_reset(self, group):
-        self._record("stats_reset", group)
-
 
 class FakeChannel:
     """The controller's side of a running command: records reports, answers from a script."""

@@ -209,3 +209,19 @@ def test_a_signal_during_a_step_stops_the_loop_before_the_next_claim():
     agent.request_shutdown()
     agent.run()
     assert len(session.requests) == 2
+
+
+def test_a_heartbeat_refused_during_a_run_does_not_end_the_command():
+    session = FakeSession(FakeResponse(200, HEARTBEAT), FakeResponse(201, transfer_command()))
+    clock = FakeClock()
+
+    class Long:
+        def run(self, command, channel):
+            clock.now += 20
+            channel.tick()  # the heartbeat is due: the portal refuses it
+            return Outcome(CommandState.SUCCEEDED)
+
+    session.queue(FakeResponse(400, {"error": "health: not an object"}), FakeResponse(200, {"state": "succeeded"}))
+    agent, _ = controller(session, Long(), clock=clock)
+    agent.step()
+    assert session.requests[-1]["json"]["state"] == "succeeded"

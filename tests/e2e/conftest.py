@@ -9,7 +9,7 @@ import itertools
 
 import pytest
 
-from tests.e2e.procs import AgentProcess, Person, S3Server, Scratch, new_keys
+from tests.e2e.procs import AgentProcess, Person, RcdSidecar, S3Server, Scratch, new_keys
 from tests.tools.portal_server import PortalServer
 
 _names = itertools.count(1)
@@ -38,7 +38,7 @@ class Site:
         self.container = person.register(f"sender-{next(_names)}")
         self.token = self.container["agent_token"]
         self.agents: list[AgentProcess] = []
-        self.servers: list[S3Server] = []
+        self.servers: list = []  # S3 servers and rclone sidecars, stopped at the end
         self.bucket = "landing"
         self.s3 = self.s3_server()
         self.s3.make_bucket(self.bucket)
@@ -50,10 +50,16 @@ class Site:
         self.servers.append(server)
         return server
 
-    def agent(self, state: str = "state", **env) -> AgentProcess:
-        process = AgentProcess(self.portal.url, self.token, self.send_dir, self.scratch / state, self.logs, **env)
+    def agent(self, state: str = "state", secrets: dict | None = None, **env) -> AgentProcess:
+        process = AgentProcess(self.portal.url, self.token, self.send_dir, self.scratch / state, self.logs,
+                               secrets=secrets, **env)
         self.agents.append(process)
         return process
+
+    def sidecar(self) -> RcdSidecar:
+        sidecar = RcdSidecar(self.logs).start()
+        self.servers.append(sidecar)
+        return sidecar
 
     def send(self, sources, s3: S3Server | None = None, **options) -> str:
         return self.person.send(self.container["container_id"], list(sources), s3 or self.s3, self.bucket, **options)

@@ -131,17 +131,55 @@ class S3Server:
         _stop(self.process)
 
 
+class RcdSidecar:
+    """`rclone rcd` as docker compose runs it beside the agent: its own process,
+    credentials in its environment."""
+
+    def __init__(self, log_dir: Path):
+        self.port = free_port()
+        self.user, self.password = "agent", secrets.token_urlsafe(24)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_dir) / f"rcd-{self.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "RcdSidecar":
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.log_path.parent),
+               "RCLONE_RC_USER": self.user, "RCLONE_RC_PASS": self.password}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(RCLONE), "rcd", "--rc-addr", f"127.0.0.1:{self.port}", "--config", os.devnull],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def answers():
+            try:
+                return requests.post(f"{self.url}/core/version", auth=(self.user, self.password),
+                                     timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_for(answers, 10, "rclone rcd to answer", 0.05)
+        return self
+
+    def call(self, path: str, **params) -> dict:
+        return requests.post(f"{self.url}/{path}", json=params, auth=(self.user, self.password), timeout=10).json()
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
 class AgentProcess:
     """The agent as an operator runs it: the token in the state dir's 0600
     secrets file, everything else in its environment."""
 
-    def __init__(self, portal_url: str, token: str, send_dir: Path, state_dir: Path, log_dir: Path, **env: str):
+    def __init__(self, portal_url: str, token: str, send_dir: Path, state_dir: Path, log_dir: Path,
+                 secrets: dict | None = None, **env: str):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         secrets_file = self.state_dir / "secrets.env"
         fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(f"DTN_AGENT_TOKEN={token}\n")
+            for name, value in {"DTN_AGENT_TOKEN": token, **(secrets or {})}.items():
+                handle.write(f"{name}={value}\n")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", "/root"),
