@@ -10,7 +10,7 @@ import logging
 
 from django.conf import settings
 
-from portal.agentapi.waiters import waiters
+from portal.agentapi.waiters import call_db
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ async def reaper_loop():
 
     while True:
         try:
-            counts = await waiters.call_db(reap_expired_leases)
+            counts = await call_db(reap_expired_leases)
             if counts["requeued"] or counts["failed"]:
                 log.info("reaper: requeued %(requeued)s, failed %(failed)s", counts)
         except Exception:

@@ -2,7 +2,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from agent.protocol import CommandState
-from portal.agentapi.waiters import waiters
+from portal.agentapi.waiters import claims
 from portal.transfers.models import Command
 
 
@@ -10,4 +10,4 @@ from portal.transfers.models import Command
 def wake_waiting_claim(sender, instance: Command, **kwargs):
     # Other processes learn of it from their sweeper within DTN_CLAIM_SWEEP_MS.
     if instance.state == CommandState.QUEUED:
-        waiters.wake_threadsafe(instance.container_id)
+        claims.wake_threadsafe(instance.container_id)

@@ -1,10 +1,11 @@
-"""Held claims, per server process.
+"""Held requests of agents (claims, side-channel tasks), per server process.
 
-Each waiting claim is a coroutine parked on an asyncio.Event, so thousands of
-agents cost memory, not threads. One sweeper per process asks the database, in
-a single query per tick, which of the waiting containers have claimable work
-and wakes exactly those: the cost is flat in the number of waiting agents.
-Commands queued inside this process wake their waiters at once."""
+Each waiting request is a coroutine parked on an asyncio.Event, so thousands
+of agents cost memory, not threads. For each kind of wait, one sweeper per
+process asks the database, in a single query per tick, which of the waiting
+containers have something for them, and wakes exactly those: the cost is flat
+in the number of waiting agents. Work created inside this process wakes its
+waiters at once."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from django.utils.module_loading import import_string
 
 log = logging.getLogger(__name__)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
 
 
 def run_db(fn, *args):
@@ -31,27 +36,36 @@ def run_db(fn, *args):
         return fn(*args)
 
 
+async def call_db(fn, *args):
+    global _executor
+    if settings.DTN_DB_THREADS == 0:
+        # On the request's own thread: what in-process tests need, where the
+        # test's transaction is visible only to that thread's connection.
+        return await sync_to_async(run_db)(fn, *args)
+    with _executor_lock:
+        if _executor is None:
+            # A small fixed pool bounds this process's database connections.
+            _executor = ThreadPoolExecutor(max_workers=settings.DTN_DB_THREADS, thread_name_prefix="dtn-db")
+    return await asyncio.get_running_loop().run_in_executor(_executor, run_db, fn, *args)
+
+
 class Waiters:
-    def __init__(self):
+    """Requests waiting for something to appear for their container.
+
+    `ready` names a function taking container ids and returning the subset
+    that has something for them now (one query)."""
+
+    def __init__(self, name: str, ready: str):
+        self.name = name
+        self._ready_path = ready
         self._events: dict = defaultdict(set)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task | None = None
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def waiting(self) -> int:
         return sum(len(events) for events in self._events.values())
-
-    async def call_db(self, fn, *args):
-        if settings.DTN_DB_THREADS == 0:
-            # On the request's own thread: what in-process tests need, where the
-            # test's transaction is visible only to that thread's connection.
-            return await sync_to_async(run_db)(fn, *args)
-        if self._executor is None:
-            # A small fixed pool bounds this process's database connections.
-            self._executor = ThreadPoolExecutor(max_workers=settings.DTN_DB_THREADS, thread_name_prefix="dtn-db")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, run_db, fn, *args)
 
     async def wait(self, container_id, timeout: float) -> bool:
         """Park until woken for this container or until timeout; True if woken."""
@@ -84,23 +98,23 @@ class Waiters:
         with self._lock:
             if self._sweeper is None or self._sweeper.done() or self._loop is not loop:
                 self._loop = loop
-                self._sweeper = loop.create_task(self._sweep_forever(), name="dtn-claim-sweeper")
+                self._sweeper = loop.create_task(self._sweep_forever(), name=f"dtn-{self.name}-sweeper")
 
     async def _sweep_forever(self):
-        from portal.transfers.queue import queued_containers
-
+        ready = import_string(self._ready_path)
         interval = settings.DTN_CLAIM_SWEEP_MS / 1000
         while True:
             await asyncio.sleep(interval)
             if not self._events:
                 continue
             try:
-                ready = await self.call_db(queued_containers, list(self._events))
+                found = await call_db(ready, list(self._events))
             except Exception:  # the sweeper must outlive a database hiccup
-                log.exception("claim sweep failed; retrying")
+                log.exception("%s sweep failed; retrying", self.name)
                 continue
-            for container_id in ready:
+            for container_id in found:
                 self.wake(container_id)
 
 
-waiters = Waiters()
+claims = Waiters("claims", "portal.transfers.queue.queued_containers")
+tasks = Waiters("tasks", "portal.agentapi.tasks.pending_containers")

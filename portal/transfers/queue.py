@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
 from portal.containers.models import Container
+from portal.transfers import verification
 from portal.transfers import progress as progress_module
 from portal.transfers.models import Command, Transfer
 
@@ -143,6 +144,8 @@ def claim_next(container: Container, instance_id: str) -> Command | None:
 class ReportReply:
     command: Command
     cancel_requested: bool
+    # Only while the sender reports the `verifying` phase (portal.transfers.verification).
+    verification: dict | None = None
 
 
 def report(command: Command, instance_id: str, state: str, *, progress: dict | None = None,
@@ -151,6 +154,7 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     from an instance that no longer holds the lease is refused."""
     now = timezone.now()
     parsed = progress_module.parse(progress) if progress is not None else None
+    verifying = isinstance(progress, dict) and progress.get("phase") == verification.VERIFY_PHASE
     with transaction.atomic():
         current = Command.objects.select_for_update().get(pk=command.pk)
         if current.state in TERMINAL_STATES:
@@ -185,7 +189,12 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             transfer.follow(current)
             if current.is_terminal:
                 _outcome_event(transfer, current)
-    return ReportReply(current, current.cancel_requested)
+            elif verifying:
+                verification.request(transfer, current)
+    reply = ReportReply(current, current.cancel_requested)
+    if verifying and not current.is_terminal:
+        reply.verification = verification.verdict(transfer, current)
+    return reply
 
 
 def fail_held(command: Command, reason: str, message: str) -> Command:

@@ -67,11 +67,20 @@ def _alice_token(world):
     return world.extra["token"].pk
 
 
+def _alice_task(world):
+    from portal.agentapi import tasks
+
+    if "task" not in world.extra:
+        world.extra["task"] = tasks.ask_for_person(world.alice_sender, "list_send_folder", {}, world.alice)
+    return world.extra["task"].pk
+
+
 # URL argument name -> a value naming one of Alice's (or Bob's) objects.
 KWARG_FACTORIES = {
     "container_id": lambda world: world.alice_sender.pk,
     "command_id": _alice_command,
     "token_id": _alice_token,
+    "task_id": _alice_task,
     # Bob's grant to Alice, and Alice's transfer through it.
     "grant_id": sending.sweep_grant,
     "transfer_id": sending.sweep_transfer,
@@ -130,6 +139,7 @@ def _converter_name(converter) -> str:
 def protected_state(world: World) -> str:
     """Every row that belongs to Alice or Bob, serialised: it must not change."""
     from portal.accounts.models import PersonalToken, User
+    from portal.agentapi.models import AgentTask
     from portal.containers.models import Container
     from portal.grants.models import Grant
     from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
@@ -140,6 +150,7 @@ def protected_state(world: World) -> str:
         PersonalToken.objects.filter(user__in=owners),
         Container.objects.filter(owner__in=owners),
         Command.objects.filter(container__owner__in=owners),
+        AgentTask.objects.filter(container__owner__in=owners),
         Grant.objects.filter(receiver__owner__in=owners),
         Transfer.objects.filter(owner__in=owners),
         TransferFile.objects.filter(transfer__owner__in=owners),

@@ -29,6 +29,7 @@ class HeartbeatReplySerializer(serializers.Serializer):
     claim_hold_seconds = serializers.IntegerField()
     lease_seconds = serializers.IntegerField()
     failure_reasons = serializers.ListField(child=serializers.CharField())
+    tasks = serializers.ListField(child=serializers.DictField(), help_text="Side-channel tasks not yet answered.")
 
 
 class ClaimSerializer(serializers.Serializer):
@@ -90,8 +91,43 @@ class ReportSerializer(serializers.Serializer):
         return attrs
 
 
+class VerificationSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["pending", "passed", "failed", "not_applicable", "not_requested"])
+    message = serializers.CharField(required=False)
+    files = serializers.ListField(child=serializers.CharField(), required=False,
+                                  help_text="Files whose SHA-256 at the receiver differs (at most 1,000).")
+
+
 class ReportReplySerializer(serializers.Serializer):
     command_id = serializers.UUIDField()
     state = serializers.CharField()
     cancel_requested = serializers.BooleanField()
     lease_expires_at = serializers.DateTimeField(allow_null=True)
+    verification = VerificationSerializer(required=False, help_text=(
+        "Only while the report's progress.phase is 'verifying': the receiver's verdict on what landed."))
+
+
+class AgentTaskSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    kind = serializers.CharField()
+    params = serializers.JSONField()
+
+
+class TaskListSerializer(serializers.Serializer):
+    tasks = AgentTaskSerializer(many=True)
+
+
+class TaskWaitSerializer(serializers.Serializer):
+    instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
+
+
+class TaskAnswerSerializer(serializers.Serializer):
+    instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
+    ok = serializers.BooleanField()
+    result = serializers.JSONField(required=False, allow_null=True)
+    error = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if not attrs["ok"] and not attrs.get("error"):
+            raise serializers.ValidationError({"error": "say why the task could not be done"})
+        return attrs

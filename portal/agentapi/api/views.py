@@ -21,9 +21,16 @@ from portal.agentapi.api.serializers import (
     HeartbeatSerializer,
     ReportReplySerializer,
     ReportSerializer,
+    TaskAnswerSerializer,
+    TaskListSerializer,
+    TaskWaitSerializer,
 )
 from portal.agentapi.auth import AgentTokenAuthentication, IsAgent
-from portal.agentapi.waiters import waiters
+from portal.agentapi import tasks as agent_tasks
+from portal.agentapi.waiters import Waiters, call_db
+from portal.agentapi.waiters import claims as claim_waiters
+from portal.agentapi.waiters import tasks as task_waiters
+from portal.agentapi.models import AgentTask
 from portal.containers.models import Container
 from portal.lib.errors import error_body
 from portal.lib.schema import ErrorSerializer
@@ -54,7 +61,48 @@ class HeartbeatView(AgentAPIView):
             "claim_hold_seconds": settings.DTN_CLAIM_HOLD_SECONDS,
             "lease_seconds": settings.DTN_LEASE_SECONDS,
             "failure_reasons": [reason.value for reason in FailureReason],
+            "tasks": offered(container),
         })
+
+
+def offered(container: Container) -> list[dict]:
+    return [{"task_id": task.pk, "kind": task.kind, "params": task.params} for task in agent_tasks.pending(container)]
+
+
+class LongPollView(AgentAPIView):
+    """An async view around a sync one: each attempt is a short database call
+    on a worker thread, and the waits between attempts hold no thread.
+
+    The sync handler answers at once; an empty answer it marks with
+    `hold_for_container` is held, up to `wait` seconds (the server's hold at
+    most), until `waiters` wakes it for that container, then tried again."""
+
+    waiters: Waiters
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        attempt = super().as_view(**initkwargs)
+
+        async def view(request, *args, **kwargs):
+            deadline = time.monotonic() + _hold_seconds(request)
+            request.body  # read once; every attempt re-parses the cached bytes
+            while True:
+                response = await call_db(attempt, request, *args, **kwargs)
+                container_id = getattr(response, "hold_for_container", None)
+                remaining = deadline - time.monotonic()
+                if container_id is None or remaining <= 0:
+                    return response
+                await cls.waiters.wait(container_id, remaining)
+
+        view.cls = cls
+        view.initkwargs = initkwargs
+        return csrf_exempt(view)
+
+
+def _empty(request) -> Response:
+    response = Response(status=status.HTTP_204_NO_CONTENT)
+    response.hold_for_container = request.auth.pk
+    return response
 
 
 def _hold_seconds(request) -> float:
@@ -67,11 +115,13 @@ def _hold_seconds(request) -> float:
         return settings.DTN_CLAIM_HOLD_SECONDS
 
 
-class ClaimView(AgentAPIView):
+class ClaimView(LongPollView):
     """Claim the oldest queued command of this container (long-poll).
 
     With nothing to do, the request is held up to `wait` seconds (the server's
     hold at most) and answered 201 as soon as a command is queued, else 204."""
+
+    waiters = claim_waiters
 
     @extend_schema(
         request=ClaimSerializer,
@@ -84,9 +134,7 @@ class ClaimView(AgentAPIView):
         while True:
             command = queue.claim_next(request.auth, serializer.validated_data["instance_id"])
             if command is None:
-                response = Response(status=status.HTTP_204_NO_CONTENT)
-                response.hold_for_container = request.auth.pk
-                return response
+                return _empty(request)
             context = {}
             if command.transfer_id is not None:
                 try:
@@ -98,26 +146,39 @@ class ClaimView(AgentAPIView):
                     continue
             return Response(AgentCommandSerializer(command, context=context).data, status=status.HTTP_201_CREATED)
 
-    @classmethod
-    def as_view(cls, **initkwargs):
-        """An async view around the sync one: each attempt is a short database
-        call on a worker thread; the waits between attempts hold no thread."""
-        attempt = super().as_view(**initkwargs)
 
-        async def view(request, *args, **kwargs):
-            deadline = time.monotonic() + _hold_seconds(request)
-            request.body  # read once; every attempt re-parses the cached bytes
-            while True:
-                response = await waiters.call_db(attempt, request, *args, **kwargs)
-                container_id = getattr(response, "hold_for_container", None)
-                remaining = deadline - time.monotonic()
-                if container_id is None or remaining <= 0:
-                    return response
-                await waiters.wait(container_id, remaining)
 
-        view.cls = cls
-        view.initkwargs = initkwargs
-        return csrf_exempt(view)
+class TaskWaitView(LongPollView):
+    """Side-channel tasks for this container (long-poll): answered 200 with the
+    pending tasks as soon as there is one, else 204 after `wait` seconds."""
+
+    waiters = task_waiters
+
+    @extend_schema(
+        request=TaskWaitSerializer,
+        parameters=[OpenApiParameter("wait", float, description="seconds to hold an empty answer")],
+        responses={200: TaskListSerializer, 204: None},
+    )
+    def post(self, request):
+        TaskWaitSerializer(data=request.data).is_valid(raise_exception=True)
+        found = offered(request.auth)
+        return Response({"tasks": found}) if found else _empty(request)
+
+
+class TaskAnswerView(AgentAPIView):
+    """Answer a side-channel task: its result, or a sentence saying why not."""
+
+    @extend_schema(request=TaskAnswerSerializer, responses={200: None, 409: ErrorSerializer})
+    def post(self, request, task_id):
+        task = get_object_or_404(AgentTask, pk=task_id, container=request.auth)
+        serializer = TaskAnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            agent_tasks.answer(task, data["ok"], data.get("result"), data.get("error", ""))
+        except agent_tasks.AlreadyAnswered as exc:
+            return Response(error_body(str(exc)), status=status.HTTP_409_CONFLICT)
+        return Response({"task_id": task.pk, "state": task.state})
 
 
 def _destination(command: Command) -> dict:
@@ -166,9 +227,12 @@ class ReportView(AgentAPIView):
                                  reason=data.get("reason", ""), message=data.get("message", ""))
         except queue.QueueError as exc:
             return Response(error_body(str(exc), "state"), status=status.HTTP_409_CONFLICT)
-        return Response({
+        body = {
             "command_id": reply.command.pk,
             "state": reply.command.state,
             "cancel_requested": reply.cancel_requested,
             "lease_expires_at": reply.command.lease_expires_at,
-        })
+        }
+        if reply.verification is not None:
+            body["verification"] = reply.verification
+        return Response(body)

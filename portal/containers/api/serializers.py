@@ -32,3 +32,26 @@ class RegisteredSerializer(ContainerSerializer):
 class RotatedSerializer(serializers.Serializer):
     container_id = serializers.UUIDField()
     agent_token = serializers.CharField(help_text="Shown once. The previous token no longer works.")
+
+
+class AskSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="list_send_folder or network_check")
+    params = serializers.JSONField(required=False, default=dict)
+
+    def validate_params(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("params must be an object")
+        return value
+
+
+class TaskSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField(source="id")
+    container_id = serializers.UUIDField()
+    kind = serializers.CharField()
+    params = serializers.JSONField()
+    state = serializers.CharField(help_text="pending, answered or expired")
+    ok = serializers.BooleanField(allow_null=True)
+    result = serializers.JSONField(allow_null=True)
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    answered_at = serializers.DateTimeField(allow_null=True)

@@ -4,15 +4,19 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.agentapi import tasks as agent_tasks
+from portal.agentapi.models import AgentTask
 from portal.containers import services
 from portal.containers.api.serializers import (
+    AskSerializer,
+    TaskSerializer,
     ContainerSerializer,
     RegisteredSerializer,
     RegisterSerializer,
     RotatedSerializer,
 )
 from portal.containers.models import Container
-from portal.lib.errors import conflict
+from portal.lib.errors import conflict, error_body
 
 
 def owned_container(request, container_id) -> Container:
@@ -59,3 +63,29 @@ class RotateTokenView(APIView):
         container = owned_container(request, container_id)
         token = container.rotate_token()
         return Response({"container_id": container.id, "agent_token": token})
+
+
+class ContainerTasksView(APIView):
+    """Ask one of your containers for something short (list its send folder, check
+    the network), answered within seconds even while it runs a long transfer.
+    Poll GET /api/v1/tasks/{task_id} for the answer."""
+
+    @extend_schema(request=AskSerializer, responses={201: TaskSerializer})
+    def post(self, request, container_id):
+        container = owned_container(request, container_id)
+        serializer = AskSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            task = agent_tasks.ask_for_person(container, serializer.validated_data["kind"],
+                                              serializer.validated_data["params"], request.user)
+        except agent_tasks.TaskRefused as exc:
+            return Response(error_body(str(exc), "kind"), status=status.HTTP_400_BAD_REQUEST)
+        return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
+
+
+class TaskView(generics.RetrieveAPIView):
+    serializer_class = TaskSerializer
+
+    def get_object(self):
+        return get_object_or_404(AgentTask, pk=self.kwargs["task_id"], container__owner=self.request.user,
+                                 requested_by=self.request.user)

@@ -1,0 +1,97 @@
+"""Side-channel tasks: ask an agent something short, get the answer in seconds.
+
+Kinds a person may ask for are listed in PERSON_KINDS with the roles that
+answer them; the portal asks for others itself (a receiver's verify_files for
+a transfer). What happens on an answer is looked up in ON_ANSWER by kind."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from portal.agentapi.models import AgentTask, TaskState
+from portal.agentapi.waiters import tasks as task_waiters
+from portal.containers.models import Container
+
+log = logging.getLogger(__name__)
+
+# kind -> which containers can answer it (by role property)
+PERSON_KINDS = {
+    "list_send_folder": "is_sender",
+    "network_check": "is_sender",
+}
+DEFAULT_TTL = timedelta(minutes=2)
+# Verifying a large transfer reads every byte at the receiver.
+LONG_TTL = timedelta(hours=6)
+# At most this many tasks offered in one reply: each is short, and more will follow.
+OFFER_LIMIT = 20
+
+
+class TaskRefused(Exception):
+    pass
+
+
+def ask(container: Container, kind: str, params: dict, *, user=None, command=None,
+        ttl: timedelta = DEFAULT_TTL) -> AgentTask:
+    task = AgentTask.objects.create(container=container, kind=kind, params=params, requested_by=user,
+                                    command=command, expires_at=timezone.now() + ttl)
+    transaction.on_commit(lambda: task_waiters.wake_threadsafe(container.pk))
+    return task
+
+
+def ask_for_person(container: Container, kind: str, params: dict, user) -> AgentTask:
+    role = PERSON_KINDS.get(kind)
+    if role is None:
+        raise TaskRefused(f"unknown task kind {kind!r}; one of: {', '.join(sorted(PERSON_KINDS))}")
+    if not getattr(container, role):
+        raise TaskRefused(f"a {container.role} container does not answer {kind}")
+    return ask(container, kind, params, user=user)
+
+
+def pending(container: Container) -> list[AgentTask]:
+    expire_overdue(container)
+    return list(AgentTask.objects.filter(container=container, state=TaskState.PENDING)[:OFFER_LIMIT])
+
+
+def pending_containers(container_ids) -> set:
+    """Which of these containers have a task waiting (one query)."""
+    return set(AgentTask.objects.filter(container_id__in=list(container_ids), state=TaskState.PENDING,
+                                        expires_at__gt=timezone.now())
+               .values_list("container_id", flat=True).distinct())
+
+
+def expire_overdue(container: Container | None = None) -> int:
+    overdue = AgentTask.objects.filter(state=TaskState.PENDING, expires_at__lte=timezone.now())
+    if container is not None:
+        overdue = overdue.filter(container=container)
+    return overdue.update(state=TaskState.EXPIRED)
+
+
+class AlreadyAnswered(Exception):
+    pass
+
+
+def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
+    with transaction.atomic():
+        changed = AgentTask.objects.filter(pk=task.pk, state=TaskState.PENDING).update(
+            state=TaskState.ANSWERED, ok=ok, result=result if ok else None, error="" if ok else error,
+            answered_at=timezone.now())
+        if changed != 1:
+            raise AlreadyAnswered(f"the task is already {AgentTask.objects.get(pk=task.pk).state}")
+        task.refresh_from_db()
+        handler = ON_ANSWER.get(task.kind)
+        if handler is not None and task.command_id is not None:
+            handler(task)
+    return task
+
+
+def _verification_answered(task: AgentTask) -> None:
+    from portal.transfers import verification
+
+    verification.record_receiver_answer(task)
+
+
+ON_ANSWER = {"verify_files": _verification_answered}

@@ -1,0 +1,86 @@
+"""Short tasks beside the queue: a person asks, the agent answers in seconds."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal.agentapi.models import AgentTask, TaskState
+
+TASKS_NEXT = "/api/agent/v1/tasks/next?wait=0"
+
+
+def ask(api, container, kind="list_send_folder", params=None):
+    return api.post(f"/api/v1/containers/{container.pk}/tasks", {"kind": kind, "params": params or {}},
+                    format="json")
+
+
+def answer(agent, task_id, **body):
+    return agent.post(f"/api/agent/v1/tasks/{task_id}", {"instance_id": "inst-1", **body}, format="json")
+
+
+def test_a_person_asks_and_the_agent_picks_the_task_up_and_answers(alice_api, alice_sender, alice_agent):
+    asked = ask(alice_api, alice_sender, params={"path": "data"})
+    assert asked.status_code == 201
+    task_id = asked.json()["task_id"]
+    assert asked.json()["state"] == "pending"
+
+    offered = alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json")
+    assert offered.status_code == 200
+    assert offered.json()["tasks"] == [{"task_id": task_id, "kind": "list_send_folder", "params": {"path": "data"}}]
+
+    listing = {"path": "data", "truncated": False, "entries": [{"name": "a.bin", "type": "file"}]}
+    assert answer(alice_agent, task_id, ok=True, result=listing).status_code == 200
+    seen = alice_api.get(f"/api/v1/tasks/{task_id}").json()
+    assert seen["state"] == "answered" and seen["ok"] is True and seen["result"] == listing
+    # Answered tasks are offered no more.
+    assert alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json").status_code == 204
+
+
+def test_the_heartbeat_reply_offers_pending_tasks_too(alice_api, alice_sender, alice_agent):
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    reply = alice_agent.post("/api/agent/v1/heartbeat", {}, format="json").json()
+    assert [t["task_id"] for t in reply["tasks"]] == [task_id]
+
+
+def test_a_refusal_carries_a_sentence_for_the_person(alice_api, alice_sender, alice_agent):
+    task_id = ask(alice_api, alice_sender, params={"path": "../etc"}).json()["task_id"]
+    assert answer(alice_agent, task_id, ok=False).status_code == 400
+    assert answer(alice_agent, task_id, ok=False, error="'../etc' leaves the send folder").status_code == 200
+    seen = alice_api.get(f"/api/v1/tasks/{task_id}").json()
+    assert seen["ok"] is False and seen["error"] == "'../etc' leaves the send folder" and seen["result"] is None
+
+
+def test_a_second_answer_is_refused_and_changes_nothing(alice_api, alice_sender, alice_agent):
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    assert answer(alice_agent, task_id, ok=True, result={"entries": []}).status_code == 200
+    again = answer(alice_agent, task_id, ok=True, result={"entries": ["other"]})
+    assert again.status_code == 409 and "already answered" in again.json()["error"]
+    assert AgentTask.objects.get(pk=task_id).result == {"entries": []}
+
+
+def test_another_containers_task_cannot_be_answered(alice_api, alice_sender, charlie_agent):
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    assert answer(charlie_agent, task_id, ok=True, result={}).status_code == 404
+    assert AgentTask.objects.get(pk=task_id).state == TaskState.PENDING
+
+
+def test_an_unknown_kind_or_the_wrong_role_is_refused_with_a_field(alice_api, alice_sender, bob_api, bob_receiver):
+    unknown = ask(alice_api, alice_sender, kind="format_disk")
+    assert unknown.status_code == 400 and unknown.json()["field"] == "kind"
+    wrong_role = ask(bob_api, bob_receiver, kind="list_send_folder")
+    assert wrong_role.status_code == 400 and "receiver container" in wrong_role.json()["error"]
+    assert AgentTask.objects.count() == 0
+
+
+def test_an_expired_task_is_not_offered(alice_api, alice_sender, alice_agent):
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    AgentTask.objects.filter(pk=task_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json").status_code == 204
+    assert alice_api.get(f"/api/v1/tasks/{task_id}").json()["state"] == "expired"
+
+
+@pytest.mark.parametrize("body", [{}, {"instance_id": "bad id!"}])
+def test_waiting_for_tasks_needs_a_valid_instance(alice_agent, body):
+    response = alice_agent.post(TASKS_NEXT, body, format="json")
+    assert response.status_code == 400 and response.json()["field"] == "instance_id"
