@@ -96,10 +96,13 @@ def _run(config: config_module.Config, identity: str) -> int:
             rc = RcClient(config.rclone_rc_url, config.rclone_rc_user, config.rclone_rc_pass.reveal())
         portal = PortalClient(config.portal_url, token, identity, verify=verify,
                               user_agent=f"dtn-agent/{__version__}")
-        # Its own client (and so its own HTTP session): the worker thread answers while the loop claims.
+        # Clients of their own (a requests session per thread): the side channel answers and
+        # long-polls while the loop claims or reports.
         side = SideChannel(PortalClient(config.portal_url, token, identity, verify=verify,
                                         user_agent=f"dtn-agent/{__version__}"),
-                           sender_handlers(config.send_dir))
+                           sender_handlers(config.send_dir),
+                           poller=PortalClient(config.portal_url, token, identity, verify=verify,
+                                               user_agent=f"dtn-agent/{__version__}"))
         side.start()
         runner = TransferRunner(rc, send_dir=config.send_dir, state_dir=config.state_dir,
                                 transfers=config.transfers, receiver_attempts=config.receiver_attempts,

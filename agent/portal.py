@@ -46,6 +46,8 @@ class CommandGone(PortalError):
 class ReportReply:
     state: str
     cancel_requested: bool
+    # Only in answers to reports of the `verifying` phase: the receiver's verdict on what landed.
+    verification: dict | None = None
 
 
 class PortalClient:
@@ -123,7 +125,21 @@ class PortalClient:
             raise PortalError(f"report refused ({response.status_code}): {self._error_text(response)}",
                               response.status_code)
         reply = self._json(response, "report")
-        return ReportReply(state=reply.get("state", state), cancel_requested=bool(reply.get("cancel_requested")))
+        verification = reply.get("verification")
+        return ReportReply(state=reply.get("state", state), cancel_requested=bool(reply.get("cancel_requested")),
+                           verification=verification if isinstance(verification, dict) else None)
+
+    def wait_tasks(self, wait: float) -> list[dict]:
+        """Side-channel tasks, long-polled: returned as soon as one is asked, [] after `wait` seconds."""
+        response = self._call("POST", "tasks/next", {"instance_id": self.instance_id},
+                              params={"wait": f"{max(wait, 0):g}"}, timeout=max(wait, 0) + CLAIM_GRACE)
+        if response.status_code == 204:
+            return []
+        if response.status_code != 200:
+            raise PortalError(f"tasks/next refused ({response.status_code}): {self._error_text(response)}",
+                              response.status_code)
+        tasks = self._json(response, "tasks/next").get("tasks")
+        return tasks if isinstance(tasks, list) else []
 
     def answer_task(self, task_id: str, *, ok: bool, result: dict | None = None, error: str = "") -> None:
         """Answer a side-channel task (docs/protocol.md, "Side channel")."""

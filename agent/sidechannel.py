@@ -1,7 +1,8 @@
 """The side channel: short tasks answered within seconds, even while a long
 command runs (docs/protocol.md, "Side channel").
 
-Tasks arrive in the heartbeat reply as `tasks: [{task_id, kind, params}]`; a
+Tasks arrive by a long-poll of their own (`POST tasks/next`, held until a task
+is asked) and in heartbeat replies as `tasks: [{task_id, kind, params}]`; a
 worker thread runs each through the handler registered for its kind and
 answers `POST tasks/{task_id}`. A handler is a plain function
 `params -> result dict`; it raises `TaskRefused` for a request it will not do
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from agent import paths
-from agent.portal import CommandGone, PortalClient, PortalError, TokenRejected
+from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ VERIFY_MAX_FILES = 1000
 # A side-channel answer should come in seconds; hashing more than this is a transfer's job.
 VERIFY_MAX_BYTES = 2 * 1024**3
 REMEMBERED_TASKS = 1000
+# How long one task poll is held by the portal (it may hold less).
+POLL_HOLD_SECONDS = 25.0
 
 
 class TaskRefused(Exception):
@@ -39,10 +42,14 @@ class TaskRefused(Exception):
 
 
 class FolderTasks:
-    """Tasks over one folder (the send folder here; a receiver passes its receive folder)."""
+    """Tasks over one folder (the send folder here; a receiver passes its receive folder).
 
-    def __init__(self, root: Path):
+    `max_bytes` bounds what one verify_files task reads; None for none (a receiver
+    verifying a transfer, where the portal sizes the task's deadline to the data)."""
+
+    def __init__(self, root: Path, max_bytes: int | None = VERIFY_MAX_BYTES):
         self.root = Path(root).resolve()
+        self.max_bytes = max_bytes
 
     def _resolve(self, raw: str) -> paths.Resolved:
         try:
@@ -86,7 +93,7 @@ class FolderTasks:
             raise TaskRefused("paths must be a non-empty list of file paths")
         if len(names) > VERIFY_MAX_FILES:
             raise TaskRefused(f"at most {VERIFY_MAX_FILES} files per task")
-        results, budget = [], VERIFY_MAX_BYTES
+        results, budget = [], self.max_bytes
         for name in names:
             try:
                 where = self._resolve(name)
@@ -97,10 +104,11 @@ class FolderTasks:
                 results.append({"path": name, "error": "a folder, not a file"})
                 continue
             size = where.path.stat().st_size
-            if size > budget:
-                results.append({"path": name, "size": size, "error": "too large for a side-channel task"})
-                continue
-            budget -= size
+            if budget is not None:
+                if size > budget:
+                    results.append({"path": name, "size": size, "error": "too large for a side-channel task"})
+                    continue
+                budget -= size
             with open(where.path, "rb") as handle:
                 digest = hashlib.file_digest(handle, "sha256").hexdigest()
             results.append({"path": where.rel, "size": size, "sha256": digest})
@@ -108,16 +116,23 @@ class FolderTasks:
 
 
 class SideChannel:
-    """A worker thread that runs side-channel tasks one at a time and answers them."""
+    """A worker thread that runs side-channel tasks one at a time and answers them,
+    and (given `poller`, a client of its own) a thread that long-polls for them."""
 
-    def __init__(self, portal: PortalClient, handlers: dict[str, Handler] | None = None):
+    def __init__(self, portal: PortalClient, handlers: dict[str, Handler] | None = None, *,
+                 poller: PortalClient | None = None, poll_seconds: float = POLL_HOLD_SECONDS,
+                 backoff: Backoff | None = None):
         self.portal = portal
+        self.poller = poller
+        self.poll_seconds = poll_seconds
+        self.backoff = backoff or Backoff()
         self.handlers: dict[str, Handler] = dict(handlers or {})
         self._queue: queue.Queue = queue.Queue()
-        # Tasks taken or answered, so one repeated in the next heartbeat is not run twice.
+        # Tasks taken or answered, so one offered again (next heartbeat, next poll) is not run twice.
         self._known: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.token_rejected = threading.Event()
 
     def register(self, kind: str, handler: Handler) -> None:
@@ -145,11 +160,40 @@ class SideChannel:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._work, name="side-channel", daemon=True)
         self._thread.start()
+        if self.poller is not None:
+            # A daemon: a held poll is abandoned at exit rather than waited for.
+            threading.Thread(target=self._poll, name="side-channel-poll", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def poll_once(self) -> bool:
+        """One long-poll for tasks; False when polling should end."""
+        try:
+            self.submit(self.poller.wait_tasks(self.poll_seconds))
+            self.backoff.reset()
+            return True
+        except TokenRejected:
+            self.token_rejected.set()
+            return False
+        except PortalUnavailable as exc:
+            delay = self.backoff.next_delay()
+            log.warning("side-channel poll failed (%s); again in %.1f s", exc, delay)
+            return not self._stopping.wait(delay)
+        except PortalError as exc:
+            if exc.status in (404, 405):
+                log.info("the portal has no task long-poll; side-channel tasks come with heartbeats")
+                return False
+            delay = self.backoff.next_delay()
+            log.error("side-channel poll refused: %s; again in %.1f s", exc, delay)
+            return not self._stopping.wait(delay)
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set() and self.poll_once():
+            pass
 
     def _work(self) -> None:
         while True:

@@ -49,6 +49,9 @@ _BWLIMIT = re.compile(r"^\d+(\.\d+)?[BKMGTPbkmgtp]?i?$")
 # and answers whether the receiver is there and takes the keys.
 PROBE_REMOTE = ".dtn-probe/none"
 PROBE_CONFIG = {"ConnectTimeout": "5s", "Timeout": "15s", "LowLevelRetries": 1}
+# The portal's verdicts on the receiver's checksums (portal/transfers/verification.py).
+VERIFY_PHASE = "verifying"
+VERIFIED_ENOUGH = ("passed", "not_applicable", "not_requested")
 RESEND_NOTE = ("files already at the destination are not sent again; a file interrupted mid-way is sent again"
                " from its start (rclone cannot resume a multipart upload)")
 
@@ -449,6 +452,7 @@ class _Attempt:
         self.groups: list[str] = []
         self.next_report = 0.0
         self.hasher: Hasher | None = None
+        self.phase = ""
 
     # --- reporting -----------------------------------------------------------
 
@@ -501,20 +505,24 @@ class _Attempt:
             "files": [e.result() for e in files],
             "events": list(self.events),
         }
+        if self.phase:
+            progress["phase"] = self.phase
         return progress, files, len(self.events)
 
-    def send_progress(self, force: bool = False) -> None:
+    def send_progress(self, force: bool = False) -> ReportReply | None:
+        """Report if one is due (or `force`); the portal's reply, or None if none went out or got through."""
         if not force and self.r.clock() < self.next_report:
-            return
+            return None
         self.next_report = self.r.clock() + self.r.progress_seconds
         progress, files, events = self.snapshot()
         reply = self.channel.report(progress)
         if reply is None:
-            return  # not delivered: the files and events go with the next report
+            return None  # not delivered: the files and events go with the next report
         self.ledger.delivered(files)
         del self.events[:events]
         if reply.cancel_requested:
             raise Canceled()
+        return reply
 
     def idle(self, seconds: float) -> None:
         """Wait, while keeping the lease, hearing a stop, and noticing shutdown."""
@@ -544,6 +552,8 @@ class _Attempt:
                 for plan in self.plans:
                     self._run_source(plan, ca_file)
                 self._finish_hashes()
+                if self.spec.verify_checksums:
+                    self._verify()
                 self.event("complete", f"{self.ledger.count} files at the destination;"
                            f" {self.ledger.counts['sent']} sent by this run, {self.ledger.counts['skipped']}"
                            " were already there")
@@ -901,6 +911,29 @@ class _Attempt:
                 self.r.sleep(0.05)
             if e.hash_error:
                 raise TransferFailed(FailureReason.AGENT_ERROR, f"{e.key}: {e.hash_error}")
+
+    def _verify(self) -> None:
+        """Everything is sent and hashed: report the `verifying` phase until the portal
+        has the receiver's SHA-256 of what landed and answers with its verdict."""
+        self.phase = VERIFY_PHASE
+        self.event("verifying", "every file is at the receiver; waiting for its SHA-256 of what landed")
+        while True:
+            self.channel.tick()
+            if self.channel.stopping:
+                raise Interrupted()
+            reply = self.send_progress(force=True)
+            if reply is not None:
+                verdict = reply.verification or {}
+                state = verdict.get("state")
+                if state is None or state in VERIFIED_ENOUGH:
+                    # No verdict at all: a portal without receiver-side verification.
+                    self.event("verification", f"{state or 'not_applicable'}: {verdict.get('message', '')}".rstrip(": "))
+                    return
+                if state == "failed":
+                    named = verdict.get("files") or []
+                    message = verdict.get("message") or ("SHA-256 at the receiver differs for " + ", ".join(named[:20]))
+                    raise TransferFailed(FailureReason.CHECKSUM_MISMATCH, message)
+            self.r.sleep(self.r.progress_seconds)
 
     def _cleanup(self) -> None:
         if self.job is not None:

@@ -146,11 +146,14 @@ class FakeRc:
 class FakeChannel:
     """The controller's side of a running command: records reports, answers from a script."""
 
-    def __init__(self, *, cancel_at: int | None = None, stop_at: int | None = None, fail_reports: int = 0):
+    def __init__(self, *, cancel_at: int | None = None, stop_at: int | None = None, fail_reports: int = 0,
+                 verdicts: list[dict] | None = None):
         self.reports: list[dict] = []
         self.cancel_at = cancel_at
         self.stop_at = stop_at
         self.fail_reports = fail_reports
+        # The portal's answers to reports of the verifying phase, in order; the last one repeats.
+        self.verdicts = list(verdicts or [])
         self.ticks = 0
         self.stopping = False
 
@@ -162,7 +165,11 @@ class FakeChannel:
         if self.fail_reports:
             self.fail_reports -= 1
             return None
-        return ReportReply("running", self.cancel_at is not None and len(self.reports) >= self.cancel_at)
+        verification = None
+        if progress.get("phase") == "verifying" and self.verdicts:
+            verification = self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0]
+        return ReportReply("running", self.cancel_at is not None and len(self.reports) >= self.cancel_at,
+                           verification)
 
     def tick(self):
         self.ticks += 1

@@ -85,3 +85,13 @@ def test_backoff_doubles_to_a_cap_with_jitter_in_the_upper_half():
         assert ceiling / 2 <= delay <= ceiling
     backoff.reset()
     assert backoff.next_delay() <= 1
+
+
+def test_the_task_long_poll_returns_tasks_or_nothing_and_the_verdict_rides_on_report_replies():
+    portal, session = client(FakeResponse(204), FakeResponse(200, {"tasks": [{"task_id": "t1"}]}),
+                             FakeResponse(200, {"state": "running", "cancel_requested": False,
+                                                "verification": {"state": "pending"}}))
+    assert portal.wait_tasks(25) == []
+    assert portal.wait_tasks(25) == [{"task_id": "t1"}]
+    assert session.requests[0]["url"].endswith("/api/agent/v1/tasks/next") and session.requests[0]["timeout"] > 25
+    assert portal.report("c1", "running", progress={"phase": "verifying"}).verification == {"state": "pending"}

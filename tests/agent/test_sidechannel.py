@@ -102,3 +102,39 @@ def test_a_handler_bug_is_answered_as_an_error_and_a_rejected_token_is_flagged(f
     assert side.token_rejected.is_set()
     side.run_one({"task_id": "t2", "kind": "broken", "params": {}})
     assert portal.answers == [("t2", False, {}, "the agent failed: KeyError")]
+
+
+class Poller:
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.waits = []
+
+    def wait_tasks(self, wait):
+        self.waits.append(wait)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_tasks_are_long_polled_and_a_portal_without_the_poll_falls_back_to_heartbeats(folder):
+    from agent.portal import PortalError
+
+    poller = Poller([{"task_id": "t1", "kind": "list_send_folder", "params": {}}], [],
+                    PortalError("tasks/next refused (404)", 404))
+    side = SideChannel(Answers(), sender_handlers(folder.root), poller=poller, poll_seconds=25)
+    assert side.poll_once() and side.poll_once()
+    assert side.poll_once() is False
+    assert poller.waits == [25, 25, 25] and side._queue.qsize() == 1
+
+
+def test_an_unreachable_portal_is_polled_again_after_a_backoff_and_a_refused_token_stops_polling(folder):
+    import random
+
+    from agent.portal import Backoff
+
+    poller = Poller(PortalUnavailable("down"), TokenRejected("revoked"))
+    backoff = Backoff(base=0.01, cap=0.02, rng=random.Random(1))
+    side = SideChannel(Answers(), sender_handlers(folder.root), poller=poller, backoff=backoff)
+    assert side.poll_once() is True
+    assert side.poll_once() is False and side.token_rejected.is_set()

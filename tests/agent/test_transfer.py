@@ -399,3 +399,37 @@ def test_a_lost_lease_during_the_run_stops_the_job_and_reaches_the_controller(se
     with pytest.raises(CommandGone):
         runner(rc, send_dir, tmp_path).run(command(), Gone())
     assert rc.stopped == [1]
+
+
+def test_after_sending_it_waits_in_the_verifying_phase_for_the_receivers_verdict(send_dir, tmp_path):
+    rc = FakeRc([Frame(finished=True, success=True, stats=stats(1230, 3))])
+    channel = FakeChannel(verdicts=[{"state": "pending"}, {"state": "pending"},
+                                    {"state": "passed", "message": "3 file(s) match at the receiver"}])
+    outcome = runner(rc, send_dir, tmp_path).run(command(), channel)
+    assert outcome.state == CommandState.SUCCEEDED
+    verifying = [r for r in channel.reports if r.get("phase") == "verifying"]
+    assert len(verifying) == 3
+    # Every file, with its checksum, reached the portal before or with the first verifying report.
+    first = channel.reports.index(verifying[0])
+    sent_before = {row["path"]: row for r in channel.reports[:first + 1] for row in r["files"]}
+    assert set(sent_before) == {"run/a.bin", "run/c.txt", "run/sub dir/b ü.txt"}
+    assert all(row["sha256"] for row in sent_before.values())
+    assert any(e["kind"] == "verification" and "3 file(s) match" in e["message"]
+               for e in channel.events() + outcome.progress["events"])
+
+
+def test_a_failed_verdict_fails_the_command_with_checksum_mismatch_naming_the_files(send_dir, tmp_path):
+    rc = FakeRc([Frame(finished=True, success=True, stats=stats(1230, 3))])
+    channel = FakeChannel(verdicts=[{"state": "failed", "files": ["run/c.txt"],
+                                     "message": "SHA-256 at the receiver differs from the sender's for run/c.txt"}])
+    outcome = runner(rc, send_dir, tmp_path).run(command(), channel)
+    assert outcome.state == CommandState.FAILED and outcome.reason == FailureReason.CHECKSUM_MISMATCH
+    assert "run/c.txt" in outcome.message
+
+
+def test_without_checksums_there_is_no_verifying_phase(send_dir, tmp_path):
+    rc = FakeRc([Frame(finished=True, success=True, stats=stats(1230, 3))])
+    channel = FakeChannel(verdicts=[{"state": "pending"}])
+    outcome = runner(rc, send_dir, tmp_path).run(command(verify_checksums=False), channel)
+    assert outcome.state == CommandState.SUCCEEDED
+    assert not any(r.get("phase") for r in channel.reports)
