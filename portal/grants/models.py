@@ -65,6 +65,8 @@ class Grant(models.Model):
     access_key = models.CharField(max_length=ACCESS_KEY_LENGTH, unique=True)
     secret_key_encrypted = crypto.CiphertextField()
     bucket = models.CharField(max_length=63)
+    # Where the receiver serves this grant (one S3 server per grant), as its heartbeat says.
+    endpoint = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

@@ -171,6 +171,8 @@ class Transfer(models.Model):
         """The S3 endpoint as known now (a receiver reports its own; it may move)."""
         if self.destination_kind == DestinationKind.S3:
             return validation.endpoint_url(self.s3_host, self.s3_port, self.s3_tls)
+        if self.grant is not None and self.grant.endpoint:
+            return self.grant.endpoint
         return self.receiver.endpoint if self.receiver else ""
 
     @property
@@ -225,13 +227,16 @@ class Transfer(models.Model):
         if grant is None or receiver is None or not grant.is_active or grant.receiver_id != receiver.pk:
             raise DestinationUnavailable(FailureReason.GRANT_REVOKED,
                                          "the receiver's owner revoked the grant (or deleted the receiver)")
-        if not receiver.endpoint:
+        # Each grant has its own S3 server; a receiver that serves all grants at
+        # one address reports only its container endpoint.
+        endpoint = grant.endpoint or receiver.endpoint
+        if not endpoint:
             raise DestinationUnavailable(FailureReason.RECEIVER_UNREACHABLE,
-                                         "the receiver container has not reported its S3 endpoint")
+                                         "the receiver container has not reported an S3 endpoint for this grant")
         return {
-            "endpoint": receiver.endpoint, "bucket": grant.bucket, "prefix": self.prefix,
+            "endpoint": endpoint, "bucket": grant.bucket, "prefix": self.prefix,
             "access_key": grant.access_key, "secret_key": grant.secret_key(),
-            "tls": receiver.endpoint.lower().startswith("https://"),
+            "tls": endpoint.lower().startswith("https://"),
             "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
         }
 

@@ -1,3 +1,4 @@
+from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from agent.protocol import CommandState
@@ -11,14 +12,44 @@ INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its s
                     "restarted agent gets back the command it held.")
 
 
+endpoint_validator = URLValidator(schemes=["http", "https"], message="an http:// or https:// URL")
+
+
+class GrantEndpointSerializer(serializers.Serializer):
+    grant_id = serializers.UUIDField()
+    endpoint = serializers.CharField(max_length=255, validators=[endpoint_validator])
+
+
 class HeartbeatSerializer(serializers.Serializer):
     instance_id = serializers.CharField(max_length=64, required=False, help_text=INSTANCE_ID_HELP)
     agent_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
     rclone_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
     disk_free_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    endpoint = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    endpoint = serializers.CharField(max_length=255, required=False, allow_blank=True,
+                                     validators=[endpoint_validator])
     health = serializers.JSONField(required=False)
+    certificate_pem = serializers.CharField(max_length=20000, required=False, allow_blank=True, trim_whitespace=False,
+                                            help_text="Receivers: the TLS certificate their S3 servers present.")
+    certificate_sha256 = serializers.CharField(max_length=95, required=False, allow_blank=True,
+                                               help_text="Its SHA-256 fingerprint (ab:cd:…), checked against the PEM.")
+    grants = GrantEndpointSerializer(many=True, required=False,
+                                     help_text="Receivers: where each active grant is served.")
+
+    def validate(self, attrs):
+        pem, claimed = attrs.get("certificate_pem"), attrs.get("certificate_sha256")
+        if bool(pem) != bool(claimed):
+            raise serializers.ValidationError({"certificate_sha256": "send the certificate and its fingerprint together"})
+        if pem:
+            from agent.tls import fingerprint
+
+            try:
+                actual = fingerprint(pem)
+            except ValueError:
+                raise serializers.ValidationError({"certificate_pem": "not a PEM certificate"}) from None
+            if actual != claimed.lower():
+                raise serializers.ValidationError({"certificate_sha256": "does not match the certificate"})
+        return attrs
 
 
 class HeartbeatReplySerializer(serializers.Serializer):

@@ -50,9 +50,13 @@ class HeartbeatView(AgentAPIView):
         serializer = HeartbeatSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         container: Container = request.auth
-        fields = {key: value for key, value in serializer.validated_data.items() if key != "instance_id"}
-        fields["last_seen_at"] = timezone.now()
-        Container.objects.filter(pk=container.pk).update(**fields)
+        data = dict(serializer.validated_data)
+        data.pop("instance_id", None)
+        grant_endpoints = data.pop("grants", None)
+        data["last_seen_at"] = timezone.now()
+        Container.objects.filter(pk=container.pk).update(**data)
+        if grant_endpoints is not None and container.is_receiver:
+            record_grant_endpoints(container, grant_endpoints)
         return Response({
             "server_time": timezone.now(),
             "container_id": container.pk,
@@ -63,6 +67,14 @@ class HeartbeatView(AgentAPIView):
             "failure_reasons": [reason.value for reason in FailureReason],
             "tasks": offered(container),
         })
+
+
+def record_grant_endpoints(container: Container, reported: list[dict]) -> None:
+    """Only this receiver's own grants; a changed endpoint is written, the rest left alone."""
+    wanted = {str(item["grant_id"]): item["endpoint"] for item in reported}
+    for grant in Grant.objects.filter(receiver=container, pk__in=list(wanted)).only("pk", "endpoint"):
+        if grant.endpoint != wanted[str(grant.pk)]:
+            Grant.objects.filter(pk=grant.pk).update(endpoint=wanted[str(grant.pk)])
 
 
 def offered(container: Container) -> list[dict]:
