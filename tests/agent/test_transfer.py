@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
