@@ -2,18 +2,17 @@
 receiver's self-signed certificate pinned by the portal, and verified by the
 receiver's own SHA-256 of what landed.
 
-Until the receiver agent runs (the receiver issue), the test stands in for its
-parts with the real pieces: it sets the endpoint and certificate on the
-container the way the receiver's heartbeat will; the S3 server is a real
-`rclone serve s3` with the grant's keys, fetched from the portal's agent API as
-the receiver would; and the receiver's side channel is the agent's own
-SideChannel answering `verify_files` over the receive folder."""
+Until the receiver agent runs as one process (the receiver issue), the test
+plays its part with the real pieces: the receiver's heartbeat reports the
+certificate and where the grant is served; the S3 server is a real `rclone
+serve s3` with the grant's keys, fetched from the portal's agent API as the
+receiver does; and the receiver's side channel is the agent's own SideChannel
+answering `verify_files` over the receive folder."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 
 import pytest
 import requests
@@ -61,11 +60,13 @@ def receiver_with_grant(site, alice, certificate_dir):
     return receiver, grant, server, certificate
 
 
-def check_in(site, receiver_id: str, endpoint: str, pem: str, sha256_hex: str):
-    code = ("from portal.containers.models import Container; "
-            f"Container.objects.filter(pk='{receiver_id}').update(endpoint={json.dumps(endpoint)}, "
-            f"certificate_pem={json.dumps(pem)}, certificate_sha256={json.dumps(sha256_hex)})")
-    site.portal.manage("shell", "--verbosity", "0", "-c", code)
+def check_in(site, receiver: dict, grant: dict, endpoint: str, certificate):
+    """The receiver's heartbeat: its certificate, and where the grant is served."""
+    body = {"instance_id": "receiver-e2e", "endpoint": endpoint, "certificate_pem": certificate.pem,
+            "certificate_sha256": certificate.sha256, "grants": [{"grant_id": grant["grant_id"], "endpoint": endpoint}]}
+    answer = requests.post(f"{site.portal.url}/api/agent/v1/heartbeat", json=body, timeout=30,
+                           headers={"Authorization": f"Bearer {receiver['agent_token']}"})
+    assert answer.status_code == 200, answer.text
 
 
 def send_to(alice, site, receiver_id: str, sources, **options) -> str:
@@ -75,7 +76,7 @@ def send_to(alice, site, receiver_id: str, sources, **options) -> str:
 
 def test_a_transfer_to_a_receiver_trusts_exactly_its_pinned_certificate(site, alice):
     receiver, grant, server, certificate = receiver_with_grant(site, alice, site.scratch / "tls")
-    check_in(site, receiver["container_id"], server.endpoint, certificate.pem, certificate.sha256)
+    check_in(site, receiver, grant, server.endpoint, certificate)
     write_random(site.send_dir / "pinned.bin", 3_000_000)
     site.agent().start()
 
@@ -97,7 +98,7 @@ def test_a_transfer_to_a_receiver_trusts_exactly_its_pinned_certificate(site, al
 def test_a_receiver_presenting_another_certificate_fails_with_certificate_mismatch(site, alice):
     receiver, grant, server, certificate = receiver_with_grant(site, alice, site.scratch / "tls")
     other = ensure_certificate(site.scratch / "other-tls", ["127.0.0.1"])
-    check_in(site, receiver["container_id"], server.endpoint, other.pem, other.sha256)
+    check_in(site, receiver, grant, server.endpoint, other)  # it reports one certificate, serves another
     write_random(site.send_dir / "pinned.bin", 1000)
     site.agent().start()
 
@@ -111,7 +112,7 @@ def test_a_receiver_presenting_another_certificate_fails_with_certificate_mismat
 
 def test_bytes_that_changed_where_they_landed_fail_the_transfer_with_checksum_mismatch(site, alice):
     receiver, grant, server, certificate = receiver_with_grant(site, alice, site.scratch / "tls")
-    check_in(site, receiver["container_id"], server.endpoint, certificate.pem, certificate.sha256)
+    check_in(site, receiver, grant, server.endpoint, certificate)
     write_random(site.send_dir / "run" / "good.bin", 100_000)
     write_random(site.send_dir / "run" / "spoilt.bin", 100_000)
     site.agent().start()
