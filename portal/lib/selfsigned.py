@@ -1,0 +1,164 @@
+"""The portal's TLS certificate when none is provided: `python -m portal.lib.selfsigned`.
+
+Docker compose's one-shot `portal-init` runs this before the server starts. With `DTN_TLS_CERT` and
+`DTN_TLS_KEY` set (the paths gunicorn serves HTTPS with):
+
+- neither file exists: a self-signed certificate is made for the names in `DTN_ALLOWED_HOSTS`
+  (ECDSA P-256, 397 days; the key 0600). Agents trust it with `DTN_PORTAL_CA_FILE` pointing at a copy
+  of the certificate (it is public), browsers after a warning.
+- both exist: a provided certificate is left alone (only a warning when it expires within 30 days);
+  one this made earlier is made again when it expires within 30 days or no longer names every host.
+- only one exists: an error, rather than guessing which half to trust.
+
+Without `DTN_TLS_CERT`/`DTN_TLS_KEY` (TLS ends at a proxy in front) it does nothing. Exit status 0 when
+the server has a usable pair, 2 otherwise, with one sentence on stderr.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# Marks certificates made here, so a provided one is never replaced.
+ORGANIZATION = "DTN-in-a-Box portal (self-signed)"
+VALIDITY = dt.timedelta(days=397)
+RENEW_BEFORE = dt.timedelta(days=30)
+
+
+class CertificateError(Exception):
+    pass
+
+
+def names_from_allowed_hosts(value: str) -> list[str]:
+    """The names a certificate must cover, from DTN_ALLOWED_HOSTS (Django's syntax)."""
+    names = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item or item == "*":
+            continue
+        item = item.lstrip(".")  # ".example.org" means the domain and its subdomains
+        if item.startswith("[") and item.endswith("]"):
+            item = item[1:-1]
+        if item and item not in names:
+            names.append(item)
+    return names or ["localhost"]
+
+
+def _general_names(names: list[str]) -> list[x509.GeneralName]:
+    result: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            result.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            result.append(x509.DNSName(name))
+    return result
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def _made_here(cert: x509.Certificate) -> bool:
+    organizations = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return cert.issuer == cert.subject and any(attr.value == ORGANIZATION for attr in organizations)
+
+
+def _covers(cert: x509.Certificate, names: list[str]) -> bool:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return set(_general_names(names)) <= set(san)
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def make(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime | None = None) -> x509.Certificate:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64]),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+        .add_extension(x509.SubjectAlternativeName(_general_names(names)), critical=False)
+        # A CA flag lets the agents' TLS clients take the certificate itself as their trust anchor.
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, key_encipherment=False,
+                                     content_commitment=False, data_encipherment=False, key_agreement=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    # The key first: a certificate without its key on disk would be taken for a provided one.
+    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return cert
+
+
+def ensure(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime | None = None) -> str:
+    """Make or keep the pair as the module's docstring says; returns a sentence saying what was done."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    have_cert, have_key = cert_path.exists(), key_path.exists()
+    if have_cert != have_key:
+        present, missing = (cert_path, key_path) if have_cert else (key_path, cert_path)
+        raise CertificateError(f"{present} exists but {missing} does not: provide both, or remove both to have a"
+                               " self-signed pair made")
+    if have_cert:
+        try:
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CertificateError(f"{cert_path} is not a PEM certificate: {exc}") from None
+        expiring = cert.not_valid_after_utc - now < RENEW_BEFORE
+        if not _made_here(cert):
+            note = " (it expires within 30 days: renew it)" if expiring else ""
+            return f"using the provided certificate {cert_path}, SHA-256 {fingerprint(cert)}{note}"
+        if not expiring and _covers(cert, names):
+            return f"using the self-signed certificate {cert_path}, SHA-256 {fingerprint(cert)}"
+    cert = make(cert_path, key_path, names, now)
+    return (f"made a self-signed certificate {cert_path} for {', '.join(names)}, SHA-256 {fingerprint(cert)};"
+            " give agents a copy of it as DTN_PORTAL_CA_FILE")
+
+
+def main(environ=None) -> int:
+    environ = os.environ if environ is None else environ
+    cert, key = environ.get("DTN_TLS_CERT", ""), environ.get("DTN_TLS_KEY", "")
+    if not cert and not key:
+        print("selfsigned: DTN_TLS_CERT and DTN_TLS_KEY are not set: TLS is not the server's (a proxy's?)")
+        return 0
+    if not cert or not key:
+        print("selfsigned: set both DTN_TLS_CERT and DTN_TLS_KEY, or neither", file=sys.stderr)
+        return 2
+    names = names_from_allowed_hosts(environ.get("DTN_ALLOWED_HOSTS", ""))
+    try:
+        print(f"selfsigned: {ensure(Path(cert), Path(key), names)}")
+    except (CertificateError, OSError) as exc:
+        print(f"selfsigned: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
