@@ -22,10 +22,11 @@ from pathlib import Path
 
 from agent import __version__, config as config_module, logs
 from agent.controller import Controller, ShutdownNow
-from agent.portal import PortalClient, TokenRejected
+from agent.portal import PortalClient, PortalError, TokenRejected
 from agent.protocol import EXIT_CONFIG, EXIT_OK, EXIT_TOKEN_REJECTED
 from agent.rclone import RcClient, RcdProcess, RcError
-from agent.sidechannel import SideChannel, sender_handlers
+from agent.receiver import ReceiverSite
+from agent.sidechannel import FolderTasks, SideChannel, sender_handlers
 from agent.transfer import TransferRunner
 
 log = logging.getLogger("agent")
@@ -73,18 +74,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print("dtn-agent: configuration is valid")
         return EXIT_OK
-    log.info("dtn-agent %s, instance %s, portal %s, send folder %s", __version__, identity, config.portal_url,
-             config.send_dir)
+    log.info("dtn-agent %s, instance %s, portal %s, send folder %s, receive folder %s", __version__, identity,
+             config.portal_url, config.send_dir, config.receiver.receive_dir if config.receiver else None)
     return _run(config, identity)
 
 
 def _run(config: config_module.Config, identity: str) -> int:
     rcd = None
     side = None
+    site = None
+    rc = None
     verify = str(config.portal_ca_file) if config.portal_ca_file else True
     token = config.agent_token.reveal()
     try:
-        if config.embedded_rcd:
+        if config.send_dir is None:
+            pass  # a site that only receives moves no data itself: no rclone rcd
+        elif config.embedded_rcd:
             rcd = RcdProcess(config.rclone_binary, config.state_dir, verbose=config.log_level == "DEBUG")
             try:
                 rc = rcd.start()
@@ -98,18 +103,27 @@ def _run(config: config_module.Config, identity: str) -> int:
                               user_agent=f"dtn-agent/{__version__}")
         # Clients of their own (a requests session per thread): the side channel answers and
         # long-polls while the loop claims or reports.
+        handlers = sender_handlers(config.send_dir) if config.send_dir is not None else {}
+        if config.receiver is not None:
+            site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
+            # Verifying what landed reads every byte of it: no per-task cap here.
+            handlers["verify_received"] = FolderTasks(config.receiver.receive_dir, max_bytes=None).verify_files
         side = SideChannel(PortalClient(config.portal_url, token, identity, verify=verify,
                                         user_agent=f"dtn-agent/{__version__}"),
-                           sender_handlers(config.send_dir),
+                           handlers,
                            poller=PortalClient(config.portal_url, token, identity, verify=verify,
                                                user_agent=f"dtn-agent/{__version__}"))
         side.start()
-        runner = TransferRunner(rc, send_dir=config.send_dir, state_dir=config.state_dir,
-                                transfers=config.transfers, receiver_attempts=config.receiver_attempts,
-                                receiver_retry_seconds=config.receiver_retry_seconds,
-                                progress_seconds=config.progress_seconds)
+        runner = None
+        if config.send_dir is not None:
+            runner = TransferRunner(rc, send_dir=config.send_dir, state_dir=config.state_dir,
+                                    transfers=config.transfers, receiver_attempts=config.receiver_attempts,
+                                    receiver_retry_seconds=config.receiver_retry_seconds,
+                                    progress_seconds=config.progress_seconds)
         controller = Controller(portal=portal, runner=runner, side=side)
-        controller.describe = lambda: describe(config, rc, rcd, controller, side)
+        controller.describe = lambda: describe(config, rc, rcd, controller, side, site)
+        if site is not None:
+            controller.after_beat = lambda reply: _serve_grants(site, portal, reply)
         _install_signals(controller)
         try:
             controller.run()
@@ -126,25 +140,49 @@ def _run(config: config_module.Config, identity: str) -> int:
             side.stop()
         if rcd is not None:
             rcd.stop()
+        if site is not None:
+            site.stop()
 
 
-def describe(config, rc, rcd, controller, side) -> dict:
-    """The heartbeat body: versions, disk, and how the parts are doing."""
-    health = {"command": controller.current_command, "side_channel": sorted(side.handlers)}
+def _serve_grants(site: ReceiverSite, portal: PortalClient, reply: dict) -> bool:
+    if reply.get("role") not in ("receiver", "both"):
+        return False
     try:
-        version = rc.version()
-        health["rclone"] = "ok"
-    except RcError as exc:
-        version = ""
-        health["rclone"] = f"unavailable: {exc.message}"
+        changed = site.refresh(portal)
+    except (PortalError, OSError, RuntimeError) as exc:
+        # Keep serving what was granted before; the next heartbeat tries again.
+        log.warning("could not sync the receiver's grants: %s", exc)
+        return False
+    for secret in site.secrets():
+        logs.redact(secret)
+    return changed
+
+
+def describe(config, rc, rcd, controller, side, site=None) -> dict:
+    """The heartbeat body: versions, disk, and how the parts are doing; a
+    receiver adds its certificate and where it serves each grant."""
+    health = {"command": controller.current_command, "side_channel": sorted(side.handlers)}
+    version = ""
+    if rc is not None:
+        try:
+            version = rc.version()
+            health["rclone"] = "ok"
+        except RcError as exc:
+            health["rclone"] = f"unavailable: {exc.message}"
     if rcd is not None:
         health["rclone_restarts"] = rcd.restarts
-    try:
-        free = shutil.disk_usage(config.send_dir).free
-    except OSError:
-        free = None
-    return {"agent_version": __version__, "rclone_version": version[:40], "hostname": socket.gethostname()[:255],
+    free = None
+    if config.send_dir is not None:
+        try:
+            free = shutil.disk_usage(config.send_dir).free
+        except OSError:
+            pass
+    body = {"agent_version": __version__, "rclone_version": version[:40], "hostname": socket.gethostname()[:255],
             "disk_free_bytes": free, "health": health}
+    if site is not None:
+        body.update(site.describe())
+        health["grants_served"] = len(body["grants"])
+    return body
 
 
 def _install_signals(controller: Controller) -> None:

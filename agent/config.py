@@ -11,6 +11,7 @@ stray `log.info(config)` cannot leak them.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
@@ -52,10 +53,22 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ReceiverConfig:
+    """Where and how a receiver serves its grants (agent/receiver.py)."""
+
+    receive_dir: Path
+    host: str  # the name or address senders reach this site by; it goes into the certificate
+    bind: str  # the address the S3 servers listen on
+    ports: range  # one S3 server per grant, each on its own port from this range
+    tls: bool
+
+
+@dataclass(frozen=True)
 class Config:
     portal_url: str
     agent_token: Secret
-    send_dir: Path
+    # None for a receiver-only site: it claims no commands.
+    send_dir: Path | None
     state_dir: Path
     secrets_file: Path | None
     # None: the agent starts its own `rclone rcd`; a URL: it talks to that one (the compose sidecar).
@@ -69,6 +82,7 @@ class Config:
     receiver_attempts: int
     receiver_retry_seconds: float
     progress_seconds: float
+    receiver: ReceiverConfig | None = None
 
     @property
     def embedded_rcd(self) -> bool:
@@ -210,10 +224,12 @@ def load(environ=None) -> Config:
     if not token.reveal().startswith("dtn_agent_"):
         raise ConfigError("DTN_AGENT_TOKEN does not look like an agent token (it starts with dtn_agent_)")
 
+    receiver = _receiver(read)
     send_raw = read.text("DTN_SEND_DIR")
-    if send_raw is None:
-        raise ConfigError("DTN_SEND_DIR is required: the folder whose files this agent may send")
-    send_dir = _directory("DTN_SEND_DIR", send_raw)
+    if send_raw is None and receiver is None:
+        raise ConfigError("DTN_SEND_DIR is required: the folder whose files this agent may send"
+                          " (or DTN_RECEIVE_DIR for a site that only receives)")
+    send_dir = _directory("DTN_SEND_DIR", send_raw) if send_raw is not None else None
 
     rc_url_raw = read.text("DTN_RCLONE_RC_URL")
     rc_url = rc_user = rc_pass = None
@@ -258,7 +274,37 @@ def load(environ=None) -> Config:
         receiver_attempts=read.integer("DTN_RECEIVER_ATTEMPTS", 3, 1, 100),
         receiver_retry_seconds=read.number("DTN_RECEIVER_RETRY_SECONDS", 5.0, 0.1, 600.0),
         progress_seconds=read.number("DTN_PROGRESS_SECONDS", 1.0, 0.2, 2.0),
+        receiver=receiver,
     )
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _receiver(read: "_Reader") -> ReceiverConfig | None:
+    raw = read.text("DTN_RECEIVE_DIR")
+    if raw is None:
+        for name in ("DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS", "DTN_RECEIVER_TLS"):
+            if read.text(name) is not None:
+                raise ConfigError(f"{name} is for a receiver: set DTN_RECEIVE_DIR too")
+        return None
+    receive_dir = _directory("DTN_RECEIVE_DIR", raw)
+    host = read.text("DTN_RECEIVER_HOST", "127.0.0.1")
+    if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host):
+        raise ConfigError(f"DTN_RECEIVER_HOST must be a host name or an IP address, not {host!r}")
+    # On loopback the servers listen there only; a site name means the whole host.
+    bind = read.text("DTN_RECEIVER_BIND", host if host in LOOPBACK_NAMES else "0.0.0.0")
+    ports_raw = read.text("DTN_RECEIVER_PORTS", "9443-9542")
+    match = re.fullmatch(r"(\d{1,5})-(\d{1,5})", ports_raw)
+    first, last = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if not match or not 1024 <= first <= last <= 65535:
+        raise ConfigError(f"DTN_RECEIVER_PORTS must be a range like 9443-9542 within 1024-65535,"
+                          f" not {ports_raw!r}")
+    tls_raw = read.text("DTN_RECEIVER_TLS", "true")
+    if tls_raw not in ("true", "false"):
+        raise ConfigError(f"DTN_RECEIVER_TLS must be 'true' or 'false', not {tls_raw!r}")
+    return ReceiverConfig(receive_dir=receive_dir, host=host, bind=bind, ports=range(first, last + 1),
+                          tls=tls_raw == "true")
 
 
 def prepare_state_dir(path: Path) -> None:

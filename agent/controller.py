@@ -38,13 +38,16 @@ class ShutdownNow(BaseException):
 
 
 class Controller:
-    def __init__(self, *, portal: PortalClient, runner: TransferRunner, side: SideChannel | None = None,
-                 describe: Callable[[], dict] = dict, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, *, portal: PortalClient, runner: TransferRunner | None, side: SideChannel | None = None,
+                 describe: Callable[[], dict] = dict, after_beat: Callable[[dict], bool] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
         self.portal = portal
         self.runner = runner
         self.side = side
         self.describe = describe
+        # E.g. a receiver syncing its grants; True means "report what changed now".
+        self.after_beat = after_beat
         self.clock = clock
         self.sleep = sleep
         self.backoff = Backoff(rng=rng)
@@ -72,6 +75,8 @@ class Controller:
             taken = self.side.submit(reply.get("tasks") or [])
             if taken:
                 log.info("took %d side-channel task(s)", taken)
+        if self.after_beat is not None and self.after_beat(reply):
+            self.next_beat = self.clock()
 
     def beat_if_due(self) -> None:
         if self.clock() >= self.next_beat:
@@ -114,6 +119,10 @@ class Controller:
             self.interruptible = True
             try:
                 if self.stopping:
+                    return
+                if self.runner is None:
+                    # A site that only receives has nothing to claim: it heartbeats.
+                    self.sleep(wait)
                     return
                 command = self.portal.claim(wait)
             finally:

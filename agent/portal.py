@@ -59,10 +59,12 @@ class PortalClient:
         self._headers = {"Authorization": f"Bearer {token}", "User-Agent": user_agent}
         self._verify = verify
 
-    def _call(self, method: str, path: str, body: dict, *, timeout: float = REQUEST_TIMEOUT, params=None):
+    def _call(self, method: str, path: str, body: dict | None, *, timeout: float = REQUEST_TIMEOUT, params=None,
+              headers: dict | None = None):
         url = self.base + path
         try:
-            response = self.session.request(method, url, json=body, params=params, headers=self._headers,
+            response = self.session.request(method, url, json=body, params=params,
+                                            headers={**self._headers, **(headers or {})},
                                             timeout=timeout, verify=self._verify)
         except requests.RequestException as exc:
             # The exception text can hold the URL, never the token (it is a header).
@@ -97,6 +99,20 @@ class PortalClient:
             raise PortalError(f"heartbeat refused ({response.status_code}): {self._error_text(response)}",
                               response.status_code)
         return self._json(response, "heartbeat")
+
+    def grants(self, etag: str | None = None) -> tuple[list[dict] | None, str | None]:
+        """A receiver's active grants with their keys, or None if unchanged since `etag`."""
+        response = self._call("GET", "grants", None, headers={"If-None-Match": etag} if etag else None)
+        if response.status_code == 304:
+            return None, etag
+        if response.status_code != 200:
+            raise PortalError(f"grants refused ({response.status_code}): {self._error_text(response)}",
+                              response.status_code)
+        body = self._json(response, "grants")
+        grants = body.get("grants")
+        if not isinstance(grants, list):
+            raise PortalError("grants: the answer has no list of grants", response.status_code)
+        return grants, response.headers.get("ETag")
 
     def claim(self, wait: float) -> dict | None:
         """The next command, or None when the server held the request and had nothing."""

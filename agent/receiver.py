@@ -14,13 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.tls import Certificate
+from agent.tls import Certificate, ensure_certificate
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,13 @@ def csv_quote(value: str) -> str:
 
 class GrantServers:
     def __init__(self, rclone: Path, receive_dir: Path, state_dir: Path, host: str,
-                 ports: range, certificate: Certificate | None = None):
+                 ports: range, certificate: Certificate | None = None, advertise: str | None = None):
         self.rclone = rclone
         self.receive_dir = receive_dir
         self.state_dir = state_dir
         self.host = host
+        # The name senders use, when it differs from the address listened on.
+        self.advertise = advertise or host
         self.ports = ports
         self.certificate = certificate
         self._served: dict[str, Served] = {}
@@ -98,7 +102,7 @@ class GrantServers:
     def endpoints(self) -> list[dict]:
         scheme = "https" if self.certificate else "http"
         return [{"grant_id": s.grant.grant_id, "bucket": s.grant.bucket, "port": s.port,
-                 "endpoint": f"{scheme}://{_host_for_url(self.host)}:{s.port}",
+                 "endpoint": f"{scheme}://{_host_for_url(self.advertise)}:{s.port}",
                  "running": s.process.poll() is None, "restarts": s.restarts}
                 for s in self._served.values()]
 
@@ -112,8 +116,6 @@ class GrantServers:
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Until every server accepts connections (or raise)."""
-        import socket
-
         deadline = time.monotonic() + timeout
         for served in self._served.values():
             while True:
@@ -121,7 +123,7 @@ class GrantServers:
                     raise RuntimeError(f"S3 server for grant {served.grant.grant_id} exited "
                                        f"({served.process.returncode}); see {self._log_path(served.grant)}")
                 try:
-                    with socket.create_connection((self.host, served.port), timeout=0.5):
+                    with socket.create_connection((_connect_host(self.host), served.port), timeout=0.5):
                         break
                 except OSError:
                     if time.monotonic() > deadline:
@@ -193,8 +195,6 @@ class GrantServers:
 
 
 def _port_free(host: str, port: int) -> bool:
-    import socket
-
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         try:
             sock.bind((host, port))
@@ -205,3 +205,61 @@ def _port_free(host: str, port: int) -> bool:
 
 def _host_for_url(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def _connect_host(bind: str) -> str:
+    # A server bound to every address is reached on loopback from here.
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
+
+
+class ReceiverSite:
+    """A receiver site as the controller sees it: after each heartbeat, fetch
+    the active grants (cheap: 304 while unchanged) and serve exactly those; in
+    each heartbeat, report the certificate, where each grant is served, and the
+    free space of the receive folder."""
+
+    def __init__(self, rclone: Path, config, state_dir: Path):
+        self.config = config
+        self.certificate = ensure_certificate(state_dir / "tls", [config.host]) if config.tls else None
+        self.servers = GrantServers(rclone, config.receive_dir, state_dir / "receiver", config.bind,
+                                    config.ports, self.certificate, advertise=config.host)
+        self._etag: str | None = None
+        self._grants: list[Grant] = []
+
+    def refresh(self, portal) -> bool:
+        """Sync the servers with the portal's grants; True if what the heartbeat
+        reports changed (so the controller reports it at once)."""
+        before = self._reported_endpoints()
+        grants, etag = portal.grants(self._etag)
+        if grants is not None:
+            self._grants = [Grant(str(g["grant_id"]), g["bucket"], g["access_key"], g["secret_key"]) for g in grants]
+            self._etag = etag
+        # Every time, not only on change: a server that died is restarted here.
+        self.servers.sync(self._grants)
+        return self._reported_endpoints() != before
+
+    def _reported_endpoints(self) -> list[tuple[str, str]]:
+        return sorted((e["grant_id"], e["endpoint"]) for e in self.servers.endpoints())
+
+    def describe(self) -> dict:
+        scheme = "https" if self.certificate else "http"
+        body = {
+            "endpoint": f"{scheme}://{_host_for_url(self.config.host)}",
+            "grants": [{"grant_id": e["grant_id"], "endpoint": e["endpoint"]}
+                       for e in self.servers.endpoints() if e["running"]],
+        }
+        if self.certificate:
+            body["certificate_pem"] = self.certificate.pem
+            body["certificate_sha256"] = self.certificate.sha256
+        try:
+            body["disk_free_bytes"] = shutil.disk_usage(self.config.receive_dir).free
+        except OSError:
+            pass
+        return body
+
+    def secrets(self) -> list[str]:
+        """The grants' secret keys, for the log redactor."""
+        return [grant.secret_key for grant in self._grants]
+
+    def stop(self) -> None:
+        self.servers.stop_all()

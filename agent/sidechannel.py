@@ -8,7 +8,7 @@ answers `POST tasks/{task_id}`. A handler is a plain function
 `params -> result dict`; it raises `TaskRefused` for a request it will not do
 (the message goes back to the portal) and must finish in seconds. The
 receiver and network-check issues register their own kinds (`network_check`,
-a receiver's `verify_files` over its receive folder) with `register`.
+a receiver's `verify_received` over its receive folder) with `register`.
 """
 
 from __future__ import annotations

@@ -655,6 +655,8 @@ class _Attempt:
             raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
                                  f"{d.endpoint} presents a certificate with SHA-256 {actual}; the portal pinned"
                                  f" {expected}")
+        self.event("tls", f"{d.endpoint} presents the pinned certificate (SHA-256 {expected[:23]}…); "
+                          "nothing else is trusted")
 
     def _preflight(self, ca_file: Path | None) -> None:
         """Is the receiver there, and does it take the keys? An unreachable one is

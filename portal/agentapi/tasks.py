@@ -1,7 +1,7 @@
 """Side-channel tasks: ask an agent something short, get the answer in seconds.
 
 Kinds a person may ask for are listed in PERSON_KINDS with the roles that
-answer them; the portal asks for others itself (a receiver's verify_files for
+answer them; the portal asks for others itself (a receiver's verify_received for
 a transfer). What happens on an answer is looked up in ON_ANSWER by kind."""
 
 from __future__ import annotations
@@ -94,4 +94,4 @@ def _verification_answered(task: AgentTask) -> None:
     verification.record_receiver_answer(task)
 
 
-ON_ANSWER = {"verify_files": _verification_answered}
+ON_ANSWER = {"verify_received": _verification_answered}

@@ -23,6 +23,9 @@ from portal.transfers.models import Command, Transfer, TransferFile
 from portal.transfers.progress import FileResult
 
 VERIFY_PHASE = "verifying"
+# The receiver's own kind: a container that both sends and receives answers
+# verify_files over its send folder and verify_received over its receive folder.
+RECEIVER_TASK = "verify_received"
 FILES_PER_TASK = 1000
 # Reading what landed runs at disk speed; leave room for a slow disk and a queue.
 SECONDS_PER_GIB = 30
@@ -42,14 +45,14 @@ def request(transfer: Transfer, command: Command) -> None:
     """Ask the receiver for its checksums once per command (a repeated report asks nothing)."""
     if not applies(transfer) or transfer.receiver is None:
         return
-    if AgentTask.objects.filter(command=command, kind="verify_files").exists():
+    if AgentTask.objects.filter(command=command, kind=RECEIVER_TASK).exists():
         return
     rows = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
                 .values_list("path", "size"))
     for start in range(0, len(rows), FILES_PER_TASK):
         chunk = rows[start:start + FILES_PER_TASK]
         gib = sum(size for _, size in chunk) / 2**30
-        tasks.ask(transfer.receiver, "verify_files", {"paths": [_landed_path(transfer, p) for p, _ in chunk]},
+        tasks.ask(transfer.receiver, RECEIVER_TASK, {"paths": [_landed_path(transfer, p) for p, _ in chunk]},
                   command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib * SECONDS_PER_GIB))
     transfer.log("verification_requested",
                  f"asked the receiver for the SHA-256 of {len(rows)} file(s) as they landed")
@@ -83,7 +86,7 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
     if not applies(transfer):
         return {"state": "not_applicable",
                 "message": "no receiver agent to ask; rclone's own hash checks apply"}
-    asked = list(AgentTask.objects.filter(command=command, kind="verify_files")
+    asked = list(AgentTask.objects.filter(command=command, kind=RECEIVER_TASK)
                  .values("state", "ok", "error", "expires_at"))
     if not asked:
         return {"state": "not_requested"}

@@ -225,3 +225,30 @@ def test_a_heartbeat_refused_during_a_run_does_not_end_the_command():
     agent, _ = controller(session, Long(), clock=clock)
     agent.step()
     assert session.requests[-1]["json"]["state"] == "succeeded"
+
+
+def test_a_site_that_only_receives_heartbeats_and_never_claims():
+    session = FakeSession(FakeResponse(200, HEARTBEAT), FakeResponse(200, HEARTBEAT))
+    clock = FakeClock()
+    portal = PortalClient("http://portal.test", "dtn_agent_x_y", "instance-1", session=session)
+    agent = Controller(portal=portal, runner=None, describe=dict, clock=clock, sleep=clock.sleep)
+    agent.step()
+    agent.step()
+    assert paths(session) == [("POST", "heartbeat"), ("POST", "heartbeat")]
+    assert clock.slept == [15, 15]
+
+
+def test_a_changed_receiver_is_reported_at_once_after_the_beat_that_changed_it():
+    session = FakeSession(FakeResponse(200, {**HEARTBEAT, "role": "receiver"}),
+                          FakeResponse(200, {**HEARTBEAT, "role": "receiver"}))
+    clock = FakeClock()
+    portal = PortalClient("http://portal.test", "dtn_agent_x_y", "instance-1", session=session)
+    changes = iter([True, False])
+    seen = []
+    agent = Controller(portal=portal, runner=None, describe=dict, clock=clock, sleep=clock.sleep,
+                       after_beat=lambda reply: seen.append(reply["role"]) or next(changes))
+    agent.step()  # beats, learns the grants changed: the next beat is due now
+    agent.step()
+    assert paths(session) == [("POST", "heartbeat"), ("POST", "heartbeat")]
+    assert seen == ["receiver", "receiver"]
+    assert clock.slept == [0, 15]

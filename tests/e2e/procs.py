@@ -171,7 +171,7 @@ class AgentProcess:
     """The agent as an operator runs it: the token in the state dir's 0600
     secrets file, everything else in its environment."""
 
-    def __init__(self, portal_url: str, token: str, send_dir: Path, state_dir: Path, log_dir: Path,
+    def __init__(self, portal_url: str, token: str, send_dir: Path | None, state_dir: Path, log_dir: Path,
                  secrets: dict | None = None, **env: str):
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -185,13 +185,14 @@ class AgentProcess:
             "HOME": os.environ.get("HOME", "/root"),
             "LANG": "C.UTF-8",
             "DTN_PORTAL_URL": portal_url,
-            "DTN_SEND_DIR": str(send_dir),
             "DTN_STATE_DIR": str(self.state_dir),
             "DTN_PROGRESS_SECONDS": "0.5",
             "DTN_RECEIVER_ATTEMPTS": "3",
             "DTN_RECEIVER_RETRY_SECONDS": "0.5",
             **env,
         }
+        if send_dir is not None:  # a receiver-only site has none
+            self.env["DTN_SEND_DIR"] = str(send_dir)
         self.log_dir = Path(log_dir)
         self.log_path = self.log_dir / f"agent-{self.state_dir.name}.log"
         self.process: subprocess.Popen | None = None

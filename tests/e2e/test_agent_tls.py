@@ -7,7 +7,7 @@ plays its part with the real pieces: the receiver's heartbeat reports the
 certificate and where the grant is served; the S3 server is a real `rclone
 serve s3` with the grant's keys, fetched from the portal's agent API as the
 receiver does; and the receiver's side channel is the agent's own SideChannel
-answering `verify_files` over the receive folder."""
+answering `verify_received` over the receive folder."""
 
 from __future__ import annotations
 
@@ -29,11 +29,11 @@ _bobs = itertools.count(1)
 
 
 class ReceiverSideChannel:
-    """The receiver's answers to the portal's verify_files tasks, from its receive folder."""
+    """The receiver's answers to the portal's verify_received tasks, from its receive folder."""
 
     def __init__(self, site, token: str):
         client = lambda: PortalClient(site.portal.url, token, "receiver-e2e")  # noqa: E731
-        self.side = SideChannel(client(), {"verify_files": FolderTasks(site.recv_dir, max_bytes=None).verify_files},
+        self.side = SideChannel(client(), {"verify_received": FolderTasks(site.recv_dir, max_bytes=None).verify_files},
                                 poller=client(), poll_seconds=2)
 
     def __enter__(self):

@@ -32,7 +32,7 @@ def sent(alice, alice_sender, bob, bob_receiver, alice_agent):
 def receiver_answers(bob_receiver, files):
     bob = agent_client(bob_receiver)
     task = bob.post("/api/agent/v1/tasks/next?wait=0", {"instance_id": "bob-1"}, format="json").json()["tasks"][0]
-    assert task["kind"] == "verify_files"
+    assert task["kind"] == "verify_received"
     response = bob.post(f"/api/agent/v1/tasks/{task['task_id']}",
                         {"instance_id": "bob-1", "ok": True, "result": {"files": files(task["params"]["paths"])}},
                         format="json")
@@ -43,7 +43,7 @@ def receiver_answers(bob_receiver, files):
 def test_the_receiver_is_asked_for_exactly_the_transfers_files_where_they_landed(sent, bob_receiver):
     transfer, _, reply = sent
     assert reply["verification"] == {"state": "pending"}
-    task = AgentTask.objects.get(container=bob_receiver, kind="verify_files")
+    task = AgentTask.objects.get(container=bob_receiver, kind="verify_received")
     bucket = transfer.bucket
     assert sorted(task.params["paths"]) == [f"{bucket}/from-alice/data/run-17/a.bin",
                                             f"{bucket}/from-alice/data/run-17/sub dir/b.bin"]
@@ -52,7 +52,7 @@ def test_the_receiver_is_asked_for_exactly_the_transfers_files_where_they_landed
 def test_a_repeated_verifying_report_asks_only_once(sent, alice_agent, bob_receiver):
     _, command_id, _ = sent
     report(alice_agent, command_id, "running", progress={"phase": "verifying"})
-    assert AgentTask.objects.filter(container=bob_receiver, kind="verify_files").count() == 1
+    assert AgentTask.objects.filter(container=bob_receiver, kind="verify_received").count() == 1
 
 
 def test_matching_checksums_pass_and_count_as_verified(sent, alice_agent, bob_receiver):
@@ -91,7 +91,7 @@ def test_a_file_missing_at_the_receiver_fails_too(sent, alice_agent, bob_receive
 def test_a_receiver_that_cannot_verify_fails_the_verdict_with_its_words(sent, alice_agent, bob_receiver):
     _, command_id, _ = sent
     bob = agent_client(bob_receiver)
-    task = AgentTask.objects.get(container=bob_receiver, kind="verify_files")
+    task = AgentTask.objects.get(container=bob_receiver, kind="verify_received")
     bob.post(f"/api/agent/v1/tasks/{task.pk}", {"instance_id": "bob-1", "ok": False, "error": "disk unreadable"},
              format="json")
     verdict = report(alice_agent, command_id, "running", progress={"phase": "verifying"}).json()["verification"]

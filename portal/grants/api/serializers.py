@@ -15,7 +15,7 @@ class GrantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Grant
-        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "grantee", "bucket", "active",
+        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "grantee", "bucket", "endpoint", "active",
                   "created_at", "revoked_at")
         read_only_fields = fields
 
