@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test install clean
+.PHONY: test install demo run clean
 
 install: $(STAMP)
 
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m tests.run
+
+# The user story on this machine: portal, receiver and sender as local processes,
+# a 200 MiB file and 520 small files sent, verified, summarised; nothing left running.
+demo: $(STAMP)
+	$(BIN)/python -m portal.box demo
+
+# The same set-up, left running with the demo accounts at http://127.0.0.1:8000 until Ctrl-C.
+run: $(STAMP)
+	$(BIN)/python -m portal.box run
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

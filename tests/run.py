@@ -3,6 +3,7 @@
 1. Every test once on SQLite (unit, API, agent, end-to-end).
 2. The portal's unit and API tests again on a real PostgreSQL server started
    here as a throwaway cluster and stopped afterwards, whatever happens.
+3. `make demo` once: the user story through a verified transfer.
 
 pytest's exit status 5 (nothing collected) counts as a failure: this project
 has tests, so collecting none means the suite is broken."""
@@ -10,8 +11,10 @@ has tests, so collecting none means the suite is broken."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from tests.tools.pgcluster import Cluster
@@ -21,6 +24,19 @@ def pytest(args, env=None) -> int:
     started = time.monotonic()
     print(f"\n=== pytest {' '.join(args)}", flush=True)
     status = subprocess.call([sys.executable, "-m", "pytest", *args], env=env)
+    print(f"=== exit {status} after {time.monotonic() - started:.0f} s", flush=True)
+    return status
+
+
+def run_demo() -> int:
+    """`make demo`, once: the user story through a verified transfer, from scratch."""
+    started = time.monotonic()
+    root = tempfile.mkdtemp(prefix="dtn-demo-")
+    print("\n=== make demo (python -m portal.box demo)", flush=True)
+    try:
+        status = subprocess.call([sys.executable, "-m", "portal.box", "demo", "--root", root])
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     print(f"=== exit {status} after {time.monotonic() - started:.0f} s", flush=True)
     return status
 
@@ -36,7 +52,9 @@ def main(argv) -> int:
         postgres = pytest(["tests/portal", *extra], env=env)
     finally:
         cluster.stop()
-    failed = [name for name, status in (("sqlite", sqlite), ("postgresql", postgres)) if status != 0]
+    demo = run_demo()
+    failed = [name for name, status in (("sqlite", sqlite), ("postgresql", postgres), ("make demo", demo))
+              if status != 0]
     if failed:
         print(f"FAILED on: {', '.join(failed)}")
         return 1

@@ -43,6 +43,14 @@ class PortalServer:
                               check=True, capture_output=True, text=True, **kwargs)
 
     def start(self, timeout: float = 30) -> "PortalServer":
+        try:
+            return self._start(timeout)
+        except BaseException:
+            # A server that failed to come up is still a process: never leave it behind.
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> "PortalServer":
         self.manage("migrate", "--noinput")
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
