@@ -180,7 +180,9 @@ def describe(config, rc, rcd, controller, side, site=None) -> dict:
     body = {"agent_version": __version__, "rclone_version": version[:40], "hostname": socket.gethostname()[:255],
             "disk_free_bytes": free, "health": health}
     if site is not None:
-        body.update(site.describe())
+        described = site.describe()
+        health.update(described.pop("health"))
+        body.update(described)
         health["grants_served"] = len(body["grants"])
     return body
 

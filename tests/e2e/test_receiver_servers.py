@@ -158,3 +158,33 @@ def test_no_secret_appears_in_any_command_line(site):
     site.wait_ready()
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert ALICE.secret_key not in ps and CHARLIE.secret_key not in ps
+
+
+def test_the_site_checks_each_grants_server_with_the_minio_sdk(tmp_path):
+    from types import SimpleNamespace
+
+    from agent.receiver import ReceiverSite
+
+    base = free_port()
+    settings = SimpleNamespace(receive_dir=tmp_path / "received", host="127.0.0.1", bind="127.0.0.1",
+                               ports=range(base, base + 10), tls=True)
+    settings.receive_dir.mkdir()
+    site = ReceiverSite(RCLONE, settings, tmp_path / "state")
+
+    class Portal:
+        def grants(self, etag):
+            return [{"grant_id": ALICE.grant_id, "bucket": ALICE.bucket, "access_key": ALICE.access_key,
+                     "secret_key": ALICE.secret_key}], "v1"
+
+    try:
+        assert site.refresh(Portal()) is True
+        site.servers.wait_ready()
+        assert site.check() == {ALICE.grant_id: "ok"}
+        site.servers._served[ALICE.grant_id].process.kill()
+        site.servers._served[ALICE.grant_id].process.wait()
+        assert site.check()[ALICE.grant_id] == "not running"
+        described = site.describe()
+        assert described["certificate_sha256"] == site.certificate.sha256
+        assert described["disk_free_bytes"] > 0
+    finally:
+        site.stop()
