@@ -157,7 +157,10 @@ def portal(scratch, database):
 
 @pytest.fixture(scope="module")
 def person(portal):
-    return Person(portal.env_url, portal.cert)
+    person = Person(portal.env_url, portal.cert)
+    yield person
+    # An idle keep-alive connection would hold the server's graceful stop for its whole timeout.
+    person.session.close()
 
 
 def test_portal_init_makes_a_self_signed_certificate_and_migrates_postgresql(portal, database):
