@@ -20,7 +20,7 @@ import socket
 import sys
 from pathlib import Path
 
-from agent import __version__, config as config_module, logs
+from agent import __version__, config as config_module, health, logs
 from agent.controller import Controller, ShutdownNow
 from agent.portal import PortalClient, PortalError, TokenRejected
 from agent.protocol import EXIT_CONFIG, EXIT_OK, EXIT_TOKEN_REJECTED
@@ -120,7 +120,8 @@ def _run(config: config_module.Config, identity: str) -> int:
                                     transfers=config.transfers, receiver_attempts=config.receiver_attempts,
                                     receiver_retry_seconds=config.receiver_retry_seconds,
                                     progress_seconds=config.progress_seconds)
-        controller = Controller(portal=portal, runner=runner, side=side)
+        controller = Controller(portal=portal, runner=runner, side=side,
+                                heartbeat_marker=lambda seconds: health.mark(config.state_dir, seconds))
         controller.describe = lambda: describe(config, rc, rcd, controller, side, site)
         if site is not None:
             controller.after_beat = lambda reply: _serve_grants(site, portal, reply)

@@ -294,7 +294,8 @@ def _receiver(read: "_Reader") -> ReceiverConfig | None:
         raise ConfigError(f"DTN_RECEIVER_HOST must be a host name or an IP address, not {host!r}")
     # On loopback the servers listen there only; a site name means the whole host.
     bind = read.text("DTN_RECEIVER_BIND", host if host in LOOPBACK_NAMES else "0.0.0.0")
-    ports_raw = read.text("DTN_RECEIVER_PORTS", "9443-9542")
+    # 20 grants at once by default: docker runs a proxy process per published port.
+    ports_raw = read.text("DTN_RECEIVER_PORTS", "9443-9462")
     match = re.fullmatch(r"(\d{1,5})-(\d{1,5})", ports_raw)
     first, last = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
     if not match or not 1024 <= first <= last <= 65535:

@@ -40,6 +40,7 @@ class ShutdownNow(BaseException):
 class Controller:
     def __init__(self, *, portal: PortalClient, runner: TransferRunner | None, side: SideChannel | None = None,
                  describe: Callable[[], dict] = dict, after_beat: Callable[[dict], bool] | None = None,
+                 heartbeat_marker: Callable[[float], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
         self.portal = portal
@@ -48,6 +49,8 @@ class Controller:
         self.describe = describe
         # E.g. a receiver syncing its grants; True means "report what changed now".
         self.after_beat = after_beat
+        # Records each accepted heartbeat for the container health check (agent/health.py).
+        self.heartbeat_marker = heartbeat_marker
         self.clock = clock
         self.sleep = sleep
         self.backoff = Backoff(rng=rng)
@@ -71,6 +74,11 @@ class Controller:
         self.heartbeat_seconds = _seconds(reply.get("heartbeat_seconds"), self.heartbeat_seconds)
         self.claim_hold_seconds = _seconds(reply.get("claim_hold_seconds"), self.claim_hold_seconds, allow_zero=True)
         self.next_beat = self.clock() + self.heartbeat_seconds
+        if self.heartbeat_marker is not None:
+            try:
+                self.heartbeat_marker(self.heartbeat_seconds)
+            except OSError as exc:
+                log.warning("could not record the heartbeat for the health check: %s", exc)
         if self.side is not None:
             taken = self.side.submit(reply.get("tasks") or [])
             if taken:

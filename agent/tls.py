@@ -48,9 +48,8 @@ def _subject_names(names: list[str]) -> list[x509.GeneralName]:
     return result
 
 
-def _covers(cert: x509.Certificate, names: list[str], now: dt.datetime) -> bool:
-    if cert.not_valid_after_utc - now < RENEW_BEFORE:
-        return False
+def covers(cert: x509.Certificate, names: list[str]) -> bool:
+    """Whether the certificate's subject alternative names include every one of `names`."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -66,12 +65,21 @@ def ensure_certificate(directory: Path, names: list[str], now: dt.datetime | Non
     cert_path, key_path = directory / "s3.crt", directory / "s3.key"
     if cert_path.exists() and key_path.exists():
         pem = cert_path.read_text()
-        if _covers(x509.load_pem_x509_certificate(pem.encode()), names, now):
+        cert = x509.load_pem_x509_certificate(pem.encode())
+        if cert.not_valid_after_utc - now >= RENEW_BEFORE and covers(cert, names):
             return Certificate(cert_path, key_path, pem, fingerprint(pem))
+    pem = make_self_signed(cert_path, key_path, names, "DTN-in-a-Box receiver", now)
+    return Certificate(cert_path, key_path, pem, fingerprint(pem))
 
+
+def make_self_signed(cert_path: Path, key_path: Path, names: list[str], organization: str,
+                     now: dt.datetime | None = None) -> str:
+    """A new key (0600) and a self-signed certificate for `names`; returns its PEM.
+    The portal's own certificate (portal/lib/selfsigned.py) is made here too."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64]),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "DTN-in-a-Box receiver")])
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)])
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject).issuer_name(subject)
@@ -88,16 +96,17 @@ def ensure_certificate(directory: Path, names: list[str], now: dt.datetime | Non
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
-    _write(key_path, key_bytes, 0o600)
+    # The key first: a certificate without its key on disk would be taken for a provided one.
+    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     _write(cert_path, pem.encode(), 0o644)
-    return Certificate(cert_path, key_path, pem, fingerprint(pem))
+    return pem
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

@@ -4,7 +4,11 @@ Uvicorn workers run Django as ASGI, so a claim held open for 25 s is a parked
 coroutine rather than a busy worker: one process holds thousands of agents.
 The box, the compose file and the tests all start the portal this way."""
 
+import os
+
 from portal.lib.env import env_bool, env_int, env_str
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 wsgi_app = "portal.asgi:application"
 worker_class = "uvicorn_worker.UvicornWorker"

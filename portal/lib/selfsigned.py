@@ -17,21 +17,18 @@ the server has a usable pair, 2 otherwise, with one sentence on stderr.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import ipaddress
 import os
 import sys
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from agent import tls
 
 # Marks certificates made here, so a provided one is never replaced.
 ORGANIZATION = "DTN-in-a-Box portal (self-signed)"
-VALIDITY = dt.timedelta(days=397)
-RENEW_BEFORE = dt.timedelta(days=30)
+RENEW_BEFORE = tls.RENEW_BEFORE
 
 
 class CertificateError(Exception):
@@ -52,70 +49,18 @@ def names_from_allowed_hosts(value: str) -> list[str]:
     return names or ["localhost"]
 
 
-def _general_names(names: list[str]) -> list[x509.GeneralName]:
-    result: list[x509.GeneralName] = []
-    for name in names:
-        try:
-            result.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            result.append(x509.DNSName(name))
-    return result
-
-
-def fingerprint(cert: x509.Certificate) -> str:
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
-
-
 def _made_here(cert: x509.Certificate) -> bool:
     organizations = cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     return cert.issuer == cert.subject and any(attr.value == ORGANIZATION for attr in organizations)
 
 
-def _covers(cert: x509.Certificate, names: list[str]) -> bool:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    return set(_general_names(names)) <= set(san)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+def fingerprint(cert: x509.Certificate) -> str:
+    return tls.fingerprint(cert.public_bytes(tls.serialization.Encoding.PEM))
 
 
 def make(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime | None = None) -> x509.Certificate:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64]),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(_general_names(names)), critical=False)
-        # A CA flag lets the agents' TLS clients take the certificate itself as their trust anchor.
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, key_encipherment=False,
-                                     content_commitment=False, data_encipherment=False, key_agreement=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    # The key first: a certificate without its key on disk would be taken for a provided one.
-    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return cert
+    pem = tls.make_self_signed(cert_path, key_path, names, ORGANIZATION, now)
+    return x509.load_pem_x509_certificate(pem.encode())
 
 
 def ensure(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime | None = None) -> str:
@@ -135,7 +80,7 @@ def ensure(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime |
         if not _made_here(cert):
             note = " (it expires within 30 days: renew it)" if expiring else ""
             return f"using the provided certificate {cert_path}, SHA-256 {fingerprint(cert)}{note}"
-        if not expiring and _covers(cert, names):
+        if not expiring and tls.covers(cert, names):
             return f"using the self-signed certificate {cert_path}, SHA-256 {fingerprint(cert)}"
     cert = make(cert_path, key_path, names, now)
     return (f"made a self-signed certificate {cert_path} for {', '.join(names)}, SHA-256 {fingerprint(cert)};"

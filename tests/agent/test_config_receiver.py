@@ -17,7 +17,7 @@ def test_a_receiver_on_loopback_listens_there_with_tls_on_the_default_range(rece
     receiver = config.load(receiving).receiver
     assert receiver.receive_dir == (tmp_path / "received").resolve()
     assert (receiver.host, receiver.bind, receiver.tls) == ("127.0.0.1", "127.0.0.1", True)
-    assert (receiver.ports.start, receiver.ports.stop) == (9443, 9543)
+    assert (receiver.ports.start, receiver.ports.stop) == (9443, 9463)
 
 
 def test_a_site_name_listens_on_every_address_unless_told(receiving):
