@@ -253,8 +253,14 @@ class Project:
     def process_env(self, name: str) -> dict[str, str]:
         """The service's environment as the container would have it (image ENV, then compose's), made local."""
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.scratch)}
-        for key, value in {**self.image_env(name), **environment(self.service(name))}.items():
+        image = self.image_env(name)
+        # Already local (this venv), and not to be mapped again: a checkout under /tmp would
+        # otherwise be taken for the container's /tmp mount.
+        local_path = image.pop("PATH", None)
+        for key, value in {**image, **environment(self.service(name))}.items():
             env[key] = self.rewrite(name, value)
+        if local_path:
+            env["PATH"] = local_path
         return env
 
     def popen(self, name: str, log: Path, key: str = "command", **kwargs) -> subprocess.Popen:
