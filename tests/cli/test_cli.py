@@ -1,0 +1,167 @@
+"""`dtn` against a live portal, through the installed entry point: sign-in, lists, sending to an
+S3 endpoint entered by hand and watching it land, stop and restart, the manifest, and every
+exit status a script relies on."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+
+import pytest
+
+from tests.cli.conftest import CLI, PASSWORD
+from tests.e2e.procs import sha256, write_random
+from tests.tools.net import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+def test_login_stores_the_token_in_one_0600_file_and_never_prints_it(site, tmp_path):
+    path = site.cli.config_dir / "credentials.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = json.loads(path.read_text())
+    assert stored["portal"] == site.portal.url and stored["token"]
+    # A fresh login, with --json: the token shows nowhere.
+    cli = CLI(tmp_path / "cfg")
+    result = cli("login", "--portal", site.portal.url, "--username", site.person.username, "--json",
+                 DTN_PASSWORD=PASSWORD)
+    assert result.code == 0, result
+    token = json.loads((tmp_path / "cfg" / "credentials.json").read_text())["token"]
+    assert token not in result.out + result.err
+    assert result.json() == {"portal": site.portal.url, "username": site.person.username,
+                             "credentials": str(tmp_path / "cfg" / "credentials.json")}
+    assert stat.S_IMODE((tmp_path / "cfg" / "credentials.json").stat().st_mode) == 0o600
+    # A wrong password is an authentication error, and writes nothing.
+    other = CLI(tmp_path / "other")
+    result = other("login", "--portal", site.portal.url, "--username", site.person.username,
+                   DTN_PASSWORD="wrong")
+    assert result.code == 3, result
+    assert "wrong username or password" in result.err
+    assert not (tmp_path / "other" / "credentials.json").exists()
+    # No password and no terminal: a usage error, not a hang.
+    assert other("login", "--portal", site.portal.url, "--username", "x").code == 2
+
+
+def test_containers_lists_them_as_a_table_and_as_json(site):
+    table = site.cli("containers")
+    assert table.code == 0, table
+    assert "CONTAINER ID" in table.out
+    for container in (site.container, site.idle):
+        assert container["container_id"] in table.out and container["name"] in table.out
+    listed = site.cli("containers", "--json")
+    assert listed.code == 0, listed
+    assert {c["container_id"] for c in listed.json()} == {site.container["container_id"],
+                                                          site.idle["container_id"]}
+
+
+def test_send_to_a_hand_entered_endpoint_watch_it_land_and_read_its_manifest(site):
+    write_random(site.send_dir / "one.bin", 3 * 2**20)
+    for index in range(5):
+        write_random(site.send_dir / "dir" / f"f{index}.dat", 1000 + index)
+    site.agent()
+    sent = site.cli("send", "--from", "carol-sender", *site.s3_args(), "one.bin", "dir", "--prefix", "cli",
+                    "--label", "cli run", "--json", **site.s3_env())
+    assert sent.code == 0, sent
+    record = sent.json()
+    transfer = record["transfer_id"]
+    assert record["label"] == "cli run" and record["source"]["paths"] == ["one.bin", "dir"]
+    assert site.s3.secret_key not in sent.out
+
+    watched = site.cli("watch", transfer, "--timeout", "60", "--every", "0")
+    assert watched.code == 0, watched
+    lines = watched.out.splitlines()
+    assert lines[-1].startswith(f"transfer {transfer} succeeded: 6 files")
+    assert any("files 6/6" in line and "succeeded" in line for line in lines), watched.out
+    assert "\r" not in watched.out  # not a terminal: plain lines
+    landed = site.recv_dir / site.bucket / "cli"
+    for path in ("one.bin", *(f"dir/f{i}.dat" for i in range(5))):
+        assert sha256(landed / path) == sha256(site.send_dir / path)
+
+    final = site.cli("watch", transfer, "--json")
+    assert final.code == 0 and final.json()["state"] == "succeeded"
+
+    manifest = site.cli("manifest", transfer)
+    assert manifest.code == 0, manifest
+    rows = {row["path"]: row for row in manifest.json()["manifest"]}
+    assert set(rows) == {"one.bin", *(f"dir/f{i}.dat" for i in range(5))}
+    # An S3 endpoint entered by hand has no receiver agent to hash what landed: rclone's checks apply.
+    assert rows["one.bin"]["sha256"] == sha256(site.send_dir / "one.bin")
+    out_file = site.scratch / "manifest.csv"
+    written = site.cli("manifest", transfer, "--csv", "-o", str(out_file), "--json")
+    assert written.code == 0, written
+    assert written.json()["output"] == str(out_file)
+    table = list(csv.DictReader(io.StringIO(out_file.read_text())))
+    assert {row["path"] for row in table} == set(rows) and {row["outcome"] for row in table} == {"sent"}
+    assert site.cli("manifest", transfer, "--csv").out.splitlines()[0] == \
+        "path,size,sha256,receiver_sha256,outcome,error"
+
+    listed = site.cli("transfers", "--json", "--state", "succeeded")
+    assert transfer in {t["transfer_id"] for t in listed.json()}
+    assert transfer in site.cli("transfers").out
+
+
+def test_watch_times_out_on_a_transfer_no_agent_picks_up_then_stop_and_restart(site):
+    (site.send_dir / "small.txt").write_text("hello\n")
+    sent = site.cli("send", "--from", site.idle["container_id"], *site.s3_args(), "small.txt", "--prefix", "idle",
+                    **site.s3_env())
+    assert sent.code == 0, sent
+    transfer = sent.out.split("transfer ", 1)[1].split()[0]
+
+    timed_out = site.cli("watch", transfer, "--timeout", "2", "--json", timeout=30)
+    assert timed_out.code == 4, timed_out
+    assert timed_out.json()["state"] == "queued" and timed_out.json()["timed_out"] is True
+    assert "timed out" in site.cli("watch", transfer, "--timeout", "1").err
+
+    stopped = site.cli("stop", transfer, "--json")
+    assert stopped.code == 0, stopped
+    assert stopped.json()["state"] == "canceled"
+    canceled = site.cli("watch", transfer)
+    assert canceled.code == 1, canceled
+    assert f"transfer {transfer} canceled" in canceled.out
+    again = site.cli("stop", transfer)  # a finished transfer cannot be stopped: the portal says why
+    assert again.code == 2 and again.err.startswith("dtn: error: ")
+
+    site.agent(site.idle)
+    restarted = site.cli("restart", transfer, "--watch", "--timeout", "60", "--json")
+    assert restarted.code == 0, restarted
+    assert restarted.json()["state"] == "succeeded" and restarted.json()["attempts"] == 2
+    assert (site.recv_dir / site.bucket / "idle" / "small.txt").read_text() == "hello\n"
+
+
+def test_a_failed_transfer_exits_1_with_its_reason(site):
+    if not site.agents:
+        site.agent()
+    result = site.cli("send", "--from", "carol-sender", *site.s3_args(), "not-there.txt", "--watch",
+                      "--timeout", "60", **site.s3_env())
+    assert result.code == 1, result
+    assert "failed: source_missing" in result.out.splitlines()[-1]
+
+
+def test_bad_token_unreachable_portal_and_refused_requests(site, tmp_path):
+    cli = CLI(tmp_path)
+    bad = cli("containers", DTN_PORTAL=site.portal.url, DTN_TOKEN="dtn_not_a_real_token")
+    assert bad.code == 3, bad
+    assert "dtn login" in bad.err
+    bad_json = cli("transfers", "--json", DTN_PORTAL=site.portal.url, DTN_TOKEN="nope")
+    assert bad_json.code == 3 and bad_json.json()["status"] == 401
+
+    down = cli("containers", "--json", DTN_PORTAL=f"http://127.0.0.1:{free_port()}", DTN_TOKEN="x")
+    assert down.code == 5, down
+    assert down.json()["exit_status"] == 5 and "cannot reach the portal" in down.err
+
+    missing = site.cli("watch", "00000000-0000-0000-0000-000000000000")
+    assert missing.code == 2 and "dtn: error:" in missing.err
+    refused = site.cli("send", "--from", site.container["container_id"], *site.s3_args(), "../escape",
+                       "--json", **site.s3_env())
+    assert refused.code == 2, refused
+    body = refused.json()
+    assert body["status"] == 400 and body["field"] == "sources" and body["error"]
+    no_secret = site.cli("send", "--from", "carol-sender", *site.s3_args(), "x")
+    assert no_secret.code == 2 and "DTN_S3_SECRET_KEY" in no_secret.err
+    unknown = site.cli("send", "--from", "nobody", *site.s3_args(), "x", **site.s3_env())
+    assert unknown.code == 2 and "--from" in unknown.err
+    env = {k: v for k, v in os.environ.items() if k.startswith("DTN_")}
+    assert "DTN_TOKEN" not in env  # the tests never lean on the caller's sign-in
