@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -249,10 +250,8 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
 
 
 def _columns() -> int:
-    try:
-        return os.get_terminal_size(sys.stdout.fileno()).columns
-    except OSError:
-        return 100
+    # $COLUMNS first, then the terminal's own size; a terminal that reports 0 columns gets 100.
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 def cmd_watch(args) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +43,34 @@ class CLI:
         return Result(subprocess.run([str(DTN), *args], env={**self.env, **env}, capture_output=True, text=True,
                                      stdin=subprocess.DEVNULL, timeout=timeout))
 
+    def on_a_terminal(self, *args: str, timeout: float = 30) -> tuple[int, str]:
+        """`dtn` with its standard output on a pseudo-terminal: its exit status and what it drew."""
+        main, child = pty.openpty()
+        try:
+            process = subprocess.Popen([str(DTN), *args], env={**self.env, "COLUMNS": "120"}, stdout=child,
+                                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            os.close(child)
+            child = None
+            drawn = b""
+            while True:
+                ready, _, _ = select.select([main], [], [], timeout)
+                if not ready:
+                    process.kill()
+                    process.wait()
+                    raise AssertionError(f"dtn {' '.join(args)} drew nothing for {timeout} s")
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                drawn += chunk
+            return process.wait(timeout), drawn.decode(errors="replace")
+        finally:
+            if child is not None:
+                os.close(child)
+            os.close(main)
+
 
 @pytest.fixture(scope="session")
 def portal():
@@ -54,22 +84,27 @@ class Site:
 
     def __init__(self, portal, scratch: Scratch):
         self.portal, self.scratch = portal, scratch
-        self.person = Person(portal.url, "carol-cli")
-        self.send_dir, self.recv_dir, self.logs = scratch / "send", scratch / "recv", scratch / "logs"
+        self.agents: list[AgentProcess] = []
+        self._sender: AgentProcess | None = None
+        self.s3: S3Server | None = None
+
+    def set_up(self) -> "Site":
+        self.person = Person(self.portal.url, "carol-cli")
+        self.send_dir, self.recv_dir, self.logs = self.scratch / "send", self.scratch / "recv", self.scratch / "logs"
         for path in (self.send_dir, self.recv_dir, self.logs):
             path.mkdir()
         self.container = self.person.register("carol-sender")
         self.idle = self.person.register("carol-idle")  # no agent ever runs for this one
         access, secret = new_keys()
-        self.s3 = S3Server(self.recv_dir, access, secret, log_dir=self.logs)
         self.bucket = "landing"
+        self.s3 = S3Server(self.recv_dir, access, secret, log_dir=self.logs)
         self.s3.make_bucket(self.bucket)
         self.s3.start()
-        self.agents: list[AgentProcess] = []
-        self.cli = CLI(scratch / "config")
-        login = self.cli("login", "--portal", portal.url, "--username", self.person.username,
+        self.cli = CLI(self.scratch / "config")
+        login = self.cli("login", "--portal", self.portal.url, "--username", self.person.username,
                          DTN_PASSWORD=PASSWORD)
         assert login.code == 0, login
+        return self
 
     def agent(self, container: dict | None = None) -> AgentProcess:
         container = container or self.container
@@ -77,6 +112,12 @@ class Site:
                                self.scratch / f"state-{len(self.agents)}", self.logs).start()
         self.agents.append(process)
         return process
+
+    def sender(self) -> AgentProcess:
+        """Carol's sender agent, started once."""
+        if self._sender is None:
+            self._sender = self.agent()
+        return self._sender
 
     def s3_args(self) -> list[str]:
         return ["--s3-host", "127.0.0.1", "--s3-port", str(self.s3.port), "--s3-bucket", self.bucket,
@@ -88,7 +129,8 @@ class Site:
     def close(self) -> None:
         for agent in self.agents:
             agent.stop()
-        self.s3.stop()
+        if self.s3 is not None:
+            self.s3.stop()
         for agent in self.agents:
             text = agent.log()
             if text:
@@ -99,11 +141,9 @@ class Site:
 @pytest.fixture(scope="module")
 def site(portal):
     scratch = Scratch("dtn-cli-")
-    made = None
+    made = Site(portal, scratch)
     try:
-        made = Site(portal, scratch)
-        yield made
+        yield made.set_up()
     finally:
-        if made is not None:
-            made.close()
+        made.close()
         scratch.remove()

@@ -13,7 +13,7 @@ import stat
 import pytest
 
 from tests.cli.conftest import CLI, PASSWORD
-from tests.e2e.procs import sha256, write_random
+from tests.e2e.procs import AgentProcess, Person, sha256, wait_for, write_random
 from tests.tools.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,7 @@ def test_send_to_a_hand_entered_endpoint_watch_it_land_and_read_its_manifest(sit
     write_random(site.send_dir / "one.bin", 3 * 2**20)
     for index in range(5):
         write_random(site.send_dir / "dir" / f"f{index}.dat", 1000 + index)
-    site.agent()
+    site.sender()
     sent = site.cli("send", "--from", "carol-sender", *site.s3_args(), "one.bin", "dir", "--prefix", "cli",
                     "--label", "cli run", "--json", **site.s3_env())
     assert sent.code == 0, sent
@@ -79,6 +79,10 @@ def test_send_to_a_hand_entered_endpoint_watch_it_land_and_read_its_manifest(sit
     landed = site.recv_dir / site.bucket / "cli"
     for path in ("one.bin", *(f"dir/f{i}.dat" for i in range(5))):
         assert sha256(landed / path) == sha256(site.send_dir / path)
+
+    code, drawn = site.cli.on_a_terminal("watch", transfer)
+    assert code == 0, drawn
+    assert "\r[####################] 100%" in drawn and "files 6/6" in drawn, drawn
 
     final = site.cli("watch", transfer, "--json")
     assert final.code == 0 and final.json()["state"] == "succeeded"
@@ -101,6 +105,43 @@ def test_send_to_a_hand_entered_endpoint_watch_it_land_and_read_its_manifest(sit
     listed = site.cli("transfers", "--json", "--state", "succeeded")
     assert transfer in {t["transfer_id"] for t in listed.json()}
     assert transfer in site.cli("transfers").out
+
+
+def test_send_to_a_granted_receiver_by_container_id_lands_verified_by_both_agents(site):
+    bob = Person(site.portal.url, "bob-cli")
+    bob_box = bob.register("bob-receiver", role="receiver")
+    grant = bob.call("POST", "/api/v1/grants", 201,
+                     json={"grantee": site.person.username, "receiver": bob_box["container_id"]})
+    receive_dir = site.scratch / "bob-received"
+    receive_dir.mkdir()
+    first_port = free_port()
+    site.agents.append(AgentProcess(site.portal.url, bob_box["agent_token"], None, site.scratch / "bob-state",
+                                    site.logs, DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
+                                    DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 9}").start())
+    site.sender()
+    expected = {}
+    for index in range(4):
+        path = write_random(site.send_dir / "granted" / f"part {index} ü.bin", 200_000 + index)
+        expected[f"granted/part {index} ü.bin"] = sha256(path)
+
+    def served():
+        box = bob.call("GET", f"/api/v1/containers/{bob_box['container_id']}")
+        given = {g["grant_id"]: g for g in bob.call("GET", "/api/v1/grants")["given"]}
+        return box["online"] and box["endpoint"].startswith("https://") and given[grant["grant_id"]]["endpoint"]
+
+    wait_for(served, 30, "Bob's receiver to come online and serve the grant", 0.2)
+    result = site.cli("send", "--from", "carol-sender", "--to", bob_box["container_id"], "granted",
+                      "--prefix", "from-carol", "--watch", "--timeout", "60", "--json")
+    assert result.code == 0, result
+    record = result.json()
+    assert record["state"] == "succeeded" and record["files"]["verified"] == len(expected)
+    assert record["destination"]["container_id"] == bob_box["container_id"]
+    landed = receive_dir / grant["bucket"] / "from-carol"
+    assert {path: sha256(landed / path) for path in expected} == expected
+    manifest = site.cli("manifest", record["transfer_id"], "--json")
+    rows = {row["path"]: row for row in manifest.json()["manifest"]}
+    assert {path: (row["sha256"], row["receiver_sha256"]) for path, row in rows.items()} == \
+        {path: (digest, digest) for path, digest in expected.items()}
 
 
 def test_watch_times_out_on_a_transfer_no_agent_picks_up_then_stop_and_restart(site):
@@ -132,8 +173,7 @@ def test_watch_times_out_on_a_transfer_no_agent_picks_up_then_stop_and_restart(s
 
 
 def test_a_failed_transfer_exits_1_with_its_reason(site):
-    if not site.agents:
-        site.agent()
+    site.sender()
     result = site.cli("send", "--from", "carol-sender", *site.s3_args(), "not-there.txt", "--watch",
                       "--timeout", "60", **site.s3_env())
     assert result.code == 1, result
