@@ -16,6 +16,13 @@ class PortalAPI(_PortalAPI):
         except APIError as exc:
             raise BoxError(str(exc)) from None
 
+    @classmethod
+    def sign_up(cls, *args, **kwargs) -> "PortalAPI":
+        try:
+            return super().sign_up(*args, **kwargs)
+        except APIError as exc:
+            raise BoxError(str(exc)) from None
+
     def raw(self, *args, **kwargs):
         try:
             return super().raw(*args, **kwargs)

@@ -202,8 +202,9 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
                 status = api.status(transfer_id)
                 failing_since = None
             except APIError as exc:
-                # A portal restart or a network blip is not the end of a long transfer.
-                if _exit_code_for(exc) != EXIT_UNREACHABLE:
+                # A portal restart or a network blip is not the end of a long transfer; a portal
+                # never reached, or a refusal (401, 404), is an answer now.
+                if status is None or _exit_code_for(exc) != EXIT_UNREACHABLE:
                     raise
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since > args.patience:

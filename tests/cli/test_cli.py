@@ -191,6 +191,9 @@ def test_bad_token_unreachable_portal_and_refused_requests(site, tmp_path):
     down = cli("containers", "--json", DTN_PORTAL=f"http://127.0.0.1:{free_port()}", DTN_TOKEN="x")
     assert down.code == 5, down
     assert down.json()["exit_status"] == 5 and "cannot reach the portal" in down.err
+    watch_down = cli("watch", "00000000-0000-0000-0000-000000000000", "--timeout", "5",
+                     DTN_PORTAL=f"http://127.0.0.1:{free_port()}", DTN_TOKEN="x")
+    assert watch_down.code == 5, watch_down
 
     missing = site.cli("watch", "00000000-0000-0000-0000-000000000000")
     assert missing.code == 2 and "dtn: error:" in missing.err
