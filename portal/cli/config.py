@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ def _read_file() -> dict:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} is not a JSON object; run `dtn login` again")
+    if path.stat().st_mode & 0o077:
+        print(f"dtn: warning: {path} holds your token and others can read it; chmod 600 it", file=sys.stderr)
     return data
 
 

@@ -56,3 +56,13 @@ def test_nothing_to_sign_in_with_or_a_broken_file_is_a_configuration_error(clean
     config.credentials_path().write_text("not json")
     with pytest.raises(config.ConfigError, match="cannot read"):
         config.load()
+
+
+def test_a_file_others_can_read_is_still_used_with_a_warning(clean_env, capsys):
+    path = config.save("https://p.example.org", "dtn_secret", "alice")
+    path.chmod(0o644)
+    assert config.load().token == "dtn_secret"
+    assert "chmod 600" in capsys.readouterr().err
+    path.chmod(0o600)
+    config.load()
+    assert capsys.readouterr().err == ""
