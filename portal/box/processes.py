@@ -49,6 +49,21 @@ class Processes:
         self.running.clear()
 
 
+def stop_group(process: subprocess.Popen | None, timeout: float = 15) -> None:
+    """SIGTERM to the process's whole group (started with start_new_session), SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class BoxError(Exception):
     """Something the person running the box must know; the message says what."""
 

@@ -8,7 +8,6 @@ and its network as 127.0.0.1 with a free port for every container port."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from portal.box.processes import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILES = {
@@ -274,17 +275,4 @@ class Project:
                               text=True, timeout=timeout)
 
 
-def stop(process: subprocess.Popen | None, timeout: float = 15) -> None:
-    import signal
-
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+stop = stop_group

@@ -15,7 +15,6 @@ import hashlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from portal.box.processes import stop_group
 
 from tests.tools.net import free_port
 
@@ -59,19 +60,8 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
         time.sleep(interval)
 
 
-def _stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
+# Every process group a test starts is stopped the way the box stops its own.
+_stop = stop_group
 
 def csv_quote(value: str) -> str:
     # rclone reads list-valued flags from the environment as CSV.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -13,6 +12,8 @@ import time
 from pathlib import Path
 
 import requests
+
+from portal.box.processes import stop_group
 
 from tests.tools.net import free_port
 
@@ -72,13 +73,7 @@ class PortalServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
         if self._own_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
