@@ -48,7 +48,7 @@ class CLI:
         main, child = pty.openpty()
         try:
             process = subprocess.Popen([str(DTN), *args], env={**self.env, "COLUMNS": "120"}, stdout=child,
-                                       stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                                       stderr=child, stdin=subprocess.DEVNULL)
             os.close(child)
             child = None
             drawn = b""
