@@ -10,6 +10,7 @@ the agent to an exit status (agent/protocol.py):
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import re
@@ -31,6 +32,25 @@ from agent.transfer import TransferRunner
 
 log = logging.getLogger("agent")
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+_state_lock = None
+
+
+def lock_state_dir(state_dir: Path) -> None:
+    """Hold the state directory for this process's life. Two processes on one
+    directory would share one instance_id, so both would hold the same lease
+    and run the same command; the second is refused instead. The kernel drops
+    the lock when the process dies, SIGKILL included."""
+    global _state_lock
+    handle = open(state_dir / "agent.lock", "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise config_module.ConfigError(
+            f"another agent is running with DTN_STATE_DIR={state_dir}; give each agent its own") from None
+    _state_lock = handle
 
 
 def instance_id(state_dir: Path) -> str:
@@ -63,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_module.load()
         config_module.prepare_state_dir(config.state_dir)
+        lock_state_dir(config.state_dir)
         identity = instance_id(config.state_dir)
     except config_module.ConfigError as exc:
         print(f"dtn-agent: configuration error: {exc}", file=sys.stderr)

@@ -51,7 +51,7 @@ PROBE_REMOTE = ".dtn-probe/none"
 PROBE_CONFIG = {"ConnectTimeout": "5s", "Timeout": "15s", "LowLevelRetries": 1}
 # The portal's verdicts on the receiver's checksums (portal/transfers/verification.py).
 VERIFY_PHASE = "verifying"
-VERIFIED_ENOUGH = ("passed", "not_applicable", "not_requested")
+VERIFIED_ENOUGH = ("passed", "not_applicable")
 RESEND_NOTE = ("files already at the destination are not sent again; a file interrupted mid-way is sent again"
                " from its start (rclone cannot resume a multipart upload)")
 

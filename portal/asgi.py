@@ -5,6 +5,7 @@ reaper inside every server process for as long as it lives."""
 
 import asyncio
 import contextlib
+import json
 import os
 
 from django.core.asgi import get_asgi_application
@@ -12,8 +13,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_application = get_asgi_application()
 
+from django.conf import settings  # noqa: E402  (configured by get_asgi_application above)
+
 
 async def application(scope, receive, send):
+    if scope["type"] == "http":
+        return await limited(scope, receive, send)
     if scope["type"] != "lifespan":
         return await django_application(scope, receive, send)
     from portal.agentapi.background import reaper_loop
@@ -31,3 +36,30 @@ async def application(scope, receive, send):
                     await task
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+async def limited(scope, receive, send):
+    """Refuse oversized bodies before Django spools them: its ASGI handler reads a
+    whole body into a temporary file before any URL or login is checked."""
+    limit = settings.DTN_MAX_REQUEST_BYTES
+    declared = dict(scope.get("headers") or []).get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        body = json.dumps({"error": f"the request body is larger than {limit} bytes", "field": None}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    seen = 0
+
+    async def counted():
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # A chunked body that outgrows the limit: Django sees the client go away.
+                return {"type": "http.disconnect"}
+        return message
+
+    return await django_application(scope, counted, send)

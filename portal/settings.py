@@ -204,6 +204,8 @@ DTN_MAX_ATTEMPTS = env_int("DTN_MAX_ATTEMPTS", 3, minimum=1)
 DTN_REAPER_SECONDS = env_int("DTN_REAPER_SECONDS", 10, minimum=1)
 # How often a server process looks for queued work for the claims it holds open.
 DTN_CLAIM_SWEEP_MS = env_int("DTN_CLAIM_SWEEP_MS", 250, minimum=10)
+# Larger request bodies are refused at the server's edge (portal/asgi.py), before Django spools them.
+DTN_MAX_REQUEST_BYTES = env_int("DTN_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1024)
 # Threads (and so database connections) per server process for held claims and the
 # reaper; 0 runs those calls on the request's own thread instead.
 DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)

@@ -1,3 +1,4 @@
+from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
@@ -10,4 +11,5 @@ from portal.transfers.models import Command
 def wake_waiting_claim(sender, instance: Command, **kwargs):
     # Other processes learn of it from their sweeper within DTN_CLAIM_SWEEP_MS.
     if instance.state == CommandState.QUEUED:
-        claims.wake_threadsafe(instance.container_id)
+        # After the commit, or the woken claim would not see the row yet.
+        transaction.on_commit(lambda: claims.wake_threadsafe(instance.container_id))

@@ -24,8 +24,6 @@ PERSON_KINDS = {
     "network_check": "is_sender",
 }
 DEFAULT_TTL = timedelta(minutes=2)
-# Verifying a large transfer reads every byte at the receiver.
-LONG_TTL = timedelta(hours=6)
 # At most this many tasks offered in one reply: each is short, and more will follow.
 OFFER_LIMIT = 20
 
@@ -76,6 +74,8 @@ class AlreadyAnswered(Exception):
 
 def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
     with transaction.atomic():
+        # Past its deadline a task is over even before a sweep marks it expired.
+        expire_overdue(task.container)
         changed = AgentTask.objects.filter(pk=task.pk, state=TaskState.PENDING).update(
             state=TaskState.ANSWERED, ok=ok, result=result if ok else None, error="" if ok else error,
             answered_at=timezone.now())

@@ -294,7 +294,7 @@ class Transfer(models.Model):
         if fields:
             self.save(update_fields=fields)
 
-    def merge_files(self, results) -> None:
+    def merge_files(self, results, *, receiver_hashes_final: bool = False) -> None:
         """Upsert per-file results keyed by path and move the counters by the
         difference each row made (the transfer row is locked by the caller), so
         a report costs the same for the tenth file or the millionth.
@@ -326,7 +326,9 @@ class Transfer(models.Model):
                 if old.outcome == FileOutcome.SENT and new.outcome == FileOutcome.SKIPPED:
                     row.outcome, row.size, row.error = old.outcome, old.size, old.error
                 row.sha256 = row.sha256 or old.sha256
-                row.receiver_sha256 = row.receiver_sha256 or old.receiver_sha256
+                if not receiver_hashes_final:
+                    # The receiver's own answer is final, even when it has no checksum for a file.
+                    row.receiver_sha256 = row.receiver_sha256 or old.receiver_sha256
                 for name, value in old.contribution().items():
                     delta[name] -= value
             for name, value in row.contribution().items():

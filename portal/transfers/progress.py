@@ -104,8 +104,12 @@ def _file(item, where: str) -> FileResult:
     outcome = item.get("outcome")
     if outcome not in FileOutcome.values:
         raise ProgressError(f"{where}.outcome", f"must be one of {', '.join(FileOutcome.values)}")
+    path = _text(item.get("path"), f"{where}.path", MAX_PATH_LENGTH, required=True)
+    # The path also names the file at the receiver, which hashes it: it must stay inside the transfer.
+    if path.startswith("/") or ".." in path.split("/"):
+        raise ProgressError(f"{where}.path", "must be relative to the send folder, without '..'")
     return FileResult(
-        path=_text(item.get("path"), f"{where}.path", MAX_PATH_LENGTH, required=True),
+        path=path,
         size=_counter(item.get("size", 0), f"{where}.size"),
         sha256=_sha(item.get("sha256"), f"{where}.sha256"),
         receiver_sha256=_sha(item.get("receiver_sha256"), f"{where}.receiver_sha256"),

@@ -286,7 +286,13 @@ def reap_expired_leases(now=None) -> dict[str, int]:
         with transaction.atomic():
             # Conditional on the deadline we read: a report that renewed the lease meanwhile wins.
             still_expired = Command.objects.filter(pk=pk, state__in=LEASED_STATES, lease_expires_at=deadline)
-            if attempt >= settings.DTN_MAX_ATTEMPTS:
+            if still_expired.filter(cancel_requested=True).exists():
+                # Stopped by a person while its agent went silent: it stays stopped.
+                changed = still_expired.update(
+                    state=CommandState.CANCELED, reason=FailureReason.CANCELED_BY_USER, finished_at=now,
+                    lease_expires_at=None, message="stopped while the agent was not reporting")
+                counts["failed"] += changed
+            elif attempt >= settings.DTN_MAX_ATTEMPTS:
                 changed = still_expired.update(
                     state=CommandState.FAILED, reason=FailureReason.LEASE_EXPIRED, finished_at=now,
                     lease_expires_at=None,

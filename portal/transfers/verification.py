@@ -2,7 +2,7 @@
 
 When the sender has copied everything and hashed what it sent, it reports the
 phase `verifying`. For a receiver the portal manages, the portal then asks the
-receiver agent (side channel, `verify_files`) for the SHA-256 of exactly this
+receiver agent (side channel, `verify_received`) for the SHA-256 of exactly this
 transfer's files under its receive folder, records them beside the sender's,
 and answers the sender's reports with the verdict; the sender finishes the
 command as succeeded, or failed with `checksum_mismatch` naming the files.
@@ -12,6 +12,7 @@ all there is, and the verdict says so."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.utils import timezone
@@ -41,42 +42,62 @@ def _landed_path(transfer: Transfer, path: str) -> str:
     return "/".join(part for part in (transfer.bucket, transfer.prefix, path) if part)
 
 
+def _this_claims_tasks(command: Command):
+    # A command re-queued by the reaper and claimed again asks afresh: the tasks
+    # (and answers) of an earlier lease say nothing about this one.
+    tasks_ = AgentTask.objects.filter(command=command, kind=RECEIVER_TASK)
+    return tasks_.filter(created_at__gte=command.claimed_at) if command.claimed_at else tasks_
+
+
 def request(transfer: Transfer, command: Command) -> None:
-    """Ask the receiver for its checksums once per command (a repeated report asks nothing)."""
+    """Ask the receiver for its checksums once per claim (a repeated report asks nothing)."""
     if not applies(transfer) or transfer.receiver is None:
         return
-    if AgentTask.objects.filter(command=command, kind=RECEIVER_TASK).exists():
+    if _this_claims_tasks(command).exists():
         return
     rows = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
                 .values_list("path", "size"))
+    # One worker at the receiver answers the chunks in turn: each deadline covers those before it.
+    gib_so_far = 0.0
     for start in range(0, len(rows), FILES_PER_TASK):
         chunk = rows[start:start + FILES_PER_TASK]
-        gib = sum(size for _, size in chunk) / 2**30
+        gib_so_far += sum(size for _, size in chunk) / 2**30
         tasks.ask(transfer.receiver, RECEIVER_TASK, {"paths": [_landed_path(transfer, p) for p, _ in chunk]},
-                  command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib * SECONDS_PER_GIB))
+                  command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib_so_far * SECONDS_PER_GIB))
     transfer.log("verification_requested",
                  f"asked the receiver for the SHA-256 of {len(rows)} file(s) as they landed")
+
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def record_receiver_answer(task: AgentTask) -> None:
     """Put the receiver's checksums beside the sender's (inside tasks.answer's transaction)."""
     command = task.command
     transfer = Transfer.objects.select_for_update().get(pk=command.transfer_id)
+    if command.is_terminal or transfer.latest_command_id != command.pk:
+        return  # a late answer for an attempt that is over changes nothing
     if not task.ok:
         transfer.log("verification_failed", f"the receiver could not verify: {task.error}")
         return
     landed_prefix = _landed_path(transfer, "")
     landed_prefix = f"{landed_prefix}/" if landed_prefix else ""
-    by_path = {}
-    for item in (task.result or {}).get("files", []):
-        path = str(item.get("path", ""))
-        if path.startswith(landed_prefix):
-            by_path[path[len(landed_prefix):]] = item
-    rows = TransferFile.objects.filter(transfer=transfer, path__in=list(by_path))
+    asked = {path[len(landed_prefix):] for path in task.params.get("paths", []) if path.startswith(landed_prefix)}
+    answered = {}
+    items = (task.result or {}).get("files", []) if isinstance(task.result, dict) else []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            continue
+        path = item["path"]
+        if path.startswith(landed_prefix) and path[len(landed_prefix):] in asked:
+            digest = item.get("sha256")
+            answered[path[len(landed_prefix):]] = digest if isinstance(digest, str) and SHA256.match(digest) else ""
+    # A file asked about and not answered has no checksum at the receiver: a mismatch.
+    rows = TransferFile.objects.filter(transfer=transfer, path__in=list(asked))
     results = [FileResult(path=row.path, size=row.size, sha256=row.sha256,
-                          receiver_sha256=str(by_path[row.path].get("sha256") or ""),
+                          receiver_sha256=answered.get(row.path, ""),
                           outcome=row.outcome, error=row.error) for row in rows]
-    transfer.merge_files(results)
+    transfer.merge_files(results, receiver_hashes_final=True)
 
 
 def verdict(transfer: Transfer | None, command: Command) -> dict | None:
@@ -86,18 +107,20 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
     if not applies(transfer):
         return {"state": "not_applicable",
                 "message": "no receiver agent to ask; rclone's own hash checks apply"}
-    asked = list(AgentTask.objects.filter(command=command, kind=RECEIVER_TASK)
-                 .values("state", "ok", "error", "expires_at"))
+    if transfer.receiver is None:
+        return {"state": "failed", "message": "the receiver container was deleted: nothing can verify what landed",
+                "files": []}
+    asked = list(_this_claims_tasks(command).values("state", "ok", "error", "expires_at"))
+    checked = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
+                   .exclude(sha256="").values_list("path", "sha256", "receiver_sha256"))
     if not asked:
-        return {"state": "not_requested"}
+        return {"state": "pending"} if checked else {"state": "passed", "message": "no file to verify"}
     now = timezone.now()
     if any(t["state"] == TaskState.PENDING and t["expires_at"] > now for t in asked):
         return {"state": "pending"}
     troubles = [t["error"] or "no answer in time" for t in asked if not t["ok"]]
     if troubles:
         return {"state": "failed", "message": f"the receiver could not verify: {troubles[0]}", "files": []}
-    checked = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
-                   .exclude(sha256="").values_list("path", "sha256", "receiver_sha256"))
     # A file the receiver could not read has no checksum there: a mismatch too.
     mismatched = [path for path, sent, landed in checked if sent != landed]
     if mismatched:

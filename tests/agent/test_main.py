@@ -77,3 +77,23 @@ def test_an_unreachable_portal_is_retried_and_sigterm_ends_the_agent_cleanly(env
             process.kill()
     text = "".join(lines) + rest
     assert "next try in" in text and "stopped" in text and TOKEN not in text
+
+
+def test_a_second_agent_on_the_same_state_dir_is_refused(tmp_path):
+    from agent import __main__ as entry
+    from agent.config import ConfigError
+
+    entry.lock_state_dir(tmp_path)
+    held, entry._state_lock = entry._state_lock, None
+    try:
+        import subprocess
+        import sys
+
+        probe = ("import sys; from pathlib import Path; from agent.__main__ import lock_state_dir;"
+                 "from agent.config import ConfigError\n"
+                 "try:\n    lock_state_dir(Path(sys.argv[1]))\nexcept ConfigError as e:\n    print(e); sys.exit(2)")
+        result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
+        assert result.returncode == 2 and "another agent is running" in result.stdout
+    finally:
+        held.close()
+    assert ConfigError

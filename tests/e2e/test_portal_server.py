@@ -147,3 +147,19 @@ def test_an_expired_lease_is_requeued_then_failed_by_the_servers_own_reaper(fast
     assert failed["reason"] == "lease_expired"
     assert failed["attempt"] == 2
     assert "lease of command" in server.log()
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(server):
+    import socket
+
+    # Declared, not sent: the answer must come before the portal reads (or spools) a byte of it.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/v1/signup HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 67108864\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0].split()[1] == b"413"
+    assert b"larger than" in body
+    assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200

@@ -84,3 +84,11 @@ def test_an_expired_task_is_not_offered(alice_api, alice_sender, alice_agent):
 def test_waiting_for_tasks_needs_a_valid_instance(alice_agent, body):
     response = alice_agent.post(TASKS_NEXT, body, format="json")
     assert response.status_code == 400 and response.json()["field"] == "instance_id"
+
+
+def test_an_answer_after_the_deadline_is_refused(alice_api, alice_sender, alice_agent):
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    AgentTask.objects.filter(pk=task_id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    late = answer(alice_agent, task_id, ok=True, result={"entries": []})
+    assert late.status_code == 409 and "expired" in late.json()["error"]
+    assert AgentTask.objects.get(pk=task_id).result is None

@@ -123,7 +123,7 @@ class ReportSerializer(serializers.Serializer):
 
 
 class VerificationSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["pending", "passed", "failed", "not_applicable", "not_requested"])
+    state = serializers.ChoiceField(choices=["pending", "passed", "failed", "not_applicable"])
     message = serializers.CharField(required=False)
     files = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="Files whose SHA-256 at the receiver differs (at most 1,000).")
