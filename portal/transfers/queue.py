@@ -167,6 +167,8 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             raise IllegalTransition(f"cannot go from {current.state} to {state}")
         if state == CommandState.FAILED and reason not in FailureReason.__members__.values():
             raise IllegalTransition("a failed command needs a reason from the list")
+        if state == CommandState.FAILED:
+            reason, message = _explain_failure(current, reason, message)
         updates = {"state": state, "last_report_at": now, "lease_expires_at": _lease_deadline(now)}
         if progress is not None:
             updates["progress"] = progress_module.without_lists(progress) if current.transfer_id else progress
@@ -195,6 +197,25 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     if verifying and not current.is_terminal:
         reply.verification = verification.verdict(transfer, current)
     return reply
+
+
+# Below this, a receiver whose sends fail is taken to be full.
+FULL_RECEIVER_BYTES = 64 * 1024 * 1024
+
+
+def _explain_failure(command: Command, reason: str, message: str) -> tuple[str, str]:
+    """What the portal knows better than the sender. A receiver whose disk fills
+    mid-transfer answers S3 with a bare 500 or drops the connection, so the sender
+    can only say rclone_error or receiver_unreachable; the receiver's own
+    heartbeats say how much room its receive folder has left."""
+    if reason not in (FailureReason.RCLONE_ERROR, FailureReason.RECEIVER_UNREACHABLE) or not command.transfer_id:
+        return reason, message
+    free = (Transfer.objects.filter(pk=command.transfer_id, receiver__isnull=False)
+            .values_list("receiver__disk_free_bytes", flat=True).first())
+    if free is None or free >= FULL_RECEIVER_BYTES:
+        return reason, message
+    return (FailureReason.RECEIVER_FULL,
+            f"the receiver's receive folder has {free} bytes free: its disk is full ({message})"[:4000])
 
 
 def fail_held(command: Command, reason: str, message: str) -> Command:
