@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import requests
 
+from agent import logs
 from agent.protocol import API_PREFIX
 
 REQUEST_TIMEOUT = 30.0
@@ -133,7 +134,8 @@ class PortalClient:
         if reason:
             body["reason"] = reason
         if message:
-            body["message"] = message[:4000]
+            # A failure's text can quote rclone or an exception: no secret of ours leaves in it.
+            body["message"] = logs.mask(message)[:4000]
         response = self._call("PATCH", f"commands/{command_id}", body)
         if response.status_code in (404, 409):
             raise CommandGone(f"command {command_id}: {self._error_text(response)}", response.status_code)

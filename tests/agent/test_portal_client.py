@@ -95,3 +95,15 @@ def test_the_task_long_poll_returns_tasks_or_nothing_and_the_verdict_rides_on_re
     assert portal.wait_tasks(25) == [{"task_id": "t1"}]
     assert session.requests[0]["url"].endswith("/api/agent/v1/tasks/next") and session.requests[0]["timeout"] > 25
     assert portal.report("c1", "running", progress={"phase": "verifying"}).verification == {"state": "pending"}
+
+
+def test_a_failure_message_never_carries_a_known_secret():
+    from agent import logs
+    from agent.portal import PortalClient
+    from tests.agent.fakes import FakeResponse, FakeSession
+
+    logs.redact("s3-secret-0123456789")
+    session = FakeSession(FakeResponse(200, {"state": "failed", "cancel_requested": False}))
+    client = PortalClient("http://portal.test", "dtn_agent_x_y", "instance-1", session=session)
+    client.report("c1", "failed", reason="rclone_error", message="rclone said: bad key s3-secret-0123456789")
+    assert session.requests[0]["json"]["message"] == "rclone said: bad key ***"

@@ -87,3 +87,11 @@ def test_a_sender_containers_grant_report_is_ignored(alice, alice_sender, alice_
     given.refresh_from_db()
     assert given.endpoint == ""
     assert Container.objects.get(pk=alice_sender.pk).last_seen_at is not None
+
+
+def test_only_the_pinned_certificate_is_stored_not_what_followed_it(bob_agent, bob_receiver, certificate, tmp_path):
+    other = ensure_certificate(tmp_path / "other", ["elsewhere.example.org"])
+    response = beat(bob_agent, certificate_pem=certificate.pem + other.pem, certificate_sha256=certificate.sha256)
+    assert response.status_code == 200
+    bob_receiver.refresh_from_db()
+    assert bob_receiver.certificate_pem == certificate.pem

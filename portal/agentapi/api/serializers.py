@@ -12,6 +12,14 @@ INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its s
                     "restarted agent gets back the command it held.")
 
 
+def first_certificate(pem: str) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
 endpoint_validator = URLValidator(schemes=["http", "https"], message="an http:// or https:// URL")
 
 
@@ -49,6 +57,9 @@ class HeartbeatSerializer(serializers.Serializer):
                 raise serializers.ValidationError({"certificate_pem": "not a PEM certificate"}) from None
             if actual != claimed.lower():
                 raise serializers.ValidationError({"certificate_sha256": "does not match the certificate"})
+            # Senders trust exactly what is stored: the one certificate the fingerprint names, not
+            # whatever else the PEM text carried after it.
+            attrs["certificate_pem"] = first_certificate(pem)
         return attrs
 
 
