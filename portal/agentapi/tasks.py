@@ -50,8 +50,10 @@ def ask_for_person(container: Container, kind: str, params: dict, user) -> Agent
 
 
 def pending(container: Container) -> list[AgentTask]:
-    expire_overdue(container)
-    return list(AgentTask.objects.filter(container=container, state=TaskState.PENDING)[:OFFER_LIMIT])
+    # Read on every heartbeat and task poll: a filter, no write. Overdue tasks are
+    # marked expired where that is seen (an answer, a person reading the task).
+    return list(AgentTask.objects.filter(container=container, state=TaskState.PENDING,
+                                         expires_at__gt=timezone.now())[:OFFER_LIMIT])
 
 
 def pending_containers(container_ids) -> set:

@@ -87,5 +87,8 @@ class TaskView(generics.RetrieveAPIView):
     serializer_class = TaskSerializer
 
     def get_object(self):
-        return get_object_or_404(AgentTask, pk=self.kwargs["task_id"], container__owner=self.request.user,
+        task = get_object_or_404(AgentTask, pk=self.kwargs["task_id"], container__owner=self.request.user,
                                  requested_by=self.request.user)
+        if agent_tasks.expire_overdue(task.container):
+            task.refresh_from_db()
+        return task
