@@ -4,12 +4,13 @@ import hashlib
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
 from portal.lib import crypto
 from portal.transfers import validation
+from portal.transfers.signals import transfer_event
 from portal.transfers.choices import (
     FINISHED_TRANSFER_STATES,
     RESTARTABLE_TRANSFER_STATES,
@@ -356,6 +357,7 @@ class Transfer(models.Model):
         from portal.transfers.progress import Event
 
         self.add_events([Event(at=timezone.now(), kind=kind, message=message)], source=TransferEvent.Source.PORTAL)
+        transaction.on_commit(lambda: transfer_event.send(sender=Transfer, transfer=self, kind=kind, message=message))
 
 
 def path_key(path: str) -> str:
