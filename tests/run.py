@@ -1,5 +1,6 @@
 """The test command behind `make test`.
 
+0. Chromium (Debian) and axe-core (npm) for the browser tests, if missing.
 1. Every test once on SQLite (unit, API, agent, end-to-end).
 2. The portal's unit and API tests again on a real PostgreSQL server started
    here as a throwaway cluster and stopped afterwards, whatever happens.
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 
+from tests.tools import browser
 from tests.tools.pgcluster import Cluster
 
 
@@ -43,6 +45,10 @@ def run_demo() -> int:
 
 def main(argv) -> int:
     extra = argv[1:]
+    # The browser tests' Chromium (apt) and axe-core (npm), installed once up front.
+    started = time.monotonic()
+    browser.ensure_all()
+    print(f"=== Chromium and axe-core ready after {time.monotonic() - started:.0f} s", flush=True)
     # PostgreSQL-only tests are deselected, not skipped: under CI a skip fails the run.
     sqlite = pytest(["tests", "-m", "not postgres_only", *extra])
     cluster = Cluster()
