@@ -45,11 +45,14 @@ class Cluster:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=self.root)
 
-    def start(self) -> str:
+    def start(self, **settings: str) -> str:
+        """Start the cluster; `settings` are server settings (-c name=value) over the defaults here."""
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "dtn", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c max_connections=300"
+        settings = {"fsync": "off", "max_connections": "300", **settings}
+        options = f"-p {self.port} -k {self.root} -h 127.0.0.1 " + " ".join(
+            f"-c {name}={value}" for name, value in settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start")
         return f"postgres://dtn@127.0.0.1:{self.port}/dtn"
 
