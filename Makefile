@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test install demo run clean
+.PHONY: test install demo run clean bench-portal
 
 install: $(STAMP)
 
@@ -26,6 +26,18 @@ demo: $(STAMP)
 # The same set-up, left running with the demo accounts at http://127.0.0.1:8000 until Ctrl-C.
 run: $(STAMP)
 	$(BIN)/python -m portal.box run
+
+# Benchmarks (docs/performance.md): not part of `make test`. Each prints its table with goals
+# marked PASS/MISS and writes bench/results/<name>.json.
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
+
+# The control plane: 2,000 simulated agents against the portal on PostgreSQL; about 4 minutes.
+bench-portal: $(BENCH_STAMP)
+	$(BIN)/python -m bench.portal
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
