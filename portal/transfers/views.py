@@ -2,11 +2,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import Resolver404, resolve
 from django.views.decorators.http import require_POST
 
 from portal.transfers import queue, services
 from portal.transfers.forms import SendForm
 from portal.transfers.models import Transfer
+
+PAGE_SIZE = 50
 
 
 def _owned(request, transfer_id) -> Transfer:
@@ -15,9 +18,24 @@ def _owned(request, transfer_id) -> Transfer:
                              pk=transfer_id, owner=request.user)
 
 
+# The page's script fills a container's or a task's ID into URLs reversed with this one.
+URL_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
+NETWORK_CHECKS_PATH = "/api/v1/network-checks"
+
+
+def _network_checks_url() -> str | None:
+    # The on-demand check is offered only where the portal has its API.
+    try:
+        resolve(NETWORK_CHECKS_PATH)
+    except Resolver404:
+        return None
+    return NETWORK_CHECKS_PATH
+
+
 @login_required
 def send_page(request):
     form = SendForm(request.user, request.POST or None)
+    form.fields["receiver"].widget.attrs["list"] = "granted-receivers"
     if request.method == "POST" and form.is_valid():
         try:
             transfer = services.send(request.user, form.to_request())
@@ -27,7 +45,8 @@ def send_page(request):
             messages.success(request, "Transfer queued on the sender.")
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
-                  {"form": form, "grants": services.usable_grants(request.user)},
+                  {"form": form, "grants": services.usable_grants(request.user), "placeholder": URL_PLACEHOLDER,
+                   "network_checks_url": _network_checks_url()},
                   status=400 if form.errors else 200)
 
 
@@ -35,8 +54,9 @@ def send_page(request):
 def transfers_page(request):
     transfers = (services.owned_transfers(request.user)
                  .select_related("sender", "receiver", "latest_command"))
-    page = Paginator(transfers, 50).get_page(request.GET.get("page"))
-    return render(request, "transfers/list.html", {"page": page})
+    page = Paginator(transfers, PAGE_SIZE).get_page(request.GET.get("page"))
+    # The page's script polls the list API for the same rows.
+    return render(request, "transfers/list.html", {"page": page, "offset": (page.number - 1) * PAGE_SIZE})
 
 
 @login_required
