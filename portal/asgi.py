@@ -1,7 +1,8 @@
 """The portal's server entry point: gunicorn with uvicorn workers (see
 docs/architecture.md for why an async server). Django answers HTTP; this
 wrapper answers the ASGI lifespan, which Django does not, to run the lease
-reaper inside every server process for as long as it lives."""
+reaper and the notification worker inside every server process for as long
+as it lives."""
 
 import asyncio
 import contextlib
@@ -22,18 +23,24 @@ async def application(scope, receive, send):
     if scope["type"] != "lifespan":
         return await django_application(scope, receive, send)
     from portal.agentapi.background import reaper_loop
+    from portal.notifications import worker as notifications
 
     tasks = []
+    deliverer = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             tasks.append(asyncio.create_task(reaper_loop(), name="dtn-reaper"))
+            deliverer = notifications.start()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if deliverer is not None:
+                # A send in flight gets a moment to finish; an unfinished one is retried later.
+                await asyncio.to_thread(deliverer.stop)
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "portal.transfers",
     "portal.grants",
     "portal.agentapi",
+    "portal.notifications",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,45 @@ DTN_MAX_REQUEST_BYTES = env_int("DTN_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minim
 # Threads (and so database connections) per server process for held claims and the
 # reaper; 0 runs those calls on the request's own thread instead.
 DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)
+
+# Notifications (portal/notifications): mail through Django's mail backend, and
+# webhooks signed with HMAC; both sent by a worker thread in each server process.
+EMAIL_BACKENDS = {
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",
+}
+_email_backend = env_str("DTN_EMAIL_BACKEND", "console")
+if _email_backend not in EMAIL_BACKENDS:
+    raise ConfigError(f"DTN_EMAIL_BACKEND must be one of {', '.join(EMAIL_BACKENDS)}, not {_email_backend!r}")
+EMAIL_BACKEND = EMAIL_BACKENDS[_email_backend]
+EMAIL_FILE_PATH = env_str("DTN_EMAIL_FILE_PATH", str(STATE_DIR / "mail"))
+EMAIL_HOST = env_str("DTN_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DTN_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("DTN_EMAIL_USER", "")
+EMAIL_HOST_PASSWORD = env_str("DTN_EMAIL_PASSWORD", "")
+_email_password_file = env_str("DTN_EMAIL_PASSWORD_FILE")
+if _email_password_file and not EMAIL_HOST_PASSWORD:
+    try:
+        EMAIL_HOST_PASSWORD = Path(_email_password_file).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"DTN_EMAIL_PASSWORD_FILE={_email_password_file} cannot be read: {exc.strerror}") from None
+EMAIL_USE_TLS = env_bool("DTN_EMAIL_STARTTLS", False)
+EMAIL_USE_SSL = env_bool("DTN_EMAIL_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ConfigError("DTN_EMAIL_STARTTLS and DTN_EMAIL_SSL cannot both be true")
+EMAIL_TIMEOUT = env_int("DTN_EMAIL_TIMEOUT_SECONDS", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DTN_EMAIL_FROM", "DTN-in-a-Box <dtn@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+DTN_WEBHOOK_TIMEOUT_SECONDS = env_int("DTN_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Webhooks to loopback, private and link-local addresses are refused unless allowed:
+# otherwise any account could make the portal call services on its own network.
+DTN_WEBHOOK_ALLOW_PRIVATE = env_bool("DTN_WEBHOOK_ALLOW_PRIVATE", False)
+DTN_NOTIFY_MAX_ATTEMPTS = env_int("DTN_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+DTN_NOTIFY_RETRY_SECONDS = env_int("DTN_NOTIFY_RETRY_SECONDS", 30, minimum=1)
+DTN_NOTIFY_POLL_SECONDS = env_int("DTN_NOTIFY_POLL_SECONDS", 5, minimum=1)
 
 LOG_LEVEL = env_str("DTN_LOG_LEVEL", "INFO")
 LOGGING = {

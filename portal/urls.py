@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("portal.containers.api.urls")),
     path("", include("portal.transfers.api.urls")),
     path("", include("portal.grants.api.urls")),
+    path("", include("portal.notifications.api.urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("portal/", include("portal.containers.urls")),
     path("portal/", include("portal.transfers.urls")),
     path("portal/", include("portal.grants.urls")),
+    path("portal/", include("portal.notifications.urls")),
     path("api/v1/", include(api_v1)),
     path("api/agent/v1/", include("portal.agentapi.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -49,6 +49,8 @@ class World:
     bob_receiver: object
     charlie_sender: object
     extra: dict = field(default_factory=dict)
+    # Other values of theirs that no answer to Charlie may contain.
+    strings: list = field(default_factory=list)
 
 
 def _alice_command(world):
@@ -75,6 +77,17 @@ def _alice_task(world):
     return world.extra["task"].pk
 
 
+def _alice_check(world):
+    from portal.netcheck.models import NetworkCheck
+
+    if "check" not in world.extra:
+        sending.sweep_grant(world)
+        world.extra["check"] = NetworkCheck.objects.create(
+            owner=world.alice, sender=world.alice_sender, receiver=world.bob_receiver, state="done",
+            verdict="go", summary="Go: alice's path", result={"verdict": "go"})
+    return world.extra["check"].pk
+
+
 # URL argument name -> a value naming one of Alice's (or Bob's) objects.
 KWARG_FACTORIES = {
     "container_id": lambda world: world.alice_sender.pk,
@@ -84,6 +97,7 @@ KWARG_FACTORIES = {
     # Bob's grant to Alice, and Alice's transfer through it.
     "grant_id": sending.sweep_grant,
     "transfer_id": sending.sweep_transfer,
+    "check_id": _alice_check,
 }
 
 
@@ -111,7 +125,19 @@ PROTECTED = [(name, route, pattern) for name, route, pattern in ROUTES if name n
 
 @pytest.fixture
 def world(alice, bob, charlie, alice_sender, bob_receiver, charlie_sender):
-    return World(alice, bob, charlie, alice_sender, bob_receiver, charlie_sender)
+    made = World(alice, bob, charlie, alice_sender, bob_receiver, charlie_sender)
+    _alice_notifications(made)
+    return made
+
+
+def _alice_notifications(world):
+    """Alice's webhook, its secret and a delivery: settings routes take no
+    argument, so they are checked for leaking these instead."""
+    from portal.notifications import outbox, services
+
+    _, secret = services.update(world.alice, {"webhook_url": "https://hooks.example.org/alice-hook-path"})
+    [world.extra["delivery"], _] = outbox.enqueue_test(world.alice)
+    world.strings += [secret, "alice-hook-path"]
 
 
 def build_path(route: str, pattern: URLPattern, world: World) -> str:
@@ -142,6 +168,7 @@ def protected_state(world: World) -> str:
     from portal.agentapi.models import AgentTask
     from portal.containers.models import Container
     from portal.grants.models import Grant
+    from portal.notifications.models import Delivery, NotificationSettings
     from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
 
     owners = [world.alice.pk, world.bob.pk]
@@ -155,6 +182,8 @@ def protected_state(world: World) -> str:
         Transfer.objects.filter(owner__in=owners),
         TransferFile.objects.filter(transfer__owner__in=owners),
         TransferEvent.objects.filter(transfer__owner__in=owners),
+        NotificationSettings.objects.filter(user__in=owners),
+        Delivery.objects.filter(user__in=owners),
     ]
     return "\n".join(serializers.serialize("json", qs.order_by("pk")) for qs in querysets)
 
@@ -166,7 +195,7 @@ def secrets_of_others(world: World) -> list[str]:
               world.alice.email, world.bob.email]
     # Small integer keys would match any digit on a page; UUIDs and names are telling.
     values += [str(value.pk) for value in world.extra.values() if not isinstance(value.pk, int)]
-    return values
+    return values + world.strings
 
 
 def call(client, method: str, path: str):
