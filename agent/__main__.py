@@ -124,7 +124,8 @@ def _run(config: config_module.Config, identity: str) -> int:
                               user_agent=f"dtn-agent/{__version__}")
         # Clients of their own (a requests session per thread): the side channel answers and
         # long-polls while the loop claims or reports.
-        handlers = sender_handlers(config.send_dir) if config.send_dir is not None else {}
+        handlers = (sender_handlers(config.send_dir, config.state_dir, config.network_limits)
+                    if config.send_dir is not None else {})
         if config.receiver is not None:
             site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
             # Verifying what landed reads every byte of it: no per-task cap here.
@@ -140,7 +141,8 @@ def _run(config: config_module.Config, identity: str) -> int:
             runner = TransferRunner(rc, send_dir=config.send_dir, state_dir=config.state_dir,
                                     transfers=config.transfers, receiver_attempts=config.receiver_attempts,
                                     receiver_retry_seconds=config.receiver_retry_seconds,
-                                    progress_seconds=config.progress_seconds)
+                                    progress_seconds=config.progress_seconds,
+                                    network_limits=config.network_limits, tune=config.tune)
         controller = Controller(portal=portal, runner=runner, side=side,
                                 heartbeat_marker=lambda seconds: health.mark(config.state_dir, seconds))
         controller.describe = lambda: describe(config, rc, rcd, controller, side, site)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agent import netcheck
+
 DEFAULT_STATE_DIR = "~/.local/state/dtn-agent"
 SECRETS_FILE_NAME = "secrets.env"
 # The only names the secrets file may hold: a typo there is an error, not a silently ignored line.
@@ -83,6 +85,9 @@ class Config:
     receiver_retry_seconds: float
     progress_seconds: float
     receiver: ReceiverConfig | None = None
+    # The network check's bounds (agent/netcheck.py) and whether its measurements choose the tuning.
+    network_limits: netcheck.Limits = netcheck.Limits()
+    tune: bool = True
 
     @property
     def embedded_rcd(self) -> bool:
@@ -167,6 +172,14 @@ class _Reader:
         if not minimum <= value <= maximum:
             raise ConfigError(f"{name} must be between {minimum} and {maximum}, not {value}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw not in ("true", "false"):
+            raise ConfigError(f"{name} must be 'true' or 'false', not {raw!r}")
+        return raw == "true"
 
     def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
         raw = self.text(name)
@@ -275,6 +288,13 @@ def load(environ=None) -> Config:
         receiver_retry_seconds=read.number("DTN_RECEIVER_RETRY_SECONDS", 5.0, 0.1, 600.0),
         progress_seconds=read.number("DTN_PROGRESS_SECONDS", 1.0, 0.2, 2.0),
         receiver=receiver,
+        network_limits=netcheck.Limits(
+            probe_seconds=read.number("DTN_NETCHECK_PROBE_SECONDS", 10.0, 1.0, 60.0),
+            probe_max_bytes=read.integer("DTN_NETCHECK_PROBE_MIB", 48, 1, 1024) * 1024 * 1024,
+            streams=read.integer("DTN_NETCHECK_STREAMS", 8, 2, 64),
+            slow_bytes_per_s=read.number("DTN_NETCHECK_SLOW_MBIT", 100.0, 0.1, 1e6) * 1e6 / 8,
+        ),
+        tune=read.boolean("DTN_TUNING", True),
     )
 
 
@@ -301,11 +321,9 @@ def _receiver(read: "_Reader") -> ReceiverConfig | None:
     if not match or not 1024 <= first <= last <= 65535:
         raise ConfigError(f"DTN_RECEIVER_PORTS must be a range like 9443-9542 within 1024-65535,"
                           f" not {ports_raw!r}")
-    tls_raw = read.text("DTN_RECEIVER_TLS", "true")
-    if tls_raw not in ("true", "false"):
-        raise ConfigError(f"DTN_RECEIVER_TLS must be 'true' or 'false', not {tls_raw!r}")
+    tls = read.boolean("DTN_RECEIVER_TLS", True)
     return ReceiverConfig(receive_dir=receive_dir, host=host, bind=bind, ports=range(first, last + 1),
-                          tls=tls_raw == "true")
+                          tls=tls)
 
 
 def prepare_state_dir(path: Path) -> None:

@@ -97,9 +97,11 @@ class RcClient:
     def version(self) -> str:
         return self.call("core/version")["version"]
 
-    def copy_dir(self, src_fs, dst_fs, *, group: str, config: dict) -> Job:
-        """`sync/copy`: copies what is missing or different; never deletes at the destination."""
-        reply = self.call("sync/copy", srcFs=src_fs, dstFs=dst_fs, _async=True, _group=group, _config=config)
+    def copy_dir(self, src_fs, dst_fs, *, group: str, config: dict, filters: dict | None = None) -> Job:
+        """`sync/copy`: copies what is missing or different; never deletes at the destination.
+        `filters` are rclone's filter options (`_filter`), e.g. FilesFromRaw for one segment."""
+        extra = {"_filter": filters} if filters else {}
+        reply = self.call("sync/copy", srcFs=src_fs, dstFs=dst_fs, _async=True, _group=group, _config=config, **extra)
         return Job(int(reply["jobid"]), str(reply.get("executeId", "")))
 
     def copy_file(self, src_fs, src_remote: str, dst_fs, dst_remote: str, *, group: str, config: dict) -> Job:

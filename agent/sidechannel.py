@@ -230,6 +230,41 @@ class SideChannel:
                 self._known.pop(task_id, None)
 
 
-def sender_handlers(send_dir: Path) -> dict[str, Handler]:
+def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
+    """`network_check`: the same check a transfer starts with, on demand, for the
+    destination the portal gives (with keys, for this answer only)."""
+    from agent import netcheck, transfer, tuning
+
+    def handle(params: dict) -> dict:
+        try:
+            d = transfer.parse_destination(params.get("destination"))
+        except transfer.BadDestination as exc:
+            raise TaskRefused(str(exc)) from None
+        total, files = params.get("total_bytes"), params.get("files")
+        total = total if isinstance(total, int) and total >= 0 else None
+        files = files if isinstance(files, int) and files > 0 else (1 if total else None)
+        try:
+            ca_file = transfer.pin_certificate(state_dir, d)
+        except transfer.TransferFailed as exc:
+            return netcheck.refused(d.endpoint, exc.reason, exc.message)
+        report = transfer.run_network_check(d, ca_file, limits=limits, s3_factory=s3_factory or transfer.minio_s3,
+                                            total_bytes=total, files=files)
+        if report["verdict"] != netcheck.NO_GO and total:
+            choice = tuning.choose(tuning.Measured.from_report(report), tuning.FileMix.uniform(files, total))
+            report["tuning"] = choice.as_dict()
+            report["predicted_seconds"] = choice.predicted_seconds
+            report["predicted_bytes_per_s"] = choice.predicted_bytes_per_s
+            report["summary"] = netcheck.summarise(report)
+        return report
+
+    return handle
+
+
+def sender_handlers(send_dir: Path, state_dir: Path | None = None, limits=None) -> dict[str, Handler]:
     folder = FolderTasks(send_dir)
-    return {"list_send_folder": folder.list_folder, "verify_files": folder.verify_files}
+    handlers = {"list_send_folder": folder.list_folder, "verify_files": folder.verify_files}
+    if state_dir is not None:
+        from agent import netcheck
+
+        handlers["network_check"] = network_check_task(state_dir, limits or netcheck.Limits())
+    return handlers

@@ -24,13 +24,13 @@ import stat
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
-from agent import logs, paths
+from agent import logs, netcheck, paths, tuning
 from agent.portal import PortalError, ReportReply
 from agent.protocol import CommandState, FailureReason
 from agent.rclone import JobNotFound, RcClient, RcError, RcUnavailable
@@ -44,6 +44,12 @@ MAX_JOB_RESTARTS = 3
 MAX_FILES_PER_REPORT = 2000
 MAX_TRANSFERRING_SHOWN = 20
 OVERWRITE_POLICIES = ("update_changed", "skip_existing")
+# enforce: a no-go stops the transfer; override: it is recorded and the transfer goes on;
+# skip: only reachability, the pin and the keys are checked (no probe, no verdict enforced).
+NETWORK_CHECK_MODES = ("enforce", "override", "skip")
+# Throughput samples kept for the next report (one a second; the portal keeps the series).
+SAMPLE_SECONDS = 1.0
+MAX_SAMPLES_PER_REPORT = 120
 _BWLIMIT = re.compile(r"^\d+(\.\d+)?[BKMGTPbkmgtp]?i?$")
 # A probe path that cannot exist: statting it costs one HEAD and one tiny listing,
 # and answers whether the receiver is there and takes the keys.
@@ -103,16 +109,18 @@ class Destination:
     tls: bool
     certificate_pem: str | None
     certificate_sha256: str | None
+    free_bytes: int | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
         parts = urlsplit(self.endpoint)
         return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
 
-    def remote(self, path: str, ca_file: Path | None) -> dict:
+    def remote(self, path: str, ca_file: Path | None, params: dict | None = None) -> dict:
         """rclone's inline remote for `bucket/prefix/path`, as a JSON object."""
         root = "/".join(part for part in (self.bucket, self.prefix, path) if part)
         fs = {
+            **(params or {}),
             "type": "s3",
             "provider": "Other",
             "endpoint": self.endpoint,
@@ -141,10 +149,43 @@ class Spec:
     bandwidth_limit: str | None
     resumed: bool
     base_progress: dict
+    network_check: str = "enforce"
+    tuning: dict = field(default_factory=dict)
 
 
 def _fingerprint(value: str) -> str:
     return value.replace(":", "").strip().lower()
+
+
+class BadDestination(ValueError):
+    pass
+
+
+def parse_destination(dest) -> Destination:
+    """The receiver as the portal sends it (a command's or a network check's), checked."""
+    if not isinstance(dest, dict):
+        raise BadDestination("it names no receiver ('destination' is missing: no endpoint, bucket or keys)")
+    for key in ("endpoint", "bucket", "access_key", "secret_key"):
+        if not isinstance(dest.get(key), str) or not dest[key]:
+            raise BadDestination(f"destination.{key} is missing")
+    endpoint = dest["endpoint"].rstrip("/")
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadDestination(f"destination.endpoint is not an http(s) URL: {endpoint!r}")
+    tls = bool(dest.get("tls", parts.scheme == "https"))
+    if tls != (parts.scheme == "https"):
+        raise BadDestination(f"destination.tls is {tls} but the endpoint is {parts.scheme}://")
+    if "/" in dest["bucket"]:
+        raise BadDestination("destination.bucket must not contain '/'")
+    prefix = (dest.get("prefix") or "").strip("/")
+    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+        raise BadDestination(f"destination.prefix must not have empty, '.' or '..' parts: {prefix!r}")
+    fingerprint = dest.get("certificate_sha256") or None
+    free = dest.get("free_bytes")
+    return Destination(endpoint=endpoint, bucket=dest["bucket"], prefix=prefix, access_key=dest["access_key"],
+                       secret_key=dest["secret_key"], tls=tls, certificate_pem=dest.get("certificate_pem") or None,
+                       certificate_sha256=_fingerprint(fingerprint) if fingerprint else None,
+                       free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None)
 
 
 def parse_command(command: dict) -> Spec:
@@ -156,26 +197,10 @@ def parse_command(command: dict) -> Spec:
     sources = payload.get("sources")
     if not isinstance(sources, list) or not sources or not all(isinstance(s, str) for s in sources):
         raise bad("'sources' must be a non-empty list of paths")
-    dest = payload.get("destination")
-    if not isinstance(dest, dict):
-        raise bad("it names no receiver ('destination' is missing: no endpoint, bucket or keys)")
-    for key in ("endpoint", "bucket", "access_key", "secret_key"):
-        if not isinstance(dest.get(key), str) or not dest[key]:
-            raise bad(f"destination.{key} is missing")
-    endpoint = dest["endpoint"].rstrip("/")
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad(f"destination.endpoint is not an http(s) URL: {endpoint!r}")
-    tls = bool(dest.get("tls", parts.scheme == "https"))
-    if tls != (parts.scheme == "https"):
-        raise bad(f"destination.tls is {tls} but the endpoint is {parts.scheme}://")
-    if "/" in dest["bucket"]:
-        raise bad("destination.bucket must not contain '/'")
-    prefix = (dest.get("prefix") or "").strip("/")
-    if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
-        raise bad(f"destination.prefix must not have empty, '.' or '..' parts: {prefix!r}")
-    pem = dest.get("certificate_pem") or None
-    fingerprint = dest.get("certificate_sha256") or None
+    try:
+        destination = parse_destination(payload.get("destination"))
+    except BadDestination as exc:
+        raise bad(str(exc)) from None
     options = payload.get("options") or {}
     overwrite = options.get("overwrite", "update_changed")
     if overwrite not in OVERWRITE_POLICIES:
@@ -183,14 +208,23 @@ def parse_command(command: dict) -> Spec:
     limit = options.get("bandwidth_limit") or None
     if limit is not None and (not isinstance(limit, str) or not _BWLIMIT.match(limit.strip())):
         raise bad(f"options.bandwidth_limit is not a rate like '50M': {limit!r}")
+    mode = options.get("network_check") or "enforce"
+    if mode not in NETWORK_CHECK_MODES:
+        raise bad(f"options.network_check must be one of {', '.join(NETWORK_CHECK_MODES)}, not {mode!r}")
+    overrides = {}
+    for name, (low, high) in tuning.OVERRIDABLE.items():
+        value = options.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise bad(f"options.{name} must be a whole number from {low} to {high}, not {value!r}")
+        overrides[name] = value
     progress = command.get("progress") or {}
     return Spec(
         command_id=str(command["command_id"]),
         attempt=int(command.get("attempt") or 1),
         sources=tuple(sources),
-        destination=Destination(endpoint=endpoint, bucket=dest["bucket"], prefix=prefix,
-                                access_key=dest["access_key"], secret_key=dest["secret_key"], tls=tls,
-                                certificate_pem=pem, certificate_sha256=_fingerprint(fingerprint) if fingerprint else None),
+        destination=destination,
         verify_checksums=bool(options.get("verify_checksums", True)),
         overwrite=overwrite,
         bandwidth_limit=limit.strip() if limit else None,
@@ -198,6 +232,8 @@ def parse_command(command: dict) -> Spec:
         # Claimed back by this instance after a restart: the portal still has it running and counts from
         # our last report. A fresh lease (even of a requeued command) counts from zero.
         base_progress=progress if command.get("state") == CommandState.RUNNING and isinstance(progress, dict) else {},
+        network_check=mode,
+        tuning=overrides,
     )
 
 
@@ -395,7 +431,10 @@ class TransferRunner:
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = _utcnow,
                  tls_fingerprint: Callable[[str, int], str] | None = None,
-                 tcp_probe: Callable[[str, int], None] | None = None):
+                 tcp_probe: Callable[[str, int], None] | None = None,
+                 network_limits: netcheck.Limits = netcheck.Limits(),
+                 s3_factory: Callable[..., netcheck.S3] | None = None,
+                 tune: bool = True):
         self.rc = rc
         self.send_dir = Path(send_dir).resolve()
         self.state_dir = Path(state_dir)
@@ -406,9 +445,53 @@ class TransferRunner:
         self.clock, self.sleep, self.now = clock, sleep, now
         self.tls_fingerprint = tls_fingerprint or peer_certificate_sha256
         self.tcp_probe = tcp_probe or tcp_connect
+        self.network_limits = network_limits
+        self.s3_factory = s3_factory or minio_s3
+        self.tune = tune
 
     def run(self, command: dict, channel: Channel) -> Outcome:
         return _Attempt(self, command, channel).run()
+
+
+def minio_s3(d: Destination, ca_file: Path | None, pool_size: int) -> netcheck.S3:
+    return netcheck.MinioS3(d.endpoint, d.bucket, d.access_key, d.secret_key, tls=d.tls, ca_file=ca_file,
+                            pool_size=pool_size)
+
+
+def pin_certificate(state_dir: Path, d: Destination) -> Path | None:
+    """The receiver's certificate as a file for rclone's ca_cert (public data, kept by
+    fingerprint), after checking it against the fingerprint the portal pinned."""
+    if not d.tls or not d.certificate_pem:
+        return None
+    try:
+        actual = pem_sha256(d.certificate_pem)
+    except ValueError:
+        raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
+                             "the receiver's certificate in the command is not a PEM certificate") from None
+    if d.certificate_sha256 and actual != d.certificate_sha256:
+        raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
+                             f"the certificate in the command has SHA-256 {actual}, not the pinned"
+                             f" {d.certificate_sha256}")
+    certs = Path(state_dir) / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    path = certs / f"{actual}.pem"
+    if not path.exists():
+        tmp = certs / f".{actual}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_text(d.certificate_pem)
+        tmp.replace(path)
+    return path
+
+
+def run_network_check(d: Destination, ca_file: Path | None, *, limits: netcheck.Limits,
+                      s3_factory: Callable[..., netcheck.S3], tcp_probe=None, tls_fingerprint=None,
+                      probe: bool = True, total_bytes: int | None = None, files: int | None = None) -> dict:
+    """The network check against a command's (or a check task's) destination."""
+    host, port = d.host_port
+    target = netcheck.Target(d.endpoint, host, port, d.tls, pem_sha256(d.certificate_pem) if ca_file else None)
+    connect = (lambda h, p, timeout: tcp_probe(h, p)) if tcp_probe else None
+    checker = netcheck.Checker(target, s3_factory(d, ca_file, limits.streams + 1), limits=limits,
+                               tcp_connect=connect, tls_fingerprint=tls_fingerprint or peer_certificate_sha256)
+    return checker.run(probe=probe, total_bytes=total_bytes, files=files, free_bytes=d.free_bytes)
 
 
 def tcp_connect(host: str, port: int, timeout: float = 5.0) -> None:
@@ -453,6 +536,13 @@ class _Attempt:
         self.next_report = 0.0
         self.hasher: Hasher | None = None
         self.phase = ""
+        self.check_report: dict | None = None
+        self.check_delivered = False
+        self.choice: tuning.Choice | None = None
+        self.optimizer: tuning.Optimizer | None = None
+        self.samples: list[list] = []
+        self.next_sample = 0.0
+        self.sending_started: float | None = None
 
     # --- reporting -----------------------------------------------------------
 
@@ -507,6 +597,11 @@ class _Attempt:
         }
         if self.phase:
             progress["phase"] = self.phase
+        if live.get("lastError"):
+            progress["last_error"] = str(live["lastError"])[:500]
+        progress["samples"] = self.samples[:MAX_SAMPLES_PER_REPORT]
+        if self.check_report is not None and not self.check_delivered:
+            progress["network_check"] = self.check_report
         return progress, files, len(self.events)
 
     def send_progress(self, force: bool = False) -> ReportReply | None:
@@ -520,6 +615,9 @@ class _Attempt:
             return None  # not delivered: the files and events go with the next report
         self.ledger.delivered(files)
         del self.events[:events]
+        del self.samples[:len(progress["samples"])]
+        if "network_check" in progress:
+            self.check_delivered = True
         if reply.cancel_requested:
             raise Canceled()
         return reply
@@ -552,6 +650,7 @@ class _Attempt:
                 for plan in self.plans:
                     self._run_source(plan, ca_file)
                 self._finish_hashes()
+                self._against_prediction()
                 if self.spec.verify_checksums:
                     self._verify()
                 self.event("complete", f"{self.ledger.count} files at the destination;"
@@ -581,6 +680,16 @@ class _Attempt:
             log.exception("command %s: the agent failed", self.command.get("command_id"))
             return self._outcome(CommandState.FAILED, FailureReason.AGENT_ERROR,
                                  f"the agent failed: {type(exc).__name__}: {exc}")
+
+    def _against_prediction(self) -> None:
+        if self.sending_started is None or self.choice is None or not self.choice.predicted_seconds:
+            return
+        took = max(self.r.clock() - self.sending_started, 1e-3)
+        sent = self.done_stats["bytes"]
+        self.event("performance", f"sent {sent / 1e6:.1f} MB in {took:.1f} s ({sent / took / 1e6:.2f} MB/s); the"
+                   f" network check predicted {self.choice.predicted_seconds:.1f} s"
+                   f" ({(self.choice.predicted_bytes_per_s or 0) / 1e6:.2f} MB/s) for all"
+                   f" {self.ledger.total_bytes / 1e6:.1f} MB")
 
     def _outcome(self, state, reason="", message="") -> Outcome:
         progress, _, _ = self.snapshot(final=state == CommandState.SUCCEEDED)
@@ -624,74 +733,99 @@ class _Attempt:
             self.event("warning", f"{links} symbolic links inside the sources were not followed or sent")
 
     def _pin_certificate(self) -> Path | None:
-        d = self.spec.destination
-        if not d.tls or not d.certificate_pem:
-            return None
-        try:
-            actual = pem_sha256(d.certificate_pem)
-        except ValueError:
-            raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
-                                 "the receiver's certificate in the command is not a PEM certificate") from None
-        if d.certificate_sha256 and actual != d.certificate_sha256:
-            raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
-                                 f"the certificate in the command has SHA-256 {actual}, not the pinned"
-                                 f" {d.certificate_sha256}")
-        # Public data, kept by fingerprint: one file per receiver certificate, for rclone's ca_cert.
-        certs = self.r.state_dir / "certs"
-        certs.mkdir(parents=True, exist_ok=True)
-        path = certs / f"{actual}.pem"
-        if not path.exists():
-            tmp = certs / f".{actual}.{os.getpid()}.tmp"
-            tmp.write_text(d.certificate_pem)
-            tmp.replace(path)
-        return path
-
-    def _check_fingerprint(self) -> None:
-        d = self.spec.destination
-        expected = pem_sha256(d.certificate_pem)
-        host, port = d.host_port
-        actual = self.r.tls_fingerprint(host, port)  # OSError: unreachable, retried by the caller
-        if actual != expected:
-            raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
-                                 f"{d.endpoint} presents a certificate with SHA-256 {actual}; the portal pinned"
-                                 f" {expected}")
-        self.event("tls", f"{d.endpoint} presents the pinned certificate (SHA-256 {expected[:23]}…); "
-                          "nothing else is trusted")
+        return pin_certificate(self.r.state_dir, self.spec.destination)
 
     def _preflight(self, ca_file: Path | None) -> None:
-        """Is the receiver there, and does it take the keys? An unreachable one is
-        tried again; wrong keys or a wrong certificate fail at once."""
+        """The network check (docs/network-check.md): an unreachable receiver is tried
+        again; a no-go stops the transfer unless the user overrode it. Then the
+        tuning, from what the check measured and the files to send, and a last
+        word from rclone itself with the remote it will use."""
         d = self.spec.destination
-        fs = d.remote("", ca_file)
+        mode = self.spec.network_check
         started = self.r.clock()
-        last = ""
-        for attempt in range(1, self.r.receiver_attempts + 1):
-            try:
-                # A plain connect first: quick and clear. rclone's own retries of a refused
-                # connection back off for seconds, and its message is about ListObjects.
-                self.r.tcp_probe(*d.host_port)
-                if ca_file is not None:
-                    self._check_fingerprint()
-                self.rc_call(self.r.rc.stat, fs, PROBE_REMOTE, config=PROBE_CONFIG)
+        attempts = self.r.receiver_attempts
+        for attempt in range(1, attempts + 1):
+            report = self._network_check(ca_file, probe=mode != "skip")
+            if report["reason"] != FailureReason.RECEIVER_UNREACHABLE:
                 if attempt > 1:
                     self.event("retry", f"{d.endpoint} answered on attempt {attempt}")
-                return
-            except OSError as exc:
-                last = f"cannot connect to {d.host_port[0]}:{d.host_port[1]}: {exc.strerror or exc}"
-            except RcError as exc:
-                reason = classify(exc.message)
-                if reason != FailureReason.RECEIVER_UNREACHABLE:
-                    raise TransferFailed(reason, _explain(reason, d, exc.message)) from None
-                last = exc.message
-            if attempt < self.r.receiver_attempts:
+                break
+            if attempt < attempts:
                 self.retries += 1
-                self.event("retry", f"{d.endpoint} did not answer (attempt {attempt} of"
-                           f" {self.r.receiver_attempts}): {last}; trying again in"
-                           f" {self.r.receiver_retry_seconds:g} s")
+                self.event("retry", f"{d.endpoint} did not answer (attempt {attempt} of {attempts}):"
+                           f" {_first_no_go(report)}; trying again in {self.r.receiver_retry_seconds:g} s")
                 self.idle(self.r.receiver_retry_seconds)
-        raise TransferFailed(FailureReason.RECEIVER_UNREACHABLE,
-                             f"{d.endpoint} did not answer after {self.r.receiver_attempts} attempts over"
-                             f" {self.r.clock() - started:.0f} s: {last}")
+        else:
+            raise TransferFailed(FailureReason.RECEIVER_UNREACHABLE,
+                                 f"{d.endpoint} did not answer after {attempts} attempts over"
+                                 f" {self.r.clock() - started:.0f} s: {_first_no_go(report)}")
+        self._choose(report)
+        self.event("network_check", report["summary"])
+        self.check_report = report
+        if report["verdict"] == netcheck.NO_GO:
+            reason = FailureReason(report["reason"])
+            # Without reachability, the right certificate and working keys nothing can be sent: no override.
+            if mode == "enforce" or reason in (FailureReason.RECEIVER_UNREACHABLE, FailureReason.CERTIFICATE_MISMATCH,
+                                               FailureReason.AUTH_FAILED):
+                raise TransferFailed(reason, _explain(reason, d, _first_no_go(report)))
+            self.event("warning", f"the network check says no-go ({_first_no_go(report)}); going ahead, as the"
+                       " user overrode it")
+        if ca_file is not None:
+            self.event("tls", f"{d.endpoint} presents the pinned certificate"
+                              f" (SHA-256 {pem_sha256(d.certificate_pem)[:23]}…); nothing else is trusted")
+        try:
+            self.rc_call(self.r.rc.stat, d.remote("", ca_file, self._remote_params()), PROBE_REMOTE,
+                         config=PROBE_CONFIG)
+        except RcError as exc:
+            reason = classify(exc.message)
+            raise TransferFailed(reason, _explain(reason, d, exc.message)) from None
+
+    def _network_check(self, ca_file: Path | None, probe: bool) -> dict:
+        """Run in a thread while this one keeps the lease and hears a stop."""
+        result: dict = {}
+
+        def work():
+            try:
+                result["report"] = run_network_check(
+                    self.spec.destination, ca_file, limits=self.r.network_limits, s3_factory=self.r.s3_factory,
+                    tcp_probe=self.r.tcp_probe, tls_fingerprint=self.r.tls_fingerprint, probe=probe,
+                    total_bytes=self.ledger.total_bytes, files=self.ledger.count)
+            except BaseException as exc:  # handed to the waiting thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=work, name="network-check", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            if thread.is_alive():
+                self.idle(0)
+        if "error" in result:
+            raise result["error"]
+        return result["report"]
+
+    def _choose(self, report: dict) -> None:
+        mix = tuning.FileMix.of(e.size for e in self.entries())
+        measured = tuning.Measured.from_report(report) if self.r.tune else None
+        choice = tuning.choose(measured, mix, self.spec.tuning)
+        if measured is None and "transfers" not in self.spec.tuning:
+            choice = replace(choice, transfers=self.r.transfers)
+        limit = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
+        if limit and choice.predicted_seconds is not None and mix.total_bytes / choice.predicted_seconds > limit:
+            seconds = round(mix.total_bytes / limit + 1.0, 1)
+            choice = replace(choice, predicted_seconds=seconds, predicted_bytes_per_s=round(mix.total_bytes / seconds, 1))
+        self.choice = choice
+        self.optimizer = tuning.Optimizer(choice, locked="transfers" in self.spec.tuning)
+        report["tuning"] = choice.as_dict()
+        report["predicted_seconds"] = choice.predicted_seconds
+        report["predicted_bytes_per_s"] = choice.predicted_bytes_per_s
+        report["summary"] = netcheck.summarise(report)
+        why = "; ".join(choice.reasons)
+        if choice.overridden:
+            why += f"; set by the user: {', '.join(choice.overridden)}"
+        self.event("tuning", f"{choice.describe()}: {why}")
+
+    def _remote_params(self) -> dict:
+        return self.choice.remote_params() if self.choice is not None and self.r.tune else {}
 
     def _set_bandwidth(self) -> None:
         # Process-wide in rclone; the agent runs one command at a time, and every
@@ -719,15 +853,18 @@ class _Attempt:
 
     def _job_config(self) -> dict:
         config = {"Transfers": self.r.transfers, "ConnectTimeout": "15s"}
+        if self.choice is not None:
+            config.update(self.choice.job_config() if self.r.tune else {"Transfers": self.choice.transfers})
         if self.spec.verify_checksums:
             config["CheckSum"] = True  # decide what to send by size and hash, not size and time
         if self.spec.overwrite == "skip_existing":
             config["IgnoreExisting"] = True
         return config
 
-    def _start_job(self, plan: SourcePlan, ca_file: Path | None):
+    def _start_job(self, plan: SourcePlan, ca_file: Path | None, segment: int | None = None,
+                   only: list[str] | None = None):
         d = self.spec.destination
-        self.group = f"dtn-{self.spec.command_id}-{plan.index}"
+        self.group = f"dtn-{self.spec.command_id}-{plan.index}" + (f"-{segment}" if segment is not None else "")
         if self.group not in self.groups:
             self.groups.append(self.group)
         # A job of this command may still run in a sidecar rclone from before our restart.
@@ -736,18 +873,55 @@ class _Attempt:
                 call(self.group)
             except RcError:
                 pass
+        params = self._remote_params()
         if plan.resolved.is_dir:
             src = {"type": "local", "_root": str(plan.resolved.path)}
-            return self.rc_call(self.r.rc.copy_dir, src, d.remote(plan.rel, ca_file), group=self.group,
-                                config=self._job_config())
+            filters = None
+            if only is not None:
+                # The segment's files, one per line, exactly as named (no comments, no patterns).
+                listing = self.r.state_dir / "segments" / f"{self.group}.txt"
+                listing.parent.mkdir(parents=True, exist_ok=True)
+                listing.write_text("".join(f"{name}\n" for name in only), encoding="utf-8", errors="surrogateescape")
+                filters = {"FilesFromRaw": [str(listing)]}
+            return self.rc_call(self.r.rc.copy_dir, src, d.remote(plan.rel, ca_file, params), group=self.group,
+                                config=self._job_config(), filters=filters)
         src = {"type": "local", "_root": str(plan.resolved.path.parent)}
-        return self.rc_call(self.r.rc.copy_file, src, plan.resolved.path.name, d.remote("", ca_file), plan.rel,
+        return self.rc_call(self.r.rc.copy_file, src, plan.resolved.path.name, d.remote("", ca_file, params), plan.rel,
                             group=self.group, config=self._job_config())
 
     def _run_source(self, plan: SourcePlan, ca_file: Path | None) -> None:
+        if self.sending_started is None:
+            self.sending_started = self.r.clock()
+        groups = [None]
+        names = list(plan.files)
+        if plan.resolved.is_dir and self.r.tune and not any("\n" in n or "\r" in n for n in names):
+            groups = tuning.segments(names, [plan.files[n].size for n in names])
+            if len(groups) == 1:
+                groups = [None]
+        if len(groups) > 1:
+            self.event("segments", f"{plan.rel or '.'!r}: {len(names)} files in {len(groups)} segments; the"
+                       " concurrency is adjusted between them from what each achieved")
+        for number, group in enumerate(groups):
+            if group is None:
+                self._run_job(plan, ca_file)
+                continue
+            before = (self.done_stats["bytes"], self.done_stats["errors"], self.r.clock())
+            self._run_job(plan, ca_file, number, {name: plan.files[name] for name in group})
+            result = tuning.SegmentResult(files=len(group), bytes=self.done_stats["bytes"] - before[0],
+                                          seconds=self.r.clock() - before[2],
+                                          errors=self.done_stats["errors"] - before[1])
+            if number + 1 < len(groups):
+                old = self.choice.transfers
+                self.choice, why = self.optimizer.next(result)
+                self.event("tuning", f"segment {number + 1} of {len(groups)} done ({result.files} files,"
+                           f" {result.bytes / 1e6:.1f} MB in {result.seconds:.1f} s); segment {number + 2}:"
+                           f" {old} -> {self.choice.transfers} files at once: {why}")
+
+    def _run_job(self, plan: SourcePlan, ca_file: Path | None, segment: int | None = None,
+                 files: dict[str, FileEntry] | None = None) -> None:
         restarts = 0
         while True:
-            self.job = self._start_job(plan, ca_file)
+            self.job = self._start_job(plan, ca_file, segment, list(files) if files is not None else None)
             try:
                 status, stats, sent_now = self._watch(plan)
             except _JobLost as lost:
@@ -763,7 +937,7 @@ class _Attempt:
             self.job = None
             self._bank(stats)
             if status.get("success"):
-                self._settle(plan, stats, sent_now)
+                self._settle(plan, stats, sent_now, files)
                 return
             self._fail(plan, status, stats)
 
@@ -788,6 +962,7 @@ class _Attempt:
             if job.execute_id and status.get("executeId") not in (None, "", job.execute_id):
                 raise _JobLost("rclone restarted")
             self.live_stats = stats
+            self._sample()
             if status.get("finished"):
                 # Files that finished after the listing above.
                 sent_now += self._observe(plan, seen)
@@ -801,6 +976,16 @@ class _Attempt:
                 self._stop_job()
                 raise
             self.r.sleep(POLL_SECONDS)
+
+    def _sample(self) -> None:
+        """Bytes sent so far by this attempt, once a second, for the portal's throughput series."""
+        if self.r.clock() < self.next_sample:
+            return
+        self.next_sample = self.r.clock() + SAMPLE_SECONDS
+        sent = self.done_stats["bytes"] + int(self.live_stats.get("bytes") or 0)
+        self.samples.append([round(self.r.now().timestamp(), 3), sent])
+        if len(self.samples) > 10 * MAX_SAMPLES_PER_REPORT:
+            del self.samples[:len(self.samples) - 10 * MAX_SAMPLES_PER_REPORT]  # the portal was away: keep the newest
 
     def _wait_for_rclone(self) -> None:
         deadline = self.r.clock() + RCLONE_COMEBACK_SECONDS
@@ -864,11 +1049,11 @@ class _Attempt:
         if self.hasher is not None:
             self.hasher.add(entry)
 
-    def _settle(self, plan: SourcePlan, stats: dict, sent_now: int) -> None:
+    def _settle(self, plan: SourcePlan, stats: dict, sent_now: int, files: dict | None = None) -> None:
         """A successful job: every file is at the destination. Those whose line in
         rclone's list was missed are told apart by rclone's transfer count."""
         transfers = int(stats.get("transfers") or 0)
-        open_ = [e for e in plan.files.values() if e.outcome in (None, "failed")]
+        open_ = [e for e in (files if files is not None else plan.files).values() if e.outcome in (None, "failed")]
         if not plan.resolved.is_dir:
             sent_set = open_ if transfers > 0 else []
         else:
@@ -974,3 +1159,8 @@ def _explain(reason: FailureReason, d: Destination, detail: str) -> str:
     if "NoSuchBucket" in detail:
         lead = f"the receiver has no bucket {d.bucket!r}"
     return f"{lead}: {detail}"
+
+
+def _first_no_go(report: dict) -> str:
+    return next((r["message"] for r in report.get("reasons", []) if r["level"] == netcheck.NO_GO), report["summary"])
+

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "portal.transfers",
     "portal.grants",
     "portal.agentapi",
+    "portal.netcheck",
     "portal.notifications",
 ]
 

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("portal.containers.api.urls")),
     path("", include("portal.transfers.api.urls")),
     path("", include("portal.grants.api.urls")),
+    path("", include("portal.netcheck.api.urls")),
     path("", include("portal.notifications.api.urls")),
 ]
 

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 # kind -> which containers can answer it (by role property)
 PERSON_KINDS = {
     "list_send_folder": "is_sender",
-    "network_check": "is_sender",
 }
 DEFAULT_TTL = timedelta(minutes=2)
 # At most this many tasks offered in one reply: each is short, and more will follow.
@@ -85,7 +84,7 @@ def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
             raise AlreadyAnswered(f"the task is already {AgentTask.objects.get(pk=task.pk).state}")
         task.refresh_from_db()
         handler = ON_ANSWER.get(task.kind)
-        if handler is not None and task.command_id is not None:
+        if handler is not None:
             handler(task)
     return task
 
@@ -93,7 +92,27 @@ def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
 def _verification_answered(task: AgentTask) -> None:
     from portal.transfers import verification
 
-    verification.record_receiver_answer(task)
+    if task.command_id is not None:
+        verification.record_receiver_answer(task)
 
 
-ON_ANSWER = {"verify_received": _verification_answered}
+def _network_check_answered(task: AgentTask) -> None:
+    from portal.netcheck import services
+
+    services.on_answer(task)
+
+
+def _network_check_offer(task: AgentTask) -> dict:
+    from portal.netcheck import services
+
+    return services.offer_params(task)
+
+
+ON_ANSWER = {"verify_received": _verification_answered, "network_check": _network_check_answered}
+# Kinds whose offer carries more than the stored params (keys, looked up at offer time).
+ON_OFFER = {"network_check": _network_check_offer}
+
+
+def offer(task: AgentTask) -> dict:
+    expand = ON_OFFER.get(task.kind)
+    return {"task_id": task.pk, "kind": task.kind, "params": expand(task) if expand else task.params}

@@ -47,3 +47,9 @@ class FileOutcome(models.TextChoices):
 class DestinationKind(models.TextChoices):
     CONTAINER = "container", "A receiver container (by grant)"
     S3 = "s3", "An S3 endpoint entered by hand"
+
+
+class NetworkCheckMode(models.TextChoices):
+    ENFORCE = "enforce", "check first; a no-go stops the transfer"
+    OVERRIDE = "override", "check first; go ahead even on a no-go"
+    SKIP = "skip", "only reachability, certificate and keys; no probe"

@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from portal.transfers import validation
-from portal.transfers.choices import Overwrite
+from portal.transfers.choices import NetworkCheckMode, Overwrite
 from portal.transfers.services import SendRequest, own_senders
 
 
@@ -44,6 +44,14 @@ class SendForm(forms.Form):
                                       help_text="Bytes per second, e.g. 50M; empty for no limit.")
     label = forms.CharField(required=False, max_length=validation.MAX_LABEL_LENGTH,
                             help_text="A name you will recognise in the transfers list.")
+    network_check = forms.ChoiceField(choices=NetworkCheckMode.choices, initial=NetworkCheckMode.ENFORCE, required=False,
+                                      label="Network check before sending",
+                                      help_text="A no-go names what is wrong; override only if you know better.")
+    transfers = forms.IntegerField(required=False, label="Files at once",
+                                   help_text="Empty: the agent chooses from the network check.")
+    upload_concurrency = forms.IntegerField(required=False, label="Parts of a big file at once",
+                                            help_text="Empty: the agent chooses.")
+    chunk_size_mib = forms.IntegerField(required=False, label="Part size (MiB)", help_text="Empty: the agent chooses.")
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,6 +71,12 @@ class SendForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        try:
+            data["tuning"] = validation.tuning({name: data.get(name) for name in validation.TUNING_BOUNDS})
+        except ValidationError as exc:
+            for name, errors in exc.error_dict.items():
+                if name not in self.errors:
+                    self.add_error(name, errors)
         values = {name: data.get(name, self.data.get(name)) for name in validation.S3_FIELDS}
         values["s3_tls"] = data.get("s3_tls", False)
         try:
@@ -78,4 +92,5 @@ class SendForm(forms.Form):
         return SendRequest(
             sender_id=data["sender"].pk, receiver_id=data.get("receiver"), s3=data["s3"], sources=data["sources"],
             prefix=data["prefix"], verify_checksums=data["verify_checksums"], overwrite=data["overwrite"],
-            bandwidth_limit=data["bandwidth_limit"], label=data["label"])
+            bandwidth_limit=data["bandwidth_limit"], label=data["label"],
+            network_check=data.get("network_check") or NetworkCheckMode.ENFORCE, tuning=data.get("tuning") or {})

@@ -18,6 +18,7 @@ from portal.transfers.choices import (
     CommandStates,
     DestinationKind,
     FailureReasons,
+    NetworkCheckMode,
     FileOutcome,
     Overwrite,
     TransferState,
@@ -112,6 +113,10 @@ class Transfer(models.Model):
     verify_checksums = models.BooleanField(default=validation.DEFAULT_VERIFY_CHECKSUMS)
     overwrite = models.CharField(max_length=20, choices=Overwrite.choices, default=validation.DEFAULT_OVERWRITE)
     bandwidth_limit = models.CharField(max_length=20, blank=True)
+    network_check_mode = models.CharField(max_length=10, choices=NetworkCheckMode.choices,
+                                          default=NetworkCheckMode.ENFORCE)
+    # The user's overrides of the agent's tuning: transfers, checkers, upload_concurrency, chunk_size.
+    tuning = models.JSONField(default=dict, blank=True)
 
     state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.QUEUED)
     latest_command = models.ForeignKey(Command, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -136,6 +141,12 @@ class Transfer(models.Model):
     eta = models.BigIntegerField(null=True, blank=True, help_text="Seconds left, as the agent last estimated.")
     fatal_reason = models.CharField(max_length=30, choices=FailureReasons.choices, blank=True)
     fatal_message = models.TextField(blank=True)
+    # The network check of the latest attempt, and the throughput series with its stalls
+    # (portal/transfers/throughput.py keeps them bounded).
+    network_check = models.ForeignKey("netcheck.NetworkCheck", on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="+")
+    throughput = models.JSONField(default=dict, blank=True)
+    stalls = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -211,6 +222,8 @@ class Transfer(models.Model):
                 "overwrite": self.overwrite,
                 "bandwidth_limit": self.bandwidth_limit,
                 "label": self.label,
+                "network_check": self.network_check_mode,
+                **(self.tuning or {}),
             },
         }
 
@@ -239,6 +252,8 @@ class Transfer(models.Model):
             "access_key": grant.access_key, "secret_key": grant.secret_key(),
             "tls": endpoint.lower().startswith("https://"),
             "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
+            # What the receiver last said it has room for: the network check weighs it against the transfer.
+            "free_bytes": receiver.disk_free_bytes,
         }
 
     # --- changes, called by portal.transfers.queue inside its transactions -----

@@ -13,6 +13,7 @@ from datetime import datetime, timezone as dt_timezone
 
 from django.utils.dateparse import parse_datetime
 
+from portal.transfers import throughput
 from portal.transfers.choices import FileOutcome
 
 MAX_FILES_PER_REPORT = 10_000
@@ -58,6 +59,8 @@ class Progress:
     has_eta: bool = False
     files: tuple[FileResult, ...] = ()
     events: tuple[Event, ...] = ()
+    samples: tuple[tuple[float, int], ...] = ()
+    network_check: dict | None = None
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -154,6 +157,14 @@ def parse(progress) -> Progress:
     events = progress.get("events", [])
     if not isinstance(events, list) or len(events) > MAX_EVENTS_PER_REPORT:
         raise ProgressError("events", f"must be a list of at most {MAX_EVENTS_PER_REPORT} events")
+    try:
+        samples = throughput.parse_samples(progress.get("samples"))
+    except throughput.SampleError as exc:
+        raise ProgressError("samples", str(exc)) from None
+    check = progress.get("network_check")
+    if check is not None and not isinstance(check, dict):
+        raise ProgressError("network_check", "must be an object (the agent's network check report)")
+    _text(progress.get("last_error"), "last_error", MAX_TEXT_LENGTH)
     speed = _number_or_null(progress.get("speed"), "speed", whole=False)
     eta = _number_or_null(progress.get("eta"), "eta", whole=True)
     return Progress(
@@ -164,6 +175,8 @@ def parse(progress) -> Progress:
         has_eta="eta" in progress,
         files=tuple(_file(item, f"files[{i}]") for i, item in enumerate(files)),
         events=tuple(_event(item, f"events[{i}]") for i, item in enumerate(events)),
+        samples=tuple(samples),
+        network_check=check,
     )
 
 
@@ -171,4 +184,8 @@ def without_lists(progress: dict) -> dict:
     """The progress kept on the command: counters only. Files and events go to
     the transfer's own tables; keeping them here would rewrite a growing blob
     on every report."""
-    return {key: value for key, value in progress.items() if key not in ("files", "events")}
+    return {key: value for key, value in progress.items() if key not in LISTS}
+
+
+# Kept elsewhere: files and events in their tables, samples in the transfer's series, the check in its own row.
+LISTS = ("files", "events", "samples", "network_check")

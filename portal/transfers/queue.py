@@ -21,6 +21,7 @@ from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, Failure
 from portal.containers.models import Container
 from portal.transfers import verification
 from portal.transfers import progress as progress_module
+from portal.transfers import throughput
 from portal.transfers.models import Command, Transfer
 
 log = logging.getLogger(__name__)
@@ -188,8 +189,11 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
                 transfer.record_progress(parsed)
                 transfer.merge_files(parsed.files)
                 transfer.add_events(parsed.events)
+                _watch_network(transfer, current, parsed, progress)
             transfer.follow(current)
             if current.is_terminal:
+                if throughput.close_stalls(transfer):
+                    transfer.save(update_fields=["stalls"])
                 _outcome_event(transfer, current)
             elif verifying:
                 verification.request(transfer, current)
@@ -197,6 +201,20 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     if verifying and not current.is_terminal:
         reply.verification = verification.verdict(transfer, current)
     return reply
+
+
+def _watch_network(transfer: Transfer, command: Command, parsed, progress: dict) -> None:
+    """The network check the attempt began with, the throughput series, and stalls in it."""
+    if parsed.network_check is not None:
+        from portal.netcheck import services as netcheck
+
+        netcheck.record_for_transfer(transfer, command, parsed.network_check)
+    if not throughput.add_samples(transfer, list(parsed.samples), f"{command.pk}:{command.attempt}"):
+        return
+    change = throughput.detect_stall(transfer, progress)
+    transfer.save(update_fields=["throughput", "stalls"])
+    if change is not None:
+        transfer.log(*change)
 
 
 # Below this, a receiver whose sends fail is taken to be full.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
@@ -39,6 +39,8 @@ class SendRequest:
     overwrite: str = validation.DEFAULT_OVERWRITE
     bandwidth_limit: str = ""
     label: str = ""
+    network_check: str = "enforce"
+    tuning: dict = field(default_factory=dict)
 
 
 def own_senders(user):
@@ -86,7 +88,8 @@ def send(owner, request: SendRequest) -> Transfer:
         transfer = Transfer.objects.create(
             owner=owner, sender=sender, sources=request.sources, prefix=request.prefix,
             verify_checksums=request.verify_checksums, overwrite=request.overwrite,
-            bandwidth_limit=request.bandwidth_limit, label=request.label, **destination)
+            bandwidth_limit=request.bandwidth_limit, label=request.label,
+            network_check_mode=request.network_check, tuning=request.tuning, **destination)
         queue.enqueue_transfer(transfer)
     log.info("transfer %s queued on container %s (%s destination)", transfer.pk, sender.pk,
              transfer.destination_kind)

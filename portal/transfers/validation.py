@@ -112,6 +112,31 @@ def bandwidth_limit(value: str | None) -> str:
     return text
 
 
+# The agent's own bounds (agent/tuning.py OVERRIDABLE): the same numbers refuse the same values here.
+TUNING_BOUNDS = {"transfers": (1, 256), "upload_concurrency": (1, 256), "chunk_size_mib": (5, 5120)}
+
+
+def tuning(values: dict) -> dict:
+    """The user's overrides of the agent's choices, as the command carries them (chunk size in bytes).
+    Raises ValidationError with one message per field."""
+    errors, out = {}, {}
+    for name, (low, high) in TUNING_BOUNDS.items():
+        value = values.get(name)
+        if value in (None, ""):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            errors[name] = ValidationError(f"Leave it empty for the agent to choose, or give a whole number from"
+                                           f" {low} to {high}.", code="range")
+            continue
+        if name == "chunk_size_mib":
+            out["chunk_size"] = value * 1024 * 1024
+        else:
+            out[name] = value
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
 def label(value: str | None) -> str:
     text = (value or "").strip()
     if len(text) > MAX_LABEL_LENGTH:

@@ -91,9 +91,9 @@ class FakeRc:
         self.groups[group] = {"job": jobid}
         return Job(jobid, "exec-1")
 
-    def copy_dir(self, src_fs, dst_fs, *, group, config):
+    def copy_dir(self, src_fs, dst_fs, *, group, config, filters=None):
         self._record("copy_dir", src_fs, dst_fs, group, config)
-        return self._start("dir", group, src=src_fs, dst=dst_fs, config=config)
+        return self._start("dir", group, src=src_fs, dst=dst_fs, config=config, filters=filters)
 
     def copy_file(self, src_fs, src_remote, dst_fs, dst_remote, *, group, config):
         self._record("copy_file", src_fs, src_remote, dst_fs, dst_remote, group, config)
@@ -228,3 +228,29 @@ def unavailable():
 
 __all__ = ["FakeClock", "Frame", "done", "FakeRc", "FakeChannel", "FakeResponse", "FakeSession", "unavailable",
            "RcError", "RcUnavailable", "JobNotFound"]
+
+
+class FakeS3:
+    """An S3 bucket in memory for the network check; `fail` raises on every call."""
+
+    def __init__(self, fail=None):
+        self.objects: dict[str, bytes] = {}
+        self.fail = fail
+        self.calls: list[tuple[str, str]] = []
+
+    def _check(self, op, key):
+        self.calls.append((op, key))
+        if self.fail is not None:
+            raise self.fail
+
+    def put(self, key, data):
+        self._check("put", key)
+        self.objects[key] = bytes(data)
+
+    def get(self, key):
+        self._check("get", key)
+        return self.objects[key]
+
+    def remove(self, key):
+        self._check("remove", key)
+        self.objects.pop(key, None)

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-READERS = re.compile(r"""\.(?:text|secret|integer|number)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
+READERS = re.compile(r"""\.(?:text|secret|integer|number|boolean)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 
 
 def variables_in_code() -> set[str]:

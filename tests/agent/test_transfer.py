@@ -12,7 +12,8 @@ import pytest
 from agent.protocol import CommandState, FailureReason
 from agent.rclone import JobNotFound, RcError
 from agent.transfer import TransferRunner, classify, parse_command, TransferFailed
-from tests.agent.fakes import FakeChannel, FakeClock, FakeRc, Frame, done
+from agent.netcheck import Limits
+from tests.agent.fakes import FakeChannel, FakeClock, FakeRc, FakeS3, Frame, done
 
 SECRET = "s3-secret-key-that-must-stay-hidden"
 
@@ -47,7 +48,9 @@ def runner(rc, send_dir, tmp_path, clock=None, **kwargs):
     return TransferRunner(rc, send_dir=send_dir, state_dir=tmp_path / "state", clock=clock, sleep=clock.sleep,
                           now=lambda: next(now), receiver_attempts=kwargs.pop("attempts", 3),
                           receiver_retry_seconds=kwargs.pop("retry", 5.0), progress_seconds=1.0,
-                          tcp_probe=kwargs.pop("tcp_probe", lambda host, port: None), **kwargs)
+                          tcp_probe=kwargs.pop("tcp_probe", lambda host, port: None),
+                          s3_factory=lambda d, ca, n, s3=kwargs.pop("s3", None) or FakeS3(): s3,
+                          network_limits=kwargs.pop("limits", Limits(probe_max_bytes=2 * 1024 * 1024)), **kwargs)
 
 
 def reported(channel, outcome) -> dict[str, dict]:
@@ -82,7 +85,8 @@ def test_it_copies_a_folder_reports_growing_bytes_and_each_file_with_its_sha256(
     assert copy[1] == {"type": "local", "_root": str(send_dir / "run")}
     assert copy[2]["_root"] == "alice-3f2a/from-alice/run/"
     assert copy[2]["no_check_bucket"] == "true" and copy[2]["secret_access_key"] == SECRET
-    assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "CheckSum": True}
+    assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "CheckSum": True, "Checkers": 8,
+                       "MultiThreadStreams": 4, "MultiThreadCutoff": 256 * 1024 * 1024}
     sent_bytes = [r["bytes"] for r in channel.reports] + [outcome.progress["bytes"]]
     assert sent_bytes == sorted(sent_bytes) and sent_bytes[-1] == 1230 and len(set(sent_bytes)) >= 4
     assert outcome.progress["total_bytes"] == 1230 and outcome.progress["files_total"] == 3
@@ -207,7 +211,8 @@ def test_an_unreachable_receiver_is_retried_then_failed(send_dir, tmp_path):
     outcome = runner(rc, send_dir, tmp_path, clock=clock, tcp_probe=refuse, attempts=3, retry=5.0).run(
         command(), channel)
     assert outcome.state == CommandState.FAILED and outcome.reason == FailureReason.RECEIVER_UNREACHABLE
-    assert tries == [("127.0.0.1", 9000)] * 3
+    # Each attempt times several connections (the RTT samples); all of them were refused.
+    assert tries == [("127.0.0.1", 9000)] * 15
     assert "after 3 attempts over 10 s" in outcome.message and "Connection refused" in outcome.message
     retries = [e for e in channel.events() + outcome.progress["events"] if e["kind"] == "retry"]
     assert len(retries) == 2 and outcome.progress["retries"] == 2
@@ -215,7 +220,8 @@ def test_an_unreachable_receiver_is_retried_then_failed(send_dir, tmp_path):
 
 
 def test_a_receiver_that_answers_on_a_later_attempt_is_used(send_dir, tmp_path):
-    answers = [ConnectionRefusedError(111, "Connection refused"), None]
+    # The first attempt's connections are all refused; the second attempt's are taken.
+    answers = [ConnectionRefusedError(111, "Connection refused")] * 5
 
     def probe(host, port):
         answer = answers.pop(0) if answers else None
@@ -289,7 +295,8 @@ def test_options_map_to_rclone_and_the_limit_is_lifted_afterwards(send_dir, tmp_
         command(overwrite="skip_existing", verify_checksums=False, bandwidth_limit="4M"), channel)
     assert outcome.state == CommandState.SUCCEEDED
     config = next(c for c in rc.calls if c[0] == "copy_dir")[4]
-    assert config == {"Transfers": 4, "ConnectTimeout": "15s", "IgnoreExisting": True}
+    assert {k: config[k] for k in ("Transfers", "ConnectTimeout", "IgnoreExisting")} == {
+        "Transfers": 4, "ConnectTimeout": "15s", "IgnoreExisting": True}
     assert rc.bwlimits == ["4M", "off"]
     # Checksums off: none computed, none claimed.
     assert {row["sha256"] for row in reported(channel, outcome).values()} == {""}

@@ -52,7 +52,8 @@ def test_alice_sends_to_bobs_container_by_its_id(alice_api, alice, alice_sender,
     assert body["destination"] == {"kind": "container", "container_id": str(bob_receiver.pk),
                                    "container_name": "bob-dtn", "owner": "bob", "endpoint": BOB_ENDPOINT,
                                    "tls": None, "bucket": granted.bucket, "prefix": "from-alice/run-17"}
-    assert body["options"] == {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "50M"}
+    assert body["options"] == {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "50M",
+                               "network_check": "enforce", "tuning": {}}
     assert body["files"] == {"total": 0, "transferred": 0, "verified": 0, "skipped": 0, "failed": 0}
     assert body["attempts"] == 1
 
@@ -70,15 +71,26 @@ def test_sending_queues_the_first_command_in_the_senders_queue(alice_api, alice_
     # added only when an agent claims it.
     assert command.payload == {
         "transfer_id": body["transfer_id"], "sources": ["a.txt"],
-        "options": {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "", "label": "L"}}
+        "options": {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "", "label": "L",
+                    "network_check": "enforce"}}
 
 
 def test_the_options_are_carried_to_the_command(alice_api, alice_sender, bob_receiver, granted):
     alice_api.post(URL, to_bob(alice_sender, bob_receiver, verify_checksums=False, overwrite="skip_existing",
-                               bandwidth_limit="1.5g"), format="json")
+                               bandwidth_limit="1.5g", network_check="override", transfers=32,
+                               chunk_size_mib=16), format="json")
     options = Command.objects.get().payload["options"]
     assert options == {"verify_checksums": False, "overwrite": "skip_existing", "bandwidth_limit": "1.5G",
-                       "label": ""}
+                       "label": "", "network_check": "override", "transfers": 32, "chunk_size": 16 * 1024 * 1024}
+
+
+@pytest.mark.parametrize("field, value", [("transfers", 0), ("transfers", 1000), ("upload_concurrency", "many"),
+                                          ("chunk_size_mib", 1), ("network_check", "maybe")])
+def test_tuning_overrides_out_of_bounds_are_refused_by_field(alice_api, alice_sender, bob_receiver, granted,
+                                                             field, value):
+    response = alice_api.post(URL, to_bob(alice_sender, bob_receiver, **{field: value}), format="json")
+    assert response.status_code == 400 and response.json()["field"] == field
+    assert not Command.objects.exists()
 
 
 def test_sending_records_a_queued_event(alice_api, alice_sender, bob_receiver, granted):

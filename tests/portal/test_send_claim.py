@@ -48,9 +48,10 @@ def test_the_claim_answer_carries_the_destination_and_the_grants_keys(alice, ali
             "endpoint": BOB_ENDPOINT, "bucket": granted.bucket, "prefix": "from-alice/run-17",
             "access_key": granted.access_key, "secret_key": granted.secret_key(), "tls": True,
             "certificate_pem": BOB_CERT_PEM, "certificate_sha256": BOB_CERT_SHA256,
+            "free_bytes": bob_receiver.disk_free_bytes,
         },
         "options": {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "50M",
-                    "label": "run 17"},
+                    "label": "run 17", "network_check": "enforce"},
     }
 
 

@@ -114,7 +114,8 @@ def test_the_api_and_the_page_default_to_verifying_and_updating(alice_api, alice
     grant(bob_receiver, alice)
     body = alice_api.post("/api/v1/transfers", {"sender": str(alice_sender.pk), "receiver": str(bob_receiver.pk),
                                                 "sources": ["a"]}, format="json").json()
-    assert body["options"] == {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": ""}
+    assert body["options"] == {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "",
+                               "network_check": "enforce", "tuning": {}}
     from portal.transfers.forms import SendForm
 
     form = SendForm(alice)

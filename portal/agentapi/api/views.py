@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 
@@ -44,7 +45,28 @@ class AgentAPIView(APIView):
     permission_classes = [IsAgent]
 
 
-class HeartbeatView(AgentAPIView):
+class PooledView(AgentAPIView):
+    """A call of the agents' that runs on the database threads (`call_db`).
+
+    Under ASGI, Django runs each synchronous view on a thread of its own with a
+    connection of its own, opened for that request: thousands of agents
+    heartbeating would open connections past PostgreSQL's limit. On the pool,
+    every agent call of a server process shares its DTN_DB_THREADS connections,
+    kept open between calls (docs/performance.md, "Control plane")."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        handle = super().as_view(**initkwargs)
+
+        async def view(request, *args, **kwargs):
+            return await call_db(functools.partial(handle, request, *args, **kwargs))
+
+        view.cls = cls
+        view.initkwargs = initkwargs
+        return csrf_exempt(view)
+
+
+class HeartbeatView(PooledView):
     @extend_schema(request=HeartbeatSerializer, responses=HeartbeatReplySerializer)
     def post(self, request):
         serializer = HeartbeatSerializer(data=request.data)
@@ -78,7 +100,7 @@ def record_grant_endpoints(container: Container, reported: list[dict]) -> None:
 
 
 def offered(container: Container) -> list[dict]:
-    return [{"task_id": task.pk, "kind": task.kind, "params": task.params} for task in agent_tasks.pending(container)]
+    return [agent_tasks.offer(task) for task in agent_tasks.pending(container)]
 
 
 class LongPollView(AgentAPIView):
@@ -177,7 +199,7 @@ class TaskWaitView(LongPollView):
         return Response({"tasks": found}) if found else _empty(request)
 
 
-class TaskAnswerView(AgentAPIView):
+class TaskAnswerView(PooledView):
     """Answer a side-channel task: its result, or a sentence saying why not."""
 
     @extend_schema(request=TaskAnswerSerializer, responses={200: None, 409: ErrorSerializer})
@@ -198,7 +220,7 @@ def _destination(command: Command) -> dict:
     return transfer.destination_for_agent()
 
 
-class GrantsView(AgentAPIView):
+class GrantsView(PooledView):
     """The active grants of this receiver, with their keys: the S3 server this
     agent runs serves exactly these buckets with exactly these keys.
 
@@ -224,7 +246,7 @@ class GrantsView(AgentAPIView):
         return response
 
 
-class ReportView(AgentAPIView):
+class ReportView(PooledView):
     """Report progress or the outcome of a held command; the reply carries stop requests."""
 
     @extend_schema(request=ReportSerializer, responses={200: ReportReplySerializer, 409: ErrorSerializer})

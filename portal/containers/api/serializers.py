@@ -35,7 +35,7 @@ class RotatedSerializer(serializers.Serializer):
 
 
 class AskSerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="list_send_folder or network_check")
+    kind = serializers.CharField(help_text="list_send_folder (a network check is asked at /api/v1/network-checks)")
     params = serializers.JSONField(required=False, default=dict)
 
     def validate_params(self, value):

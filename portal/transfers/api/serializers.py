@@ -2,7 +2,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from portal.transfers import validation
-from portal.transfers.choices import DestinationKind, Overwrite
+from portal.netcheck.api.serializers import NetworkCheckSerializer
+from portal.transfers import throughput
+from portal.transfers.choices import DestinationKind, NetworkCheckMode, Overwrite
 from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
 from portal.transfers.services import SendRequest
 
@@ -51,6 +53,17 @@ class SendSerializer(serializers.Serializer):
     bandwidth_limit = serializers.CharField(required=False, allow_blank=True, default="",
                                             help_text="Bytes per second, e.g. 50M; empty for no limit.")
     label = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    network_check = serializers.ChoiceField(choices=NetworkCheckMode.choices, required=False,
+                                            default=NetworkCheckMode.ENFORCE,
+                                            help_text="enforce: a no-go stops the transfer; override: it goes ahead"
+                                                      " anyway; skip: no probe.")
+    transfers = serializers.IntegerField(required=False, allow_null=True,
+                                         help_text="Files at once; leave out for the agent to choose.")
+    upload_concurrency = serializers.IntegerField(required=False, allow_null=True,
+                                                  help_text="Parts of a big file at once; leave out to let the agent"
+                                                            " choose.")
+    chunk_size_mib = serializers.IntegerField(required=False, allow_null=True,
+                                              help_text="Part size in MiB; leave out to let the agent choose.")
 
     def validate_sources(self, value):
         return validation.source_paths(value)
@@ -69,6 +82,7 @@ class SendSerializer(serializers.Serializer):
         values["s3_tls"] = attrs.get("s3_tls", True)
         try:
             attrs["s3"] = validation.destination(attrs.get("receiver"), values)
+            attrs["tuning"] = validation.tuning({name: attrs.get(name) for name in validation.TUNING_BOUNDS})
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
         return attrs
@@ -78,7 +92,8 @@ class SendSerializer(serializers.Serializer):
         return SendRequest(
             sender_id=data["sender"], receiver_id=data.get("receiver"), s3=data["s3"], sources=data["sources"],
             prefix=data["prefix"], verify_checksums=data["verify_checksums"], overwrite=data["overwrite"],
-            bandwidth_limit=data["bandwidth_limit"], label=data["label"])
+            bandwidth_limit=data["bandwidth_limit"], label=data["label"], network_check=data["network_check"],
+            tuning=data["tuning"])
 
 
 # --- The transfer record ------------------------------------------------------------------------
@@ -115,13 +130,21 @@ class TransferStatusSerializer(serializers.ModelSerializer):
     can_restart = serializers.BooleanField(read_only=True)
     command_state = serializers.CharField(source="latest_command.state", read_only=True, allow_null=True,
                                           default=None)
+    throughput = serializers.SerializerMethodField(
+        help_text="{points: [[seconds since the start, bytes/s], ...]}, at most 600 points.")
+    stalls = serializers.JSONField(read_only=True, help_text="[{start_s, end_s (null while it lasts), message}]")
+    network_check = NetworkCheckSerializer(read_only=True, allow_null=True,
+                                           help_text="The check this attempt began with (null before it ran).")
 
     class Meta:
         model = Transfer
         fields = ("transfer_id", "state", "label", "files", "bytes", "speed", "effective_speed", "eta", "faults",
                   "fatal_error", "stop_requested", "can_stop", "can_restart", "attempts", "command_state",
-                  "created_at", "started_at", "completed_at")
+                  "created_at", "started_at", "completed_at", "throughput", "stalls", "network_check")
         read_only_fields = fields
+
+    def get_throughput(self, transfer) -> dict:
+        return throughput.chart(transfer)
 
     def get_files(self, transfer) -> dict:
         return _counts(transfer, "files")
@@ -168,7 +191,8 @@ class TransferSerializer(TransferStatusSerializer):
 
     def get_options(self, transfer) -> dict:
         return {"verify_checksums": transfer.verify_checksums, "overwrite": transfer.overwrite,
-                "bandwidth_limit": transfer.bandwidth_limit}
+                "bandwidth_limit": transfer.bandwidth_limit, "network_check": transfer.network_check_mode,
+                "tuning": transfer.tuning}
 
     def get_commands(self, transfer) -> list:
         return TransferAttemptSerializer(transfer.commands.order_by("created_at", "id"), many=True).data

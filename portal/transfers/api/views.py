@@ -120,7 +120,8 @@ class TransferStatusView(APIView):
 
     @extend_schema(responses=TransferStatusSerializer)
     def get(self, request, transfer_id):
-        transfer = owned_transfer(request, transfer_id, Transfer.objects.select_related("latest_command"))
+        transfer = owned_transfer(request, transfer_id,
+                                  Transfer.objects.select_related("latest_command", "network_check"))
         return Response(TransferStatusSerializer(transfer).data)
 
 

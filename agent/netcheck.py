@@ -1,0 +1,503 @@
+"""The network check: before a transfer (and on demand), what stands between
+this sender and the receiver's S3 endpoint, in plain words, with a verdict.
+
+Steps, each recorded whether it passes or not:
+1. the endpoint's name resolves;
+2. it accepts TCP connections: several connects timed, min/median/max RTT;
+3. TLS: it presents exactly the certificate the portal pinned;
+4. S3: the keys work and the bucket is writable (a small object written, read
+   back, removed);
+5. a bounded throughput probe of timed S3 PUTs: one stream, then several in
+   parallel (a few tens of MiB, ~10 s at most);
+6. this host's TCP buffer limits and congestion control, against the path's
+   bandwidth-delay product, with tuning advice;
+7. the receiver's free space against the transfer's size.
+
+The verdict is go, warn or no_go. A no-go names the failure reason from the
+closed list (agent/protocol.py): receiver_unreachable, certificate_mismatch,
+auth_failed, receiver_full, or network_no_go for the rest.
+
+The probe talks S3 through the minio SDK (not rclone) so it can time each PUT
+and tell the path from rclone's own behaviour; its objects are named
+`.dtn-netcheck-<id>-<n>` at the top of the bucket, where no folder is left
+behind, and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import socket
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from agent.protocol import FailureReason
+
+log = logging.getLogger(__name__)
+
+GO, WARN, NO_GO = "go", "warn", "no_go"
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much a check may cost. The defaults keep it under ~15 s and ~48 MiB."""
+
+    rtt_samples: int = 5
+    connect_timeout: float = 5.0
+    probe_seconds: float = 10.0
+    probe_max_bytes: int = 48 * MiB
+    streams: int = 8
+    # Below this the path is called slow (bytes/s): 100 Mbit/s.
+    slow_bytes_per_s: float = 100e6 / 8
+    # A retransmission share above this, with streams held back, is called lossy.
+    lossy_retransmit_ratio: float = 0.001
+
+
+class S3Error(Exception):
+    """An S3 step failed; `reason` is the closed-list reason it stands for."""
+
+    def __init__(self, reason: FailureReason, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class S3(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def remove(self, key: str) -> None: ...
+
+
+# --- the S3 side, through the minio SDK -------------------------------------------------------
+
+class MinioS3:
+    """put/get/remove on one bucket, errors turned into failure reasons."""
+
+    def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *, tls: bool,
+                 ca_file: Path | None, pool_size: int = 10, timeout: float = 30.0):
+        import urllib3
+        from minio import Minio
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(endpoint)
+        kwargs = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(ca_file)} if tls and ca_file else {}
+        http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False,
+                                   timeout=urllib3.Timeout(connect=5.0, read=timeout), **kwargs)
+        # The region is given so the SDK does not ask for the bucket's location first.
+        self.client = Minio(parts.netloc, access_key=access_key, secret_key=secret_key, secure=tls,
+                            region="us-east-1", http_client=http)
+        self.bucket = bucket
+        self.endpoint = endpoint
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(lambda: self.client.put_object(self.bucket, key, io.BytesIO(data), len(data)))
+
+    def get(self, key: str) -> bytes:
+        def read():
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        return self._call(read)
+
+    def remove(self, key: str) -> None:
+        self._call(lambda: self.client.remove_object(self.bucket, key))
+
+    def _call(self, fn):
+        from minio.error import S3Error as MinioS3Error, ServerError
+        import urllib3.exceptions as ux
+
+        try:
+            return fn()
+        except MinioS3Error as exc:
+            raise s3_error(exc.code or "", exc.response.status if exc.response is not None else 0,
+                           exc.message or str(exc), self.bucket) from None
+        except ServerError as exc:
+            raise s3_error("", exc.status_code, str(exc), self.bucket) from None
+        except ux.SSLError as exc:
+            raise S3Error(FailureReason.CERTIFICATE_MISMATCH, f"TLS refused: {exc}") from None
+        except ux.MaxRetryError as exc:
+            if isinstance(exc.reason, ux.SSLError):
+                raise S3Error(FailureReason.CERTIFICATE_MISMATCH, f"TLS refused: {exc.reason}") from None
+            raise S3Error(FailureReason.RECEIVER_UNREACHABLE, f"no answer: {exc.reason}") from None
+        except (ux.HTTPError, OSError) as exc:
+            raise S3Error(FailureReason.RECEIVER_UNREACHABLE, f"no answer: {exc}") from None
+
+
+def s3_error(code: str, status: int, message: str, bucket: str) -> S3Error:
+    if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
+        return S3Error(FailureReason.AUTH_FAILED, f"the receiver refused the keys: {code or status} {message}")
+    if code == "NoSuchBucket":
+        return S3Error(FailureReason.NETWORK_NO_GO, f"the receiver has no bucket {bucket!r}")
+    if code in ("XMinioStorageFull", "StorageFull", "InsufficientStorage") or status == 507:
+        return S3Error(FailureReason.RECEIVER_FULL, f"the receiver has no space left: {code or status}")
+    return S3Error(FailureReason.NETWORK_NO_GO, f"the receiver answered {status} {code}: {message}".strip())
+
+
+# --- what this host allows --------------------------------------------------------------------
+
+def host_tcp(proc: Path = Path("/proc")) -> dict:
+    """TCP buffer limits and congestion control of this host (its network namespace)."""
+    def read(rel: str) -> str | None:
+        try:
+            return (proc / rel).read_text().strip()
+        except OSError:
+            return None
+
+    def triple(rel):
+        text = read(rel)
+        try:
+            return [int(x) for x in text.split()] if text else None
+        except ValueError:
+            return None
+
+    def single(rel):
+        text = read(rel)
+        return int(text) if text and text.isdigit() else None
+
+    available = read("sys/net/ipv4/tcp_available_congestion_control")
+    return {
+        "tcp_rmem": triple("sys/net/ipv4/tcp_rmem"),
+        "tcp_wmem": triple("sys/net/ipv4/tcp_wmem"),
+        "rmem_max": single("sys/net/core/rmem_max"),
+        "wmem_max": single("sys/net/core/wmem_max"),
+        "congestion_control": read("sys/net/ipv4/tcp_congestion_control"),
+        "available_congestion_control": available.split() if available else [],
+    }
+
+
+def tcp_counters(proc: Path = Path("/proc")) -> tuple[int, int] | None:
+    """(segments sent, segments retransmitted) by this host so far."""
+    try:
+        lines = [line.split() for line in (proc / "net/snmp").read_text().splitlines() if line.startswith("Tcp:")]
+        names, values = lines[0], lines[1]
+        row = dict(zip(names[1:], values[1:]))
+        return int(row["OutSegs"]), int(row["RetransSegs"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    endpoint: str
+    host: str
+    port: int
+    tls: bool
+    pinned_sha256: str | None
+
+
+class Checker:
+    def __init__(self, target: Target, s3: S3 | None, *, limits: Limits = Limits(),
+                 tcp_connect: Callable[[str, int, float], None] | None = None,
+                 tls_fingerprint: Callable[[str, int], str] | None = None,
+                 resolve: Callable[[str, int], list[str]] | None = None,
+                 clock: Callable[[], float] = time.monotonic, proc: Path = Path("/proc")):
+        self.t = target
+        self.s3 = s3
+        self.limits = limits
+        self.tcp_connect = tcp_connect or _tcp_connect
+        self.tls_fingerprint = tls_fingerprint
+        self.resolve = resolve or _resolve
+        self.clock = clock
+        self.proc = proc
+        self.findings: list[dict] = []
+        self.report: dict = {}
+
+    def finding(self, level: str, code: str, message: str) -> None:
+        self.findings.append({"level": level, "code": code, "message": message})
+
+    def no_go(self, reason: FailureReason, code: str, message: str) -> dict:
+        self.finding(NO_GO, code, message)
+        self.report["reason"] = str(reason)
+        return self.finish()
+
+    def run(self, *, probe: bool = True, total_bytes: int | None = None, files: int | None = None,
+            free_bytes: int | None = None) -> dict:
+        started = self.clock()
+        t = self.t
+        self.report = {"endpoint": t.endpoint, "reason": "", "probe": None, "rtt_ms": None,
+                       "host": host_tcp(self.proc), "total_bytes": total_bytes, "files": files,
+                       "free_bytes": free_bytes, "started": started}
+        try:
+            addresses = self.resolve(t.host, t.port)
+        except OSError as exc:
+            return self.no_go(FailureReason.RECEIVER_UNREACHABLE, "unresolvable",
+                              f"the name {t.host!r} does not resolve: {exc.strerror or exc}")
+        self.report["addresses"] = addresses
+        rtts, last_error = [], ""
+        for _ in range(self.limits.rtt_samples):
+            begin = self.clock()
+            try:
+                self.tcp_connect(t.host, t.port, self.limits.connect_timeout)
+            except OSError as exc:
+                last_error = exc.strerror or str(exc) or type(exc).__name__
+                continue
+            rtts.append((self.clock() - begin) * 1000)
+        if not rtts:
+            return self.no_go(FailureReason.RECEIVER_UNREACHABLE, "unreachable",
+                              f"nothing accepts connections at {t.host}:{t.port}: {last_error}")
+        self.report["rtt_ms"] = {"min": round(min(rtts), 3), "median": round(statistics.median(rtts), 3),
+                                 "max": round(max(rtts), 3), "samples": len(rtts)}
+        if len(rtts) < self.limits.rtt_samples:
+            self.finding(WARN, "flaky_connect", f"{self.limits.rtt_samples - len(rtts)} of"
+                         f" {self.limits.rtt_samples} connections to {t.host}:{t.port} failed ({last_error})")
+        if t.tls and t.pinned_sha256 and self.tls_fingerprint is not None:
+            try:
+                actual = self.tls_fingerprint(t.host, t.port)
+            except OSError as exc:
+                return self.no_go(FailureReason.RECEIVER_UNREACHABLE, "tls_unreachable",
+                                  f"the TLS handshake with {t.host}:{t.port} failed: {exc}")
+            if actual != t.pinned_sha256:
+                return self.no_go(FailureReason.CERTIFICATE_MISMATCH, "certificate",
+                                  f"{t.endpoint} presents a certificate with SHA-256 {actual}; the portal pinned"
+                                  f" {t.pinned_sha256}")
+            self.report["tls"] = {"pinned": True, "sha256": actual}
+        elif t.tls:
+            self.report["tls"] = {"pinned": False}
+        if self.s3 is None:
+            return self.finish()
+        key = f".dtn-netcheck-{uuid.uuid4().hex[:12]}"
+        try:
+            self._write_read_remove(key)
+            if probe:
+                self._probe(key)
+        except S3Error as exc:
+            code = {FailureReason.AUTH_FAILED: "auth", FailureReason.CERTIFICATE_MISMATCH: "certificate",
+                    FailureReason.RECEIVER_UNREACHABLE: "s3_unreachable",
+                    FailureReason.RECEIVER_FULL: "no_space"}.get(exc.reason, "s3")
+            return self.no_go(exc.reason, code, exc.message)
+        self._space()
+        self._buffers()
+        self.report["seconds"] = round(self.clock() - started, 2)
+        return self.finish()
+
+    # --- steps ---
+
+    def _write_read_remove(self, key: str) -> None:
+        payload = os.urandom(64 * 1024)
+        self.s3.put(key, payload)
+        try:
+            back = self.s3.get(key)
+        finally:
+            self.s3.remove(key)
+        if back != payload:
+            raise S3Error(FailureReason.NETWORK_NO_GO, f"an object written to the bucket read back different"
+                          f" ({len(back)} bytes instead of {len(payload)}): something on the path alters data")
+        self.report["s3"] = {"write": True, "read_back": True, "remove": True}
+
+    def _probe(self, key: str) -> None:
+        limits = self.limits
+        before = tcp_counters(self.proc)
+        data = os.urandom(8 * MiB)
+        single = self._phase(key, 1, limits.probe_seconds * 0.4, int(limits.probe_max_bytes * 0.35), data)
+        parallel = self._phase(key, limits.streams, limits.probe_seconds * 0.6,
+                               int(limits.probe_max_bytes * 0.65), data)
+        after = tcp_counters(self.proc)
+        ratio = None
+        if before and after and after[0] > before[0]:
+            ratio = round((after[1] - before[1]) / (after[0] - before[0]), 5)
+        self.report["probe"] = {
+            "single_stream_bytes_per_s": round(single["rate"], 1),
+            "parallel_bytes_per_s": round(parallel["rate"], 1), "streams": limits.streams,
+            "bytes": single["bytes"] + parallel["bytes"], "seconds": round(single["seconds"] + parallel["seconds"], 2),
+            "retransmit_ratio": ratio,
+        }
+        if single["rate"] <= 0 and parallel["rate"] <= 0:
+            raise S3Error(FailureReason.NETWORK_NO_GO, "the throughput probe moved no data")
+
+    def _phase(self, key: str, streams: int, seconds: float, max_bytes: int, data: bytes) -> dict:
+        deadline = self.clock() + seconds
+        per_stream = max(max_bytes // streams, 64 * 1024)
+        results: list[dict] = [None] * streams
+        errors: list[S3Error] = []
+
+        def stream(n: int) -> None:
+            # Growing PUTs on one kept-alive connection: small first so a slow path
+            # answers within the time, larger later so the request's own round trip
+            # costs little against the bytes.
+            size, sent, done = 128 * 1024, 0, []
+            name = f"{key}-{n}"
+            try:
+                while sent < per_stream and self.clock() < deadline:
+                    size = min(size, per_stream - sent, len(data))
+                    begin = self.clock()
+                    self.s3.put(name, data[:size])
+                    end = self.clock()
+                    sent += size
+                    done.append((end, sent))
+                    if end - begin < 0.5:
+                        size *= 2
+                self.s3.remove(name)
+            except S3Error as exc:
+                errors.append(exc)
+            results[n] = {"start": started, "done": done, "bytes": sent}
+
+        started = self.clock()
+        threads = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(streams)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors and not any(r and r["bytes"] for r in results):
+            raise errors[0]
+        rate = sum(_steady_rate(r["start"], r["done"]) for r in results if r)
+        return {"rate": rate, "bytes": sum(r["bytes"] for r in results if r), "seconds": self.clock() - started}
+
+    def _space(self) -> None:
+        free, total = self.report.get("free_bytes"), self.report.get("total_bytes")
+        if free is None or total is None:
+            return
+        if free < total:
+            raise_full = (f"the receiver has {human_bytes(free)} free; this transfer needs {human_bytes(total)}")
+            self.finding(NO_GO, "no_space", raise_full)
+            self.report["reason"] = str(FailureReason.RECEIVER_FULL)
+        elif free < total * 1.1 + 1024**3:
+            self.finding(WARN, "little_space", f"the receiver has {human_bytes(free)} free; this transfer takes"
+                         f" {human_bytes(total)} of it, leaving little room")
+
+    def _buffers(self) -> None:
+        """BDP against this host's buffers and congestion control: what to change, concretely."""
+        probe, rtt, host = self.report.get("probe"), self.report.get("rtt_ms"), self.report["host"]
+        if not probe or not rtt:
+            return
+        rtt_s = max(rtt["min"] / 1000, 1e-4)
+        single, parallel = probe["single_stream_bytes_per_s"], probe["parallel_bytes_per_s"]
+        link = max(single, parallel)
+        advice = self.report.setdefault("advice", [])
+        bdp = link * rtt_s
+        self.report["bdp_bytes"] = int(bdp)
+        wmem = (host.get("tcp_wmem") or [0, 0, 0])[2]
+        rmem = (host.get("tcp_rmem") or [0, 0, 0])[2]
+        window = min(x for x in (wmem, rmem) if x) if (wmem or rmem) else 0
+        per_stream_ceiling = window / rtt_s if window else None
+        self.report["per_stream_ceiling_bytes_per_s"] = round(per_stream_ceiling, 1) if per_stream_ceiling else None
+        streams = probe["streams"]
+        # Parallel streams that scale almost linearly mean each stream is held back
+        # (by loss or by its window), not the path.
+        held_back = single > 0 and parallel >= 0.6 * streams * single and streams > 1
+        ratio = probe.get("retransmit_ratio")
+        lossy = ratio is not None and ratio > self.limits.lossy_retransmit_ratio and (held_back or single < 0.5 * link)
+        self.report["held_back"] = held_back
+        self.report["lossy"] = lossy
+        cc = host.get("congestion_control") or "unknown"
+        if link < self.limits.slow_bytes_per_s:
+            self.finding(WARN, "slow", f"the path carried {human_rate(link)} with {streams} streams, under the"
+                         f" {human_rate(self.limits.slow_bytes_per_s)} this check calls fast")
+        if lossy:
+            self.finding(WARN, "lossy", f"{ratio * 100:.2f}% of TCP segments were sent again during the probe: the"
+                         f" path loses packets, and one stream carried only {human_rate(single)}")
+            if cc in ("cubic", "reno") and "bbr" in host.get("available_congestion_control", []) + ["bbr"]:
+                advice.append(f"This host uses {cc}, which slows down at every loss. On a long lossy path BBR keeps"
+                              " its rate (ESnet fasterdata advises it): `sysctl -w net.core.default_qdisc=fq"
+                              " net.ipv4.tcp_congestion_control=bbr` on both hosts.")
+            advice.append("The agent sends over many parallel connections on this path, since each carries little.")
+        if per_stream_ceiling and bdp > window and rtt_s >= 0.005:
+            want = 1 << max(22, math.ceil(math.log2(2 * bdp)))
+            self.finding(WARN, "window_limited", f"one TCP stream can carry at most {human_rate(per_stream_ceiling)}"
+                         f" here ({human_bytes(window)} buffers at {rtt['min']:.0f} ms), less than the"
+                         f" {human_rate(link)} the path carried")
+            advice.append(f"Raise the TCP buffer limits to {want} bytes on both hosts: `sysctl -w"
+                          f" net.core.rmem_max={want} net.core.wmem_max={want}"
+                          f" net.ipv4.tcp_rmem='4096 87380 {want}' net.ipv4.tcp_wmem='4096 65536 {want}'`.")
+        if rtt["max"] > 4 * max(rtt["median"], 1.0):
+            self.finding(WARN, "jitter", f"round-trip times vary from {rtt['min']:.1f} to {rtt['max']:.1f} ms")
+
+    def finish(self) -> dict:
+        levels = {f["level"] for f in self.findings}
+        verdict = NO_GO if NO_GO in levels else WARN if WARN in levels else GO
+        report = self.report
+        report["verdict"] = verdict
+        report["reasons"] = list(self.findings)
+        report.setdefault("advice", [])
+        if verdict == NO_GO and not report.get("reason"):
+            report["reason"] = str(FailureReason.NETWORK_NO_GO)
+        if verdict != NO_GO:
+            report["reason"] = ""
+        report.pop("started", None)
+        report["summary"] = summarise(report)
+        return report
+
+
+def refused(endpoint: str, reason: FailureReason, message: str) -> dict:
+    """A no-go found before any step could run (e.g. a certificate that is not one)."""
+    report = {"endpoint": endpoint, "verdict": NO_GO, "reason": str(reason), "probe": None, "rtt_ms": None,
+              "reasons": [{"level": NO_GO, "code": "refused", "message": message}], "advice": []}
+    report["summary"] = summarise(report)
+    return report
+
+
+def _steady_rate(start: float, done: list[tuple[float, int]]) -> float:
+    """Bytes/s of one stream once it got going: the first PUT (connection set-up,
+    slow start) is left out when there are enough after it."""
+    if not done:
+        return 0.0
+    if len(done) >= 3:
+        (t0, b0), (t1, b1) = done[0], done[-1]
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+    t1, b1 = done[-1]
+    return b1 / (t1 - start) if t1 > start else 0.0
+
+
+def summarise(report: dict) -> str:
+    verdict = report["verdict"]
+    reasons = report.get("reasons") or []
+    if verdict == NO_GO:
+        first = next(r for r in reasons if r["level"] == NO_GO)
+        return f"No-go ({report['reason']}): {first['message']}."
+    parts = []
+    rtt = report.get("rtt_ms")
+    if rtt:
+        parts.append(f"{report['endpoint']} answers in {rtt['median']:.1f} ms")
+    probe = report.get("probe")
+    if probe:
+        parts.append(f"the probe carried {human_rate(probe['single_stream_bytes_per_s'])} on one stream and"
+                     f" {human_rate(probe['parallel_bytes_per_s'])} on {probe['streams']}")
+    if report.get("predicted_seconds") is not None:
+        parts.append(f"predicted: {human_seconds(report['predicted_seconds'])}")
+    text = "; ".join(parts)
+    if verdict == WARN:
+        warns = "; ".join(r["message"] for r in reasons if r["level"] == WARN)
+        return f"Warn: {warns}" + (f"; {text}." if text else ".")
+    return f"Go: {text}." if text else "Go."
+
+
+def human_rate(bytes_per_s: float) -> str:
+    return f"{bytes_per_s * 8 / 1e6:.1f} Mbit/s ({bytes_per_s / 1e6:.1f} MB/s)"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def human_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {(seconds % 3600) // 60} min"
+
+
+def _tcp_connect(host: str, port: int, timeout: float) -> None:
+    socket.create_connection((host, port), timeout=timeout).close()
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({info[4][0] for info in infos})

@@ -1,0 +1,327 @@
+"""How many files at once, how many parts of a file at once, and how big a
+part: chosen from what the network check measured and from the files to send,
+within safe bounds, each choice with its reason. Then, for a large folder sent
+in segments, adjusted between segments from what the last one achieved.
+
+The anchor is FTS3's optimizer (concurrency moved from observed throughput and
+success rate). This one starts from a model instead of from a default, so the
+first segment is already close:
+
+- one stream carries `single` bytes/s; `streams` of them carried `parallel`.
+  If they scaled almost linearly, each stream is held back (by loss or by its
+  TCP window), not the path: use many more. Otherwise a few fill the path.
+- a small file costs about two round trips plus its bytes on one stream, so
+  enough files must be in flight to keep the path busy: rate x time per file /
+  file size of them.
+- a file at or above rclone's multi-thread cutoff goes as one multipart upload
+  whose parallelism is the S3 upload concurrency (facts.md); its parts must be
+  many enough for that concurrency and big enough that a part's round trip
+  costs little; memory (concurrency x part size x such files at once) is capped.
+
+Between segments (FTS3-like hill climbing, with reasons in the event log):
+errors in more than a tenth of the files halve concurrency; throughput that
+fell by more than a fifth while nothing else changed means the path got
+slower, and fewer parallel transfers suffice (they also load it less); a rise
+after an increase means more may help, so it goes up again; otherwise hold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+MiB = 1024 * 1024
+# rclone's --multi-thread-cutoff default: files from here on are multipart with upload concurrency.
+MULTIPART_CUTOFF = 256 * MiB
+MIN_TRANSFERS, MAX_TRANSFERS = 4, 128
+MIN_CONCURRENCY, MAX_CONCURRENCY = 4, 64
+MIN_CHUNK, MAX_CHUNK = 5 * MiB, 64 * MiB
+# At most this much memory in upload buffers (concurrency x chunk x multipart files at once).
+MEMORY_BUDGET = 1024 * MiB
+# Folders with at least this many files go in segments, so the choice can be corrected on the way.
+SEGMENT_MIN_FILES = 200
+SEGMENTS = 8
+SEGMENT_MIN_SIZE = 50
+PER_FILE_OVERHEAD_S = 0.003
+
+
+@dataclass(frozen=True)
+class FileMix:
+    count: int
+    total_bytes: int
+    large_count: int
+    large_bytes: int
+    largest: int
+
+    @classmethod
+    def of(cls, sizes) -> "FileMix":
+        sizes = list(sizes)
+        large = [s for s in sizes if s >= MULTIPART_CUTOFF]
+        return cls(len(sizes), sum(sizes), len(large), sum(large), max(sizes, default=0))
+
+    @classmethod
+    def uniform(cls, count: int, total_bytes: int) -> "FileMix":
+        """`count` files of equal size: what a check asked for a size and a count assumes."""
+        large = total_bytes / count >= MULTIPART_CUTOFF
+        return cls(count, total_bytes, count if large else 0, total_bytes if large else 0, total_bytes // count)
+
+    @property
+    def small_count(self) -> int:
+        return self.count - self.large_count
+
+    @property
+    def small_bytes(self) -> int:
+        return self.total_bytes - self.large_bytes
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the network check found, in the units the model needs."""
+
+    rtt_s: float
+    single: float   # bytes/s of one stream
+    parallel: float  # bytes/s of `streams` streams
+    streams: int
+    lossy: bool = False
+
+    @classmethod
+    def from_report(cls, report: dict | None) -> "Measured | None":
+        if not report or not report.get("probe") or not report.get("rtt_ms"):
+            return None
+        probe = report["probe"]
+        if not probe.get("single_stream_bytes_per_s"):
+            return None
+        return cls(rtt_s=max(report["rtt_ms"]["median"] / 1000, 1e-4), single=probe["single_stream_bytes_per_s"],
+                   parallel=probe["parallel_bytes_per_s"], streams=probe["streams"], lossy=bool(report.get("lossy")))
+
+    @property
+    def held_back(self) -> bool:
+        return self.streams > 1 and self.parallel >= 0.6 * self.streams * self.single
+
+
+@dataclass(frozen=True)
+class Choice:
+    transfers: int
+    checkers: int
+    upload_concurrency: int
+    chunk_size: int
+    multipart_cutoff: int
+    reasons: tuple[str, ...] = ()
+    overridden: tuple[str, ...] = ()
+    predicted_bytes_per_s: float | None = None
+    predicted_seconds: float | None = None
+
+    def job_config(self) -> dict:
+        """rclone's global options for the job (`_config`)."""
+        return {"Transfers": self.transfers, "Checkers": self.checkers,
+                # Multipart uploads of big files: rclone takes the larger of these and the backend's concurrency.
+                "MultiThreadStreams": self.upload_concurrency, "MultiThreadCutoff": self.multipart_cutoff}
+
+    def remote_params(self) -> dict:
+        """The S3 remote's own options."""
+        return {"upload_concurrency": str(self.upload_concurrency), "chunk_size": f"{self.chunk_size // MiB}Mi",
+                "upload_cutoff": f"{min(self.multipart_cutoff, 5 * 1024 * MiB) // MiB}Mi"}
+
+    def describe(self) -> str:
+        return (f"{self.transfers} files at once, {self.checkers} checkers, {self.upload_concurrency} parts at once"
+                f" of {self.chunk_size // MiB} MiB for files from {self.multipart_cutoff // MiB} MiB")
+
+    def as_dict(self) -> dict:
+        return {"transfers": self.transfers, "checkers": self.checkers, "upload_concurrency": self.upload_concurrency,
+                "chunk_size": self.chunk_size, "multipart_cutoff": self.multipart_cutoff,
+                "reasons": list(self.reasons), "overridden": list(self.overridden),
+                "predicted_bytes_per_s": self.predicted_bytes_per_s, "predicted_seconds": self.predicted_seconds}
+
+
+def _clamp(value, low, high):
+    return max(low, min(high, value))
+
+
+def choose(measured: Measured | None, mix: FileMix, overrides: dict | None = None) -> Choice:
+    overrides = overrides or {}
+    reasons: list[str] = []
+    if measured is None:
+        reasons.append("no throughput probe: rclone's defaults")
+        choice = Choice(transfers=4, checkers=8, upload_concurrency=4, chunk_size=MIN_CHUNK,
+                        multipart_cutoff=MULTIPART_CUTOFF, reasons=())
+    else:
+        m = measured
+        link = max(m.single, m.parallel)
+        if m.held_back:
+            # Each stream is held back: throughput follows the number of connections.
+            streams = MAX_CONCURRENCY
+            reasons.append(f"{m.streams} streams carried {m.parallel / max(m.single, 1):.1f}x one stream: each is held"
+                           f" back ({'by loss' if m.lossy else 'by loss or its window'}), so many connections")
+            # The path's capacity is unknown beyond what was tried; assume it scales a while longer.
+            link = m.parallel * 4
+        else:
+            streams = _clamp(math.ceil(1.5 * link / max(m.single, 1)), MIN_CONCURRENCY, MAX_CONCURRENCY)
+            reasons.append(f"one stream carried {m.single / max(link, 1) * 100:.0f}% of the path's"
+                           f" {link / 1e6:.1f} MB/s: {streams} streams fill it")
+        transfers = MIN_TRANSFERS
+        if mix.small_count:
+            avg = max(mix.small_bytes / mix.small_count, 1)
+            # Little's law: files in flight = time one file takes / time the path (or the
+            # per-file work, which does not overlap) needs per file.
+            per_file = 2 * m.rtt_s + avg / max(m.single, 1) + PER_FILE_OVERHEAD_S
+            service = max(avg / max(link, 1), PER_FILE_OVERHEAD_S)
+            needed = math.ceil(per_file / service)
+            if m.held_back:
+                # Slow connections: a small file's losses cost timeouts, so many more in flight.
+                needed = max(needed, 2 * streams)
+            transfers = _clamp(needed, MIN_TRANSFERS, MAX_TRANSFERS)
+            reasons.append(f"{mix.small_count} files of {avg / 1024:.0f} KiB on average take ~{per_file * 1000:.0f} ms"
+                           f" each at {m.rtt_s * 1000:.0f} ms RTT: {transfers} at once keep the path busy")
+        concurrency, chunk = MIN_CONCURRENCY, MIN_CHUNK
+        cutoff = MULTIPART_CUTOFF
+        if m.held_back and mix.largest >= 32 * MiB:
+            # Held-back streams: a 100 MiB file in one PUT would crawl on one connection.
+            cutoff = 32 * MiB
+            reasons.append("files from 32 MiB go in parallel parts, as one stream carries little")
+        big = [mix.largest] if mix.largest >= cutoff else []
+        if big:
+            concurrency = _clamp(streams, MIN_CONCURRENCY, MAX_CONCURRENCY)
+            # Enough parts for the concurrency several times over, each big enough to amortise its round trip.
+            by_parts = mix.largest / (concurrency * 4)
+            by_rtt = m.single * m.rtt_s * 8
+            chunk = _clamp(max(by_parts, by_rtt), MIN_CHUNK, MAX_CHUNK)
+            chunk = int(math.ceil(chunk / MiB) * MiB)
+            at_once = max(1, min(transfers, mix.large_count or 1))
+            while at_once * concurrency * chunk > MEMORY_BUDGET and chunk > MIN_CHUNK:
+                chunk = max(MIN_CHUNK, chunk - MiB * max(1, chunk // MiB // 4))
+            while at_once * concurrency * chunk > MEMORY_BUDGET and concurrency > MIN_CONCURRENCY:
+                concurrency -= 1
+            reasons.append(f"big files go in {concurrency} parts at once of {chunk // MiB} MiB")
+        transfers = min(transfers, max(mix.count, MIN_TRANSFERS))
+        checkers = _clamp(transfers, 8, 64)
+        choice = Choice(transfers=transfers, checkers=checkers, upload_concurrency=concurrency, chunk_size=chunk,
+                        multipart_cutoff=cutoff)
+    choice, overridden = apply_overrides(choice, overrides)
+    choice = replace(choice, reasons=tuple(reasons), overridden=tuple(overridden))
+    return predict(choice, measured, mix)
+
+
+OVERRIDABLE = {"transfers": (1, 256), "checkers": (1, 256), "upload_concurrency": (1, 256),
+               "chunk_size": (MIN_CHUNK, 5 * 1024 * MiB)}
+
+
+def apply_overrides(choice: Choice, overrides: dict) -> tuple[Choice, list[str]]:
+    changes, named = {}, []
+    for name, (low, high) in OVERRIDABLE.items():
+        value = overrides.get(name)
+        if value is None:
+            continue
+        changes[name] = _clamp(int(value), low, high)
+        named.append(name)
+    return replace(choice, **changes), named
+
+
+def predict(choice: Choice, measured: Measured | None, mix: FileMix) -> Choice:
+    if measured is None or not mix.count:
+        return choice
+    m = measured
+    link = m.parallel * 4 if m.held_back else max(m.single, m.parallel)
+    small_time = 0.0
+    if mix.small_count:
+        avg = max(mix.small_bytes / mix.small_count, 1)
+        per_file = 2 * m.rtt_s + avg / max(m.single, 1) + PER_FILE_OVERHEAD_S
+        by_latency = mix.small_count * per_file / choice.transfers
+        by_rate = mix.small_bytes / min(link, choice.transfers * m.single)
+        small_time = max(by_latency, by_rate)
+    large_time = 0.0
+    if mix.large_count:
+        streams = choice.upload_concurrency * max(1, min(choice.transfers, mix.large_count))
+        large_time = mix.large_bytes / min(link, streams * m.single)
+    seconds = small_time + large_time + 1.0
+    return replace(choice, predicted_seconds=round(seconds, 1),
+                   predicted_bytes_per_s=round(mix.total_bytes / seconds, 1))
+
+
+# --- between segments --------------------------------------------------------------------------
+
+@dataclass
+class SegmentResult:
+    files: int
+    bytes: int
+    seconds: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Optimizer:
+    """FTS3-style: move the number of parallel transfers from what the last segment achieved."""
+
+    choice: Choice
+    locked: bool = False  # the user set `transfers`: leave it alone
+    history: list[tuple[int, SegmentResult]] = field(default_factory=list)
+    last_move: int = 0  # +1 went up, -1 went down, 0 held
+
+    def next(self, result: SegmentResult) -> tuple[Choice, str]:
+        current = self.choice.transfers
+        self.history.append((current, result))
+        if self.locked:
+            return self.choice, f"transfers stay at {current}, as the user set them"
+        if result.files and result.errors > result.files / 10:
+            return self._move(max(MIN_TRANSFERS, current // 2), -1,
+                              f"{result.errors} of {result.files} files failed in the last segment: fewer at once")
+        if len(self.history) < 2:
+            # One segment says nothing about the trend: try a step up, as FTS3 probes.
+            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.25))), +1,
+                              f"first segment ran at {result.rate / 1e6:.1f} MB/s with {current} at once;"
+                              " trying a few more")
+        previous_transfers, previous = self.history[-2]
+        change = (result.rate - previous.rate) / previous.rate if previous.rate > 0 else 0.0
+        words = (f"the last segment ran at {result.rate / 1e6:.2f} MB/s with {current} at once, the one before at"
+                 f" {previous.rate / 1e6:.2f} MB/s with {previous_transfers}")
+        if change < -0.2:
+            # A small step up cannot explain a big fall: that is the path.
+            if current > previous_transfers and change > -0.5:
+                return self._move(previous_transfers, -1, f"{words}: more at once did not help; back to"
+                                  f" {previous_transfers}")
+            # Same or fewer transfers and still slower: the path got slower.
+            return self._move(max(MIN_TRANSFERS, math.ceil(current * max(0.5, 1 + change))), -1,
+                              f"{words}: throughput fell by {-change * 100:.0f}%, the path got slower; fewer"
+                              " transfers at once fill it and load it less")
+        if change > 0.2:
+            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.5))), +1,
+                              f"{words}: throughput rose by {change * 100:.0f}%; more at once may carry more")
+        return self._move(current, 0, f"{words}: about the same; holding at {current}")
+
+    def _move(self, transfers: int, direction: int, why: str) -> tuple[Choice, str]:
+        self.last_move = direction if transfers != self.choice.transfers else 0
+        self.choice = replace(self.choice, transfers=transfers, checkers=_clamp(transfers, 8, 64))
+        return self.choice, why
+
+
+def segments(names: list[str], sizes: list[int]) -> list[list[str]]:
+    """A folder's files in about SEGMENTS groups of similar bytes, in listing order."""
+    count = len(names)
+    if count < SEGMENT_MIN_FILES:
+        return [names]
+    parts = min(SEGMENTS, max(1, count // SEGMENT_MIN_SIZE))
+    target = sum(sizes) / parts
+    out, current, filled = [], [], 0
+    for name, size in zip(names, sizes):
+        current.append(name)
+        filled += size
+        if filled >= target and len(current) >= SEGMENT_MIN_SIZE and len(out) < parts - 1:
+            out.append(current)
+            current, filled = [], 0
+    if current:
+        out.append(current)
+    return out
+
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+
+
+def limit_bytes_per_s(limit: str | None) -> float | None:
+    """rclone's --bwlimit value in bytes/s ('50M' is 50 MiB/s), or None."""
+    import re
+
+    match = re.match(r"^(\d+(?:\.\d+)?)([BKMGTPbkmgtp]?)i?$", (limit or "").strip())
+    return float(match.group(1)) * _UNITS[match.group(2).lower()] if match else None
