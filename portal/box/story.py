@@ -72,9 +72,12 @@ def set_up(processes: Processes, root: Path, port: int) -> Box:
     processes.log_dir = root / "logs"
     url = f"http://127.0.0.1:{port}"
 
-    say(f"• Portal: starting at {url} (SQLite in {root / 'portal'})")
-    # Quick heartbeats: the box's receiver serves a new grant within seconds.
-    start_portal(processes, portal_env(root / "portal", port, DTN_HEARTBEAT_SECONDS="3"), url)
+    say(f"• Portal: starting at {url} (SQLite in {root / 'portal'}; notification mails as files in {root / 'mail'})")
+    # Quick heartbeats: the box's receiver serves a new grant within seconds. Mails
+    # become files a person can open; webhooks may go to a receiver on this machine.
+    start_portal(processes, portal_env(root / "portal", port, DTN_HEARTBEAT_SECONDS="3", DTN_EMAIL_BACKEND="file",
+                                       DTN_EMAIL_FILE_PATH=str(root / "mail"), DTN_WEBHOOK_ALLOW_PRIVATE="true"),
+                 url)
 
     passwords = {name: secrets.token_urlsafe(12) for name in ("alice", "bob")}
     alice = PortalAPI.sign_up(url, "alice", passwords["alice"], "alice@example.org")

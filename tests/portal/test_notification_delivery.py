@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from datetime import timedelta
-from email import message_from_bytes
 
 import pytest
 from django.utils import timezone
@@ -21,6 +20,7 @@ from portal.notifications.models import Delivery, NotificationSettings
 from portal.notifications.worker import Worker, wake
 from portal.transfers.models import Transfer
 from tests.portal.sending import HAND_S3, claim, report, send
+from tests.tools.mail_files import read_mail_dir
 from tests.tools.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.usefixtures("agent_threads_db")
@@ -162,16 +162,6 @@ def test_the_file_backend_holds_one_mail_per_event(alice, alice_sender, alice_ag
         ("[DTN] run 18: stalled", "alice@example.org"),
     ]
     assert str(done.pk) in next(m for m in mails if "succeeded" in m["Subject"]).get_payload()
-
-
-def read_mail_dir(path):
-    """Every message the file backend wrote (it separates messages with a line of dashes)."""
-    mails = []
-    for name in sorted(path.iterdir()):
-        for chunk in name.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
-            if chunk.strip():
-                mails.append(message_from_bytes(chunk))
-    return mails
 
 
 # --- webhook ----------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Notifications through the real stack: a portal server (gunicorn, its delivery
+worker started by the ASGI lifespan) with the file mail backend, a real agent,
+rclone and S3 server, and a webhook receiver on 127.0.0.1 in this test.
+
+Alice sends one transfer that succeeds and one that fails (wrong S3 keys). Each
+outcome leaves exactly one mail in the mail folder and reaches her webhook with
+a valid HMAC over timestamp and body; the webhook's first answer is a 503, so
+one delivery is retried and must be signed again. Charlie, who set up a webhook
+too, hears nothing of Alice's transfers. (Stalls: tests/portal, through the same
+transfer_event path.)"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+
+from portal.notifications import signing
+from tests.e2e.conftest import Site
+from tests.e2e.procs import Person, Scratch, wait_for, write_random
+from tests.tools.mail_files import read_mail_dir
+from tests.tools.portal_server import PortalServer
+from tests.tools.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.e2e
+
+FINISHED = ("succeeded", "failed", "canceled")
+
+
+@pytest.fixture(scope="module")
+def notifying_portal():
+    server = PortalServer(DTN_HEARTBEAT_SECONDS="2", DTN_EMAIL_BACKEND="file", DTN_WEBHOOK_ALLOW_PRIVATE="true",
+                          DTN_NOTIFY_RETRY_SECONDS="1", DTN_NOTIFY_POLL_SECONDS="1")
+    server.env["DTN_SITE_URL"] = server.url
+    server.env["DTN_EMAIL_FILE_PATH"] = str(server.state_dir / "mail")
+    with server:
+        yield server
+
+
+def verified(secret: str, call) -> dict:
+    """The receiver's check, as docs/notifications.md gives it."""
+    headers = {k.lower(): v for k, v in call.headers.items()}
+    timestamp = headers["x-dtn-timestamp"]
+    assert abs(time.time() - int(timestamp)) < 300
+    expected = "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + call.body,
+                                    hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(expected, headers["x-dtn-signature"]), "bad signature"
+    assert signing.verify(secret, timestamp, headers["x-dtn-signature"], call.body)
+    body = json.loads(call.body)
+    assert body["delivery_id"] == headers["x-dtn-delivery"] and body["event"] == headers["x-dtn-event"]
+    return body
+
+
+def test_each_outcome_mails_once_and_reaches_the_webhook_signed(notifying_portal):
+    portal = notifying_portal
+    alice = Person(portal.url, "alice-notify")
+    charlie = Person(portal.url, "charlie-notify")
+    scratch = Scratch("dtn-e2e-notify-")
+    site = None
+    with WebhookReceiver(statuses=[503]) as hook, WebhookReceiver() as nosy:
+        try:
+            secret = alice.call("PATCH", "/api/v1/notifications/settings",
+                                json={"webhook_url": hook.url})["webhook_secret"]
+            charlie.call("PATCH", "/api/v1/notifications/settings", json={"webhook_url": nosy.url})
+            site = Site(portal, alice, scratch)
+            write_random(site.send_dir / "a.bin", 300_000)
+            site.agent().start()
+            good = site.send(["a.bin"], prefix="good", label="good run")
+            bad = site.send(["a.bin"], prefix="bad", label="bad run", secret_key="not-the-secret-key-at-all")
+            assert alice.wait_state(good, FINISHED)["state"] == "succeeded"
+            record = alice.wait_state(bad, FINISHED)
+            assert record["state"] == "failed"
+            reason = record["fatal_error"]["reason"]  # auth_failed; the mail and the call must say the same
+
+            def all_delivered():
+                rows = alice.call("GET", "/api/v1/notifications/deliveries")
+                return rows if len(rows) == 4 and all(r["status"] == "delivered" for r in rows) else None
+
+            deliveries = wait_for(all_delivered, 30, "four deliveries (two mails, two webhook calls) delivered")
+        finally:
+            if site is not None:
+                site.close()
+            else:
+                scratch.remove()
+
+        # The record: one mail and one webhook call per event; the refused call was retried.
+        by_key = {(d["transfer_id"], d["event"], d["channel"]): d for d in deliveries}
+        assert set(by_key) == {(good, "succeeded", "email"), (good, "succeeded", "webhook"),
+                               (bad, "failed", "email"), (bad, "failed", "webhook")}
+        assert sorted(d["attempts"] for d in deliveries if d["channel"] == "webhook") == [1, 2]
+
+        # The webhook: every call signed, the retry too, under the same delivery ID.
+        bodies = [verified(secret, call) for call in hook.received]
+        assert len(bodies) == 3
+        webhook_ids = {by_key[(good, "succeeded", "webhook")]["delivery_id"],
+                       by_key[(bad, "failed", "webhook")]["delivery_id"]}
+        assert {b["delivery_id"] for b in bodies} == webhook_ids
+        events = {b["transfer_id"]: b for b in bodies}
+        assert (events[good]["event"], events[good]["label"], events[good]["state"]) == ("succeeded", "good run",
+                                                                                         "succeeded")
+        assert (events[bad]["event"], events[bad]["reason"]) == ("failed", reason)
+        assert events[good]["url"] == f"{portal.url}/portal/transfers/{good}/"
+        assert events[good]["bytes_transferred"] == 300_000
+
+        # Charlie heard nothing.
+        assert nosy.received == []
+        assert charlie.call("GET", "/api/v1/notifications/deliveries") == []
+
+    # The mail folder: exactly one mail per event, to Alice, linking the transfer.
+    mails = read_mail_dir(portal.state_dir / "mail")
+    assert sorted((m["To"], m["Subject"]) for m in mails) == [
+        ("alice-notify@example.org", f"[DTN] bad run: failed ({reason})"),
+        ("alice-notify@example.org", "[DTN] good run: succeeded"),
+    ]
+    good_mail = next(m for m in mails if "succeeded" in m["Subject"]).get_payload(decode=True).decode()
+    assert f"{portal.url}/portal/transfers/{good}/" in good_mail and "alice-notify" not in good_mail.split("ID:")[0]
