@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test install demo run clean bench-portal
+.PHONY: test install demo run clean bench-portal screenshots
 
 install: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m tests.run
+
+# The browser tests once more, saving screenshots of the main pages into docs/img (shown in the README).
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.tools.browser
+	DTN_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/browser
 
 # The user story on this machine: portal, receiver and sender as local processes,
 # a 200 MiB file and 520 small files sent, verified, summarised; nothing left running.

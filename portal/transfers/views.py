@@ -23,6 +23,26 @@ URL_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 NETWORK_CHECKS_PATH = "/api/v1/network-checks"
 
 
+# How the send page groups the form's fields; a field not named here joins "options".
+S3_FIELDS = ("s3_host", "s3_port", "s3_tls", "s3_bucket", "s3_access_key", "s3_secret_key")
+MAIN_FIELDS = ("sender", "receiver", "sources", "prefix", "label")
+TUNING_FIELDS = ("transfers", "upload_concurrency", "chunk_size_mib")
+
+
+def _field_groups(form) -> dict:
+    groups = {"main": [], "s3": [], "options": [], "tuning": []}
+    for field in form:
+        name = field.name
+        group = ("main" if name in MAIN_FIELDS else "s3" if name in S3_FIELDS
+                 else "tuning" if name in TUNING_FIELDS else "options")
+        groups[group].append(field)
+    # A collapsed group opens when it holds an error or a value, so nothing typed is out of sight.
+    for name in ("s3", "tuning"):
+        groups[f"{name}_open"] = any(f.errors or (f.value() not in (None, "", False, True) and f.name != "s3_tls")
+                                     for f in groups[name])
+    return groups
+
+
 def _network_checks_url() -> str | None:
     # The on-demand check is offered only where the portal has its API.
     try:
@@ -46,7 +66,7 @@ def send_page(request):
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
                   {"form": form, "grants": services.usable_grants(request.user), "placeholder": URL_PLACEHOLDER,
-                   "network_checks_url": _network_checks_url()},
+                   "network_checks_url": _network_checks_url(), "groups": _field_groups(form)},
                   status=400 if form.errors else 200)
 
 

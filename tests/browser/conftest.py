@@ -121,12 +121,21 @@ def assert_accessible(page: Page, what: str) -> None:
     assert not found, f"axe-core on {what}: {found}"
 
 
-def screenshot(page: Page, name: str) -> None:
-    """Saved only when DTN_SCREENSHOTS names a folder (e.g. docs/img)."""
+def screenshot(page: Page, name: str, upto: str | None = None) -> None:
+    """Saved only when DTN_SCREENSHOTS names a folder (e.g. docs/img): the page
+    from its top down to the bottom of `upto` (or the first screenful)."""
     folder = os.environ.get("DTN_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+    if not folder:
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    height = 900
+    if upto:
+        box = page.locator(upto).bounding_box()
+        scroll = page.evaluate("window.scrollY")
+        height = int(box["y"] + scroll + box["height"] + 16)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": 1200, "height": height})
 
 
 def make_dataset(send_dir: Path) -> None:

@@ -35,7 +35,7 @@ def test_alice_sends_to_bob_with_files_picked_from_the_listing_and_watches_it_su
     expect(page.locator("#picker-path")).to_have_text("/docs")
     picker.get_by_label("readme.txt").check()
     assert_accessible(page, "the send page with the folder picker open")
-    screenshot(page, "send-picker")
+    screenshot(page, "send-picker", upto="#picker")
     page.get_by_role("button", name="Up one folder").click()
     expect(page.locator("#picker-path")).to_have_text("/")
     picker.get_by_label("frames/").check()
@@ -62,7 +62,6 @@ def test_alice_sends_to_bob_with_files_picked_from_the_listing_and_watches_it_su
     expect(page.get_by_role("button", name="Delete from queue")).to_be_visible()
     expect(page.locator("#files-section")).to_contain_text("docs/readme.txt")
     assert_accessible(page, "a finished transfer's page")
-    screenshot(page, "transfer")
 
     landed = world.landed("from-alice")
     assert sha256(landed / "run-17.bin") == sha256(world.send_dir / "run-17.bin")
@@ -75,6 +74,7 @@ def test_alice_sends_to_bob_with_files_picked_from_the_listing_and_watches_it_su
     expect(row.locator("[data-field=state]")).to_have_text("succeeded")
     expect(row.get_by_role("progressbar")).to_have_attribute("value", "100")
     assert_accessible(listing, "the transfers list")
+    screenshot(listing, "transfers")
 
 
 def test_a_rate_limited_transfer_is_stopped_and_restarted_from_its_page(world):
@@ -176,9 +176,9 @@ def test_the_main_pages_have_no_serious_accessibility_findings(world):
     assert_accessible(page, "Bob's containers")
     page = world.bob.go(f"/portal/containers/{world.bob_receiver}/")
     assert_accessible(page, "Bob's receiver")
-    screenshot(world.bob.page, "container-receiver")
+    screenshot(world.bob.page, "container-receiver", upto="#receiver-grants")
     page = world.alice.go("/portal/containers/")
-    screenshot(page, "containers")
+    screenshot(page, "containers", upto="#grants-received")
     anonymous = world.charlie.context.browser.new_context(base_url=world.portal.url)
     try:
         for path in ("/accounts/login/", "/accounts/signup/"):

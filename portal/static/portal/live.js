@@ -209,7 +209,7 @@
     }
     if (check.state !== "done") {
       heading.appendChild(DTN.el("span", {className: "badge failed", text: check.state || "failed"}));
-      card.appendChild(DTN.el("p", {className: "error", text: check.reason || check.summary || "The check did not finish."}));
+      card.appendChild(DTN.el("p", {className: "error", text: check.error || check.reason || check.summary || "The check did not finish."}));
       return true;
     }
     var verdict = check.verdict || "warn";
@@ -235,6 +235,17 @@
     }
     if (check.predicted_bytes_per_s) {
       fact("Prediction", DTN.rate(check.predicted_bytes_per_s) + (check.predicted_seconds !== null && check.predicted_seconds !== undefined ? ", about " + DTN.duration(check.predicted_seconds) + " for this transfer" : ""));
+    }
+    var tuning = check.tuning;
+    if (tuning && typeof tuning === "object" && Object.keys(tuning).length) {
+      // The numbers only; the agent's reasons for them are in the transfer's events.
+      var chosen = Object.keys(tuning).filter(function (k) {
+        return typeof tuning[k] === "number" && k.indexOf("predicted") !== 0;
+      }).map(function (k) {
+        var v = tuning[k];
+        return k.replace(/_/g, " ") + " " + (/size|cutoff|bytes/.test(k) ? DTN.size(v) : v);
+      });
+      if (chosen.length) fact("Settings chosen", chosen.join("; "));
     }
     if (facts.childNodes.length) card.appendChild(facts);
     var advice = check.advice || [];
