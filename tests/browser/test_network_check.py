@@ -52,3 +52,27 @@ def test_the_transfer_page_draws_the_throughput_with_the_prediction(world):
     assert len(points) >= 2
     assert_accessible(page, "a transfer's page with its chart and network check")
     screenshot(page, "transfer-chart", upto="#network-check")
+
+
+def test_a_stall_in_the_status_is_marked_on_the_chart(world):
+    """The page as it draws a stall: the status JSON of a finished transfer with a
+    stall added on its way to the browser (a real stall needs 20 s without bytes)."""
+    transfer = next(t for t in world.alice.api("/api/v1/transfers")["results"] if t["throughput"]["points"])
+    page = world.alice.page
+
+    def with_a_stall(route):
+        body = route.fetch().json()
+        body["stalls"] = [{"start_s": 1.0, "end_s": 2.0, "message": "no bytes for 20 s; 3 retries"},
+                          {"start_s": 3.0, "end_s": None, "message": "still stalled"}]
+        route.fulfill(json=body)
+
+    page.route(f"**/api/v1/transfers/{transfer['transfer_id']}/status", with_a_stall)
+    try:
+        page.goto(f"/portal/transfers/{transfer['transfer_id']}/")
+        stalls = page.locator("#throughput rect.stall")
+        expect(stalls).to_have_count(2)
+        expect(stalls.first.locator("title")).to_have_text(re.compile(r"Stall from 1 s to 2 s: no bytes for 20 s"))
+        expect(stalls.nth(1).locator("title")).to_have_text(re.compile("still stalled"))
+        assert "2 stalls" in page.locator("#throughput svg").get_attribute("aria-label")
+    finally:
+        page.unroute(f"**/api/v1/transfers/{transfer['transfer_id']}/status")
