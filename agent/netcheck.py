@@ -114,7 +114,9 @@ class MinioS3:
         self._call(lambda: self.client.remove_object(self.bucket, key))
 
     def _call(self, fn):
-        from minio.error import S3Error as MinioS3Error, ServerError
+        import re
+
+        from minio.error import InvalidResponseError, MinioException, S3Error as MinioS3Error, ServerError
         import urllib3.exceptions as ux
 
         try:
@@ -124,6 +126,16 @@ class MinioS3:
                            exc.message or str(exc), self.bucket) from None
         except ServerError as exc:
             raise s3_error("", exc.status_code, str(exc), self.bucket) from None
+        except InvalidResponseError as exc:
+            # The SDK wants application/xml; rclone's serve s3 answers errors as text/xml.
+            text = str(exc)
+            code = re.search(r"<Code>([^<]{1,64})</Code>", text)
+            status = re.search(r"Response code: (\d{3})", text)
+            raise s3_error(code.group(1) if code else "", int(status.group(1)) if status else 0,
+                           (re.search(r"<Message>([^<]{0,300})</Message>", text) or re.search("(.{0,200})", text))
+                           .group(1), self.bucket) from None
+        except MinioException as exc:
+            raise S3Error(FailureReason.NETWORK_NO_GO, f"the S3 client failed: {str(exc)[:300]}") from None
         except ux.SSLError as exc:
             raise S3Error(FailureReason.CERTIFICATE_MISMATCH, f"TLS refused: {exc}") from None
         except ux.MaxRetryError as exc:

@@ -785,9 +785,14 @@ class _Attempt:
         result: dict = {}
 
         def work():
+            limits = self.r.network_limits
+            rate = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
+            if rate:
+                # The user limited this transfer: the probe stays small, about two seconds at that rate.
+                limits = replace(limits, probe_max_bytes=max(256 * 1024, min(limits.probe_max_bytes, int(2 * rate))))
             try:
                 result["report"] = run_network_check(
-                    self.spec.destination, ca_file, limits=self.r.network_limits, s3_factory=self.r.s3_factory,
+                    self.spec.destination, ca_file, limits=limits, s3_factory=self.r.s3_factory,
                     tcp_probe=self.r.tcp_probe, tls_fingerprint=self.r.tls_fingerprint, probe=probe,
                     total_bytes=self.ledger.total_bytes, files=self.ledger.count)
             except BaseException as exc:  # handed to the waiting thread
