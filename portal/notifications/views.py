@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.notifications import outbox, services, worker
@@ -23,6 +24,7 @@ def _form(user, data=None):
                                     initial={"email_address": user.email})
 
 
+@never_cache  # the answer may hold a new signing secret
 @login_required
 def settings_page(request):
     form = _form(request.user, request.POST or None)
@@ -38,6 +40,7 @@ def settings_page(request):
     return _page(request, form)
 
 
+@never_cache
 @login_required
 @require_POST
 def rotate_secret_page(request):

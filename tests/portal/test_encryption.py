@@ -108,7 +108,20 @@ def test_rotation_re_encrypts_every_secret_under_the_newest_key(settings, old_ke
 
 def test_rotation_finds_every_encrypted_column_by_its_type():
     found = {(model._meta.label, name) for model, name in crypto.ciphertext_fields()}
-    assert found == {("grants.Grant", "secret_key_encrypted"), ("transfers.Transfer", "s3_secret_key_encrypted")}
+    assert found == {("grants.Grant", "secret_key_encrypted"), ("transfers.Transfer", "s3_secret_key_encrypted"),
+                     ("notifications.NotificationSettings", "webhook_secret_encrypted")}
+
+
+def test_rotation_re_encrypts_webhook_signing_secrets_too(settings, old_key, alice):
+    from portal.notifications import services
+    from portal.notifications.models import NotificationSettings
+
+    _, secret = services.update(alice, {"webhook_url": "https://hooks.example.org/dtn"})
+    newest = new_key()
+    settings.DTN_ENCRYPTION_KEYS = [newest, old_key]
+    call_command("rotate_encryption")
+    settings.DTN_ENCRYPTION_KEYS = [newest]
+    assert NotificationSettings.objects.get(user=alice).webhook_secret() == secret
 
 
 def test_rotation_leaves_rows_without_a_secret_alone(settings, old_key, alice, alice_sender, bob_receiver, capsys):
