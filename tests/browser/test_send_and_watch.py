@@ -74,7 +74,7 @@ def test_alice_sends_to_bob_with_files_picked_from_the_listing_and_watches_it_su
     expect(row.locator("[data-field=state]")).to_have_text("succeeded")
     expect(row.get_by_role("progressbar")).to_have_attribute("value", "100")
     assert_accessible(listing, "the transfers list")
-    screenshot(listing, "transfers")
+    screenshot(listing, "transfers", upto="#transfers")
 
 
 def test_a_rate_limited_transfer_is_stopped_and_restarted_from_its_page(world):
