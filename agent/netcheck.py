@@ -423,7 +423,8 @@ class Checker:
             advice.append(f"Raise the TCP buffer limits to {want} bytes on both hosts: `sysctl -w"
                           f" net.core.rmem_max={want} net.core.wmem_max={want}"
                           f" net.ipv4.tcp_rmem='4096 87380 {want}' net.ipv4.tcp_wmem='4096 65536 {want}'`.")
-        if rtt["max"] > 4 * max(rtt["median"], 1.0):
+        # A few ms of scheduling noise on a short path is not jitter worth a warning.
+        if rtt["max"] > 4 * max(rtt["median"], 1.0) and rtt["max"] - rtt["median"] > 20:
             self.finding(WARN, "jitter", f"round-trip times vary from {rtt['min']:.1f} to {rtt['max']:.1f} ms")
 
     def finish(self) -> dict:

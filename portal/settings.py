@@ -69,7 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.lib.staticfiles.AsyncWhiteNoiseMiddleware",  # async-capable: see the module
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -201,6 +201,8 @@ SPECTACULAR_SETTINGS = {
 # The agent protocol's clocks, chosen by the server and sent to agents.
 DTN_HEARTBEAT_SECONDS = env_int("DTN_HEARTBEAT_SECONDS", 15, minimum=1)
 DTN_LEASE_SECONDS = env_int("DTN_LEASE_SECONDS", 90, minimum=5)
+# Throughput under a tenth of what the network check measured for this long is flagged as a stall.
+DTN_STALL_SECONDS = env_int("DTN_STALL_SECONDS", 20, minimum=3)
 DTN_CLAIM_HOLD_SECONDS = env_int("DTN_CLAIM_HOLD_SECONDS", 25, minimum=0)
 DTN_MAX_ATTEMPTS = env_int("DTN_MAX_ATTEMPTS", 3, minimum=1)
 DTN_REAPER_SECONDS = env_int("DTN_REAPER_SECONDS", 10, minimum=1)

@@ -190,6 +190,13 @@ def compare_folders(send_dir: Path, landed_dir: Path) -> tuple[int, int, list[st
     return files, size, differences
 
 
+def _sent_seconds(person, transfer_id) -> str:
+    """What the agent measured against the prediction (its `performance` event)."""
+    event = next((e for e in person.call("GET", f"/api/v1/transfers/{transfer_id}/events")
+                  if e["kind"] == "performance"), None)
+    return event["message"].split(";")[0].replace("sent ", "") if event else "(not measured)"
+
+
 def send_and_verify(processes: Processes, box: Box) -> int:
     send_dir = box.root / "alice-send"
     say(f"• Making Alice's dataset: one {BIG_FILE_MIB} MiB file and {SMALL_FILES} small files in nested folders")
@@ -218,6 +225,15 @@ def send_and_verify(processes: Processes, box: Box) -> int:
     say(f"  wall time      {wall:.1f} s from send to verified success")
     say(f"  verification   {both_hashes}/{files} files with the sender's SHA-256 equal to the receiver's"
         f" (portal: {record['files']['verified']} verified)")
+    check = record.get("network_check") or {}
+    if check:
+        predicted = check.get("predicted_seconds")
+        say(f"  network check  {check.get('verdict')}: RTT {((check.get('rtt_ms') or {}).get('median') or 0):.1f} ms,"
+            f" probe {human_bytes((check.get('probe') or {}).get('parallel_bytes_per_s') or 0)}/s;"
+            f" predicted {predicted:.1f} s for the data, took {_sent_seconds(box.alice, transfer['transfer_id'])}"
+            if predicted is not None else f"  network check  {check.get('verdict')}: {check.get('summary')}")
+        for advice in check.get("advice") or []:
+            say(f"                 advice: {advice}")
     say(f"  Bob's folder   {landed}")
     if differences or both_hashes != files:
         for line in differences[:20]:

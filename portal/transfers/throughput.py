@@ -8,7 +8,7 @@ coarser grain.
 
 A stall (or a collapse) is throughput below STALL_FRACTION of the reference —
 what the network check measured, or the transfer's own typical rate when there
-was no probe — for STALL_SECONDS while bytes remain. It is flagged once in the
+was no probe — for DTN_STALL_SECONDS while bytes remain. It is flagged once in the
 event log with the retries and errors seen so far, and closed when the rate
 comes back above RECOVER_FRACTION (hysteresis, so it does not flap)."""
 
@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import statistics
 
+from django.conf import settings
+
 from agent.tuning import limit_bytes_per_s
 
 MAX_POINTS = 600
-STALL_SECONDS = 20.0
 STALL_FRACTION = 0.1
 RECOVER_FRACTION = 0.3
 MAX_SAMPLES = 2000
@@ -98,9 +99,10 @@ def detect_stall(transfer, progress: dict) -> tuple[str, str] | None:
     if not points or not any(p[1] > 0 for p in points):
         return None  # nothing moved yet: rclone may still be hashing or listing
     now = points[-1][0]
-    window = [p for p in points if p[0] > now - STALL_SECONDS]
+    stall_seconds = settings.DTN_STALL_SECONDS
+    window = [p for p in points if p[0] > now - stall_seconds]
     first_moving = next(p[0] for p in points if p[1] > 0)
-    if now - first_moving < STALL_SECONDS or not window:
+    if now - first_moving < stall_seconds or not window:
         return None
     mean = sum(p[1] for p in window) / len(window)
     stalls = list(transfer.stalls or [])
@@ -111,7 +113,7 @@ def detect_stall(transfer, progress: dict) -> tuple[str, str] | None:
     left = transfer.bytes_total - transfer.bytes_transferred
     if open_stall is None and mean < STALL_FRACTION * reference and left > 0:
         what = ("no bytes moved" if mean < 1 else f"throughput fell to {mean / 1e6:.2f} MB/s")
-        message = (f"{what} over the last {STALL_SECONDS:.0f} s, under {STALL_FRACTION:.0%} of the"
+        message = (f"{what} over the last {stall_seconds:.0f} s, under {STALL_FRACTION:.0%} of the"
                    f" {reference / 1e6:.2f} MB/s expected; retries so far: {progress.get('retries', 0)},"
                    f" errors: {progress.get('errors', 0)}")
         if progress.get("last_error"):
