@@ -171,3 +171,17 @@ def test_the_page_test_button_queues_a_delivery(browser, alice):
     assert "Test notification queued (email)" in html
     assert alice.deliveries.count() == 1
     assert "pending" in html
+
+
+def test_the_admin_shows_neither_the_secret_nor_its_ciphertext(client, django_user_model, alice):
+    from portal.notifications import services
+
+    prefs, secret = services.update(alice, {"webhook_url": HOOK})
+    root = django_user_model.objects.create_superuser("root", "root@example.org", "root password 12345")
+    client.force_login(root)
+    for path in ("/admin/notifications/notificationsettings/",
+                 f"/admin/notifications/notificationsettings/{alice.pk}/change/"):
+        response = client.get(path)
+        html = response.content.decode()
+        assert response.status_code == 200
+        assert secret not in html and prefs.webhook_secret_encrypted not in html
