@@ -56,8 +56,11 @@ def add_samples(transfer, samples: list[tuple[float, int]], attempt_key: str) ->
     if origin is None:
         origin = transfer.started_at.timestamp() if transfer.started_at else samples[0][0]
     for at, sent in samples:
+        same_attempt = bool(last) and last[2] == attempt_key
+        if same_attempt and at <= last[0]:
+            continue  # sent again (a report whose reply was lost): already in the series
         # Rates only within one attempt: a new lease counts its bytes from zero again.
-        if last and last[2] == attempt_key and at > last[0] and sent >= last[1]:
+        if same_attempt and sent >= last[1]:
             points.append([round(at - origin, 2), round((sent - last[1]) / (at - last[0]), 1)])
         last = [at, sent, attempt_key]
     while len(points) > MAX_POINTS:

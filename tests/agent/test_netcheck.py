@@ -1,0 +1,102 @@
+"""The network check's steps and verdicts, with the network faked (agent/netcheck.py).
+The same check against real servers and a real WAN: tests/netcheck."""
+
+from pathlib import Path
+
+import pytest
+
+from agent.netcheck import Checker, Limits, S3Error, Target
+from agent.protocol import FailureReason
+from tests.agent.fakes import FakeS3
+
+TARGET = Target("https://10.0.0.2:9443", "10.0.0.2", 9443, True, "ab" * 32)
+LIMITS = Limits(probe_max_bytes=1024 * 1024, probe_seconds=2)
+
+
+def proc(tmp_path, wmem_max=4194304, cc="cubic", retrans=(1000, 0, 2000, 0)):
+    """A /proc with this host's TCP settings; retrans = (out before, retrans before, out after, retrans after)."""
+    root = tmp_path / "proc"
+    for folder in ("sys/net/ipv4", "sys/net/core", "net"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "sys/net/ipv4/tcp_rmem").write_text("4096 131072 6291456\n")
+    (root / "sys/net/ipv4/tcp_wmem").write_text(f"4096 16384 {wmem_max}\n")
+    (root / "sys/net/core/rmem_max").write_text("212992\n")
+    (root / "sys/net/core/wmem_max").write_text("212992\n")
+    (root / "sys/net/ipv4/tcp_congestion_control").write_text(f"{cc}\n")
+    (root / "sys/net/ipv4/tcp_available_congestion_control").write_text("reno cubic bbr\n")
+    snmp = root / "net/snmp"
+    snmp.write_text(f"Tcp: OutSegs RetransSegs\nTcp: {retrans[0]} {retrans[1]}\n")
+    return root
+
+
+def checker(tmp_path, s3=None, connect=None, fingerprint="ab" * 32, **proc_kwargs):
+    return Checker(TARGET, s3 if s3 is not None else FakeS3(), limits=LIMITS,
+                   tcp_connect=connect or (lambda h, p, t: None), tls_fingerprint=lambda h, p: fingerprint,
+                   resolve=lambda h, p: ["10.0.0.2"], proc=proc(tmp_path, **proc_kwargs))
+
+
+def test_a_clean_path_is_go_with_rtt_probe_and_nothing_left_behind(tmp_path):
+    s3 = FakeS3()
+    report = checker(tmp_path, s3).run(total_bytes=1000, files=1, free_bytes=10**12)
+    assert report["verdict"] == "go" and report["reason"] == "" and report["summary"].startswith("Go:")
+    assert report["rtt_ms"]["samples"] == 5 and report["probe"]["streams"] == 8
+    assert report["s3"] == {"write": True, "read_back": True, "remove": True}
+    assert s3.objects == {}  # every probe object removed
+
+
+def test_the_name_that_does_not_resolve_is_unreachable(tmp_path):
+    c = checker(tmp_path)
+    c.resolve = lambda h, p: (_ for _ in ()).throw(OSError(-2, "Name or service not known"))
+    report = c.run()
+    assert report["verdict"] == "no_go" and report["reason"] == "receiver_unreachable"
+
+
+def test_refused_connections_are_unreachable_and_one_refusal_is_a_warning(tmp_path):
+    def refuse(h, p, t):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    assert checker(tmp_path, connect=refuse).run()["reason"] == "receiver_unreachable"
+    calls = []
+
+    def flaky(h, p, t):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    report = checker(tmp_path, connect=flaky).run()
+    assert report["verdict"] == "warn" and {r["code"] for r in report["reasons"]} == {"flaky_connect"}
+
+
+def test_another_certificate_is_a_mismatch_before_any_key_is_used(tmp_path):
+    s3 = FakeS3()
+    report = checker(tmp_path, s3, fingerprint="cd" * 32).run()
+    assert report["reason"] == "certificate_mismatch" and s3.calls == []
+
+
+@pytest.mark.parametrize("reason", [FailureReason.AUTH_FAILED, FailureReason.RECEIVER_FULL,
+                                    FailureReason.NETWORK_NO_GO])
+def test_s3_refusals_keep_their_reason(tmp_path, reason):
+    report = checker(tmp_path, FakeS3(fail=S3Error(reason, "no"))).run()
+    assert report["verdict"] == "no_go" and report["reason"] == reason
+
+
+def test_too_little_space_is_no_go_and_little_space_a_warning(tmp_path):
+    assert checker(tmp_path).run(total_bytes=10**9, free_bytes=10**8)["reason"] == "receiver_full"
+    report = checker(tmp_path).run(total_bytes=10**9, free_bytes=int(1.5 * 10**9))
+    assert report["verdict"] == "warn" and "little_space" in {r["code"] for r in report["reasons"]}
+
+
+def test_a_window_limited_path_gets_buffer_advice_and_a_lossy_one_bbr(tmp_path):
+    c = checker(tmp_path, wmem_max=65536)
+    c.report = {"probe": {"single_stream_bytes_per_s": 1e6, "parallel_bytes_per_s": 8e6, "streams": 8,
+                          "retransmit_ratio": 0.0},
+                "rtt_ms": {"min": 50.0, "median": 50.0, "max": 51.0}, "host": c.report.get("host") or {}}
+    from agent.netcheck import host_tcp
+    c.report["host"] = host_tcp(c.proc)
+    c._buffers()
+    assert "window_limited" in {f["code"] for f in c.findings}
+    assert any("tcp_wmem" in a for a in c.report["advice"])
+    c2 = checker(tmp_path / "b")
+    c2.report = {**c.report, "advice": [], "probe": {**c.report["probe"], "retransmit_ratio": 0.005}}
+    c2._buffers()
+    assert c2.report["lossy"] and any("bbr" in a for a in c2.report["advice"])
