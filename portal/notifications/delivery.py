@@ -134,7 +134,7 @@ def post(url: str, body: bytes, headers: dict, timeout: float) -> int:
     try:
         addresses = resolve(parts.hostname, port)
     except WebhookRefused as exc:
-        raise DeliveryFailed(f"{where}: {exc}") from None
+        raise DeliveryFailed(f"{where}: {exc}", retry=exc.transient) from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if https:
         connection = _PinnedHTTPS(parts.hostname, port, addresses, timeout, ssl.create_default_context())

@@ -13,7 +13,12 @@ MAX_URL_LENGTH = 2000
 
 
 class WebhookRefused(ValueError):
-    """The URL cannot be used; the message says why, for the person."""
+    """The URL cannot be used; the message says why, for the person. `transient`:
+    it may work later (a name that does not resolve now), so a delivery is retried."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 def check_webhook_url(url: str) -> str:
@@ -82,10 +87,10 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise WebhookRefused(f"the host name does not resolve ({exc.strerror})") from None
+        raise WebhookRefused(f"the host name does not resolve ({exc.strerror})", transient=True) from None
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
-        raise WebhookRefused("the host name does not resolve")
+        raise WebhookRefused("the host name does not resolve", transient=True)
     if not settings.DTN_WEBHOOK_ALLOW_PRIVATE:
         private = [a for a in addresses if not is_public(a)]
         if private:

@@ -291,6 +291,7 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_at_delivery(alice,
         outbox.deliver_due()
         delivery = Delivery.objects.get(user=alice)
         assert "non-public address" in delivery.last_error
+        assert (delivery.status, delivery.attempts) == ("failed", 1)  # trying again would not change it
         assert server.received == []
 
 
