@@ -9,7 +9,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import assert_accessible, screenshot
+from tests.browser.conftest import assert_accessible, register, screenshot
 from tests.e2e.procs import sha256
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -201,3 +201,33 @@ def test_charlie_cannot_see_alices_pages(world):
     page = world.charlie.go("/portal/transfers/")
     expect(page.get_by_text("No transfers yet")).to_be_visible()
     expect(page.get_by_text("run 17")).to_have_count(0)
+
+
+def test_the_containers_pages_show_status_certificate_grants_and_rotate_a_token(world):
+    page = world.bob.go("/portal/containers/")
+    row = page.locator("#containers tr", has_text="bob-receiver")
+    expect(row.locator(".badge")).to_have_text("online")
+    expect(row).to_contain_text("receiver")
+    expect(row).to_contain_text("https://127.0.0.1")
+    expect(page.locator("#grants-given")).to_contain_text("alice")
+    listed = row.inner_text()
+    page.get_by_role("link", name="bob-receiver").click()
+    fingerprint = page.locator("#certificate-sha256").inner_text()
+    assert re.fullmatch(r"([0-9a-fA-F]{2}:){31}[0-9a-fA-F]{2}", fingerprint), fingerprint
+    assert "SHA-256 " + fingerprint[:10] in listed  # the list shows its start
+    expect(page.locator("#receiver-grants")).to_contain_text("alice")
+
+    page = world.alice.go("/portal/containers/")
+    expect(page.locator("#grants-received")).to_contain_text("bob-receiver")
+
+    # Rotation, on a container of Charlie's (Alice's and Bob's agents keep their tokens).
+    container_id, first_token = register(world.charlie, "charlie-box", "sender")
+    page = world.charlie.go(f"/portal/containers/{container_id}/")
+    expect(page.locator(".badge")).to_have_text("offline")
+    page.get_by_role("button", name="Rotate token").click()
+    expect(page.get_by_text("New agent token.")).to_be_visible()
+    second_token = page.locator("#agent-token").inner_text().strip()
+    assert second_token and second_token != first_token
+    # Shown once: the page afterwards holds no token.
+    page = world.charlie.go(f"/portal/containers/{container_id}/")
+    expect(page.locator("#agent-token")).to_have_count(0)
