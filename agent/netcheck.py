@@ -400,7 +400,9 @@ class Checker:
         # (by loss or by its window), not the path.
         held_back = single > 0 and parallel >= 0.6 * streams * single and streams > 1
         ratio = probe.get("retransmit_ratio")
-        lossy = ratio is not None and ratio > self.limits.lossy_retransmit_ratio and (held_back or single < 0.5 * link)
+        # Loss limits a stream in proportion to the round trip (Mathis): on a LAN path it is not what holds it back.
+        lossy = (ratio is not None and ratio > self.limits.lossy_retransmit_ratio and rtt_s >= 0.005
+                 and (held_back or single < 0.5 * link))
         self.report["held_back"] = held_back
         self.report["lossy"] = lossy
         cc = host.get("congestion_control") or "unknown"
@@ -414,7 +416,7 @@ class Checker:
                 advice.append(f"This host uses {cc}, which slows down at every loss. On a long lossy path BBR keeps"
                               " its rate (ESnet fasterdata advises it): `sysctl -w net.core.default_qdisc=fq"
                               " net.ipv4.tcp_congestion_control=bbr` on both hosts.")
-            advice.append("The agent sends over many parallel connections on this path, since each carries little.")
+            advice.append("The agent uses many parallel connections on this path, since each carries little.")
         if per_stream_ceiling and bdp > window and rtt_s >= 0.005:
             want = 1 << max(22, math.ceil(math.log2(2 * bdp)))
             self.finding(WARN, "window_limited", f"one TCP stream can carry at most {human_rate(per_stream_ceiling)}"

@@ -232,6 +232,12 @@ def send_and_verify(processes: Processes, box: Box) -> int:
             f" probe {human_bytes((check.get('probe') or {}).get('parallel_bytes_per_s') or 0)}/s;"
             f" predicted {predicted:.1f} s for the data, took {_sent_seconds(box.alice, transfer['transfer_id'])}"
             if predicted is not None else f"  network check  {check.get('verdict')}: {check.get('summary')}")
+        for reason in check.get("reasons") or []:
+            say(f"                 {reason['level']}: {reason['message']}")
+        tuning = check.get("tuning") or {}
+        if tuning:
+            say(f"                 tuning: {tuning.get('transfers')} files at once, {tuning.get('upload_concurrency')}"
+                f" parts at once of {(tuning.get('chunk_size') or 0) // 2**20} MiB")
         for advice in check.get("advice") or []:
             say(f"                 advice: {advice}")
     say(f"  Bob's folder   {landed}")
