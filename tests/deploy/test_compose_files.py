@@ -31,7 +31,10 @@ NOT_IN_CONTAINERS = {
 # The receiver's settings (agent/config.py), and the sender's.
 RECEIVER_ONLY = {"DTN_RECEIVE_DIR", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS", "DTN_RECEIVER_TLS"}
 SENDER_ONLY = {"DTN_SEND_DIR", "DTN_RCLONE_RC_URL", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS", "DTN_TRANSFERS",
-               "DTN_RECEIVER_ATTEMPTS", "DTN_RECEIVER_RETRY_SECONDS", "DTN_PROGRESS_SECONDS"}
+               "DTN_RECEIVER_ATTEMPTS", "DTN_RECEIVER_RETRY_SECONDS", "DTN_PROGRESS_SECONDS",
+               # The network check and the tuning run on the sending side only.
+               "DTN_NETCHECK_PROBE_SECONDS", "DTN_NETCHECK_PROBE_MIB", "DTN_NETCHECK_STREAMS",
+               "DTN_NETCHECK_SLOW_MBIT", "DTN_TUNING"}
 
 PORTAL_READERS = re.compile(r"""(?:env_(?:str|bool|int|list|secret)|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 PORTAL_SECRETS = re.compile(r"""env_secret\(\s*["']([A-Z][A-Z0-9_]+)["']""")
