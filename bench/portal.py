@@ -227,14 +227,19 @@ async def send(run: Run, session, url, person_token, agent: Agent, mode: str):
 # --- watching the machine ------------------------------------------------------------------------
 
 
-def cpu_seconds(pids) -> float:
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of a process and everything under it, including children that
+    already exited (a restarted server worker, a closed PostgreSQL backend)."""
     total = 0
-    for pid in pids:
+    for pid in descendants(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
+        except OSError:
+            continue
+        # utime, stime; and for the root, cutime and cstime of its reaped children.
+        total += int(fields[11]) + int(fields[12])
+        if pid == root:
+            total += int(fields[13]) + int(fields[14])
     return total / os.sysconf("SC_CLK_TCK")
 
 
@@ -243,27 +248,15 @@ def descendants(pid: int) -> list[int]:
     while frontier:
         parent = frontier.pop()
         try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            children = [int(c) for c in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
         except OSError:
             children = []
-        found += [int(c) for c in children]
-        frontier += [int(c) for c in children]
+        found += children
+        frontier += children
     return found
 
 
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
-async def watch(run: Run, db, server: PortalServer, into: dict, window: tuple[float, float]):
+async def watch(run: Run, db, server: PortalServer, postmaster: int, into: dict, window: tuple[float, float]):
     """Every second: the server's connections to PostgreSQL; CPU of server, database and clients in the window."""
     peak = 0
     marks = {}
@@ -276,7 +269,7 @@ async def watch(run: Run, db, server: PortalServer, into: dict, window: tuple[fl
         for edge in ("start", "end"):
             if edge not in marks and now >= window[0 if edge == "start" else 1]:
                 usage = resource.getrusage(resource.RUSAGE_SELF)
-                marks[edge] = (now, cpu_seconds(descendants(server.process.pid)), cpu_seconds(postgres_pids()),
+                marks[edge] = (now, tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster),
                                usage.ru_utime + usage.ru_stime)
         if len(marks) == 2:
             (t0, s0, p0, c0), (t1, s1, p1, c1) = marks["start"], marks["end"]
@@ -463,7 +456,8 @@ async def load(args, server: PortalServer, db, agents, person, owner_id) -> dict
             loops.append(asyncio.create_task(agent_loop(run, session, base, agent, random.uniform(0, hb), hb,
                                                         float(args.hold_seconds))))
             loops.append(asyncio.create_task(tasks_loop(run, session, base, agent, random.uniform(0, hb))))
-        watcher = asyncio.create_task(watch(run, db, server, into, window))
+        postmaster = int((args.cluster.data / "postmaster.pid").read_text().split()[0])
+        watcher = asyncio.create_task(watch(run, db, server, postmaster, into, window))
         print(f"  {len(agents):,} agents starting over {hb:.0f} s; sends begin at {warm:.0f} s", flush=True)
         await asyncio.sleep(max(0.0, warm - run.now()))
         print(f"  sending {args.rate:g} transfers/s for {args.duration} s", flush=True)
@@ -677,6 +671,7 @@ def main(argv=None) -> int:
         with db.cursor() as cursor:
             cursor.execute("SHOW server_version")
             machine["postgresql"] = cursor.fetchone()[0]
+        args.cluster = cluster
         result = asyncio.run(load(args, server, db, agents, person, owner_id))
         db.close()
         server_log = server.log()
