@@ -974,13 +974,23 @@ class _Attempt:
                 return status, stats, sent_now
             if self.channel.stopping:
                 self._stop_job()
+                self._last_look(plan, seen)
                 raise Interrupted()
             try:
                 self.send_progress()
             except Canceled:
                 self._stop_job()
+                self._last_look(plan, seen)
                 raise
             self.r.sleep(POLL_SECONDS)
+
+    def _last_look(self, plan: SourcePlan, seen: set) -> None:
+        """Files that finished while the job was being stopped are the attempt's too:
+        without this a restart finds them there and calls them skipped."""
+        try:
+            self._observe(plan, seen)
+        except RcError as exc:
+            log.warning("could not read what rclone finished before the stop: %s", exc.message)
 
     def _sample(self) -> None:
         """Bytes sent so far by this attempt, once a second, for the portal's throughput series."""
