@@ -615,13 +615,16 @@ def plot(result: dict, path: Path):
         points = [(t, d) for t, d in result["series"][name] if d > 0]
         series.scatter([t for t, _ in points], [d for _, d in points], s=4, color=colour, alpha=0.6,
                        label="queued → claimed" if name == "queued_to_claimed" else "claim (command waiting)")
-    series.set_yscale("log")
+    if any(result["series"][name] for name in ("queued_to_claimed", "claim_latency")):
+        series.set_yscale("log")
+    else:
+        series.text(0.5, 0.5, "no command was claimed in time", transform=series.transAxes, ha="center")
     series.set_xlabel("seconds into the measured window")
     series.set_ylabel("ms (log scale)")
     rate = series.twinx()
     counts = result["series"]["requests"]
     rate.plot(range(len(counts)), counts, color="#55a868", linewidth=0.8, label="requests/s")
-    rate.set_ylabel("requests/s answered", color="#55a868")
+    rate.set_ylabel("requests/s ended (answered or failed)", color="#55a868")
     rate.set_ylim(0, max(counts or [1]) * 1.6)
     handles = series.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0]
     series.legend(handles=handles, fontsize=8, loc="upper left", markerscale=3)
