@@ -40,7 +40,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	touch $@
 
-# The control plane: 2,000 simulated agents against the portal on PostgreSQL; about 4 minutes.
+# The control plane: 2,000 simulated agents against the portal on PostgreSQL; about 5-6 minutes.
 bench-portal: $(BENCH_STAMP)
 	$(BIN)/python -m bench.portal
 
