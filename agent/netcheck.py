@@ -313,8 +313,10 @@ class Checker:
         limits = self.limits
         before = tcp_counters(self.proc)
         data = os.urandom(8 * MiB)
-        single = self._phase(key, 1, limits.probe_seconds * 0.4, int(limits.probe_max_bytes * 0.35), data)
-        parallel = self._phase(key, limits.streams, limits.probe_seconds * 0.6,
+        # The phases get less than the whole budget: a PUT in flight at a phase's end finishes, and on a
+        # slow lossy path that runs over by a few seconds.
+        single = self._phase(key, 1, limits.probe_seconds * 0.3, int(limits.probe_max_bytes * 0.35), data)
+        parallel = self._phase(key, limits.streams, limits.probe_seconds * 0.5,
                                int(limits.probe_max_bytes * 0.65), data)
         after = tcp_counters(self.proc)
         ratio = None
@@ -398,7 +400,7 @@ class Checker:
         streams = probe["streams"]
         # Parallel streams that scale almost linearly mean each stream is held back
         # (by loss or by its window), not the path.
-        held_back = single > 0 and parallel >= 0.6 * streams * single and streams > 1
+        held_back = single > 0 and parallel >= 0.5 * streams * single and streams > 1
         ratio = probe.get("retransmit_ratio")
         # Loss limits a stream in proportion to the round trip (Mathis): on a LAN path it is not what holds it back.
         lossy = (ratio is not None and ratio > self.limits.lossy_retransmit_ratio and rtt_s >= 0.005

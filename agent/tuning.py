@@ -96,7 +96,9 @@ class Measured:
 
     @property
     def held_back(self) -> bool:
-        return self.streams > 1 and self.parallel >= 0.6 * self.streams * self.single
+        # Under loss one stream's figure is noisy (seen on the bed: 0.4 to 1.3 MB/s on the same link), so
+        # the check's own loss finding counts too, and half-linear scaling is enough.
+        return self.streams > 1 and (self.lossy or self.parallel >= 0.5 * self.streams * self.single)
 
 
 @dataclass(frozen=True)

@@ -300,11 +300,12 @@ class World:
             agents.append(agent.start())
         return box, agents
 
-    def send(self, sender_box, receiver_box=None, sources=("big.bin", "small"), prefix=None) -> tuple[str, str]:
+    def send(self, sender_box, receiver_box=None, sources=("big.bin", "small"), prefix=None,
+             **options) -> tuple[str, str]:
         prefix = prefix or f"t-{secrets.token_hex(4)}"
         transfer_id = self.alice.call("POST", "/api/v1/transfers", 201, json={
             "sender": sender_box["container_id"], "receiver": (receiver_box or self.receiver)["container_id"],
-            "sources": list(sources), "prefix": prefix, "label": prefix})["transfer_id"]
+            "sources": list(sources), "prefix": prefix, "label": prefix, **options})["transfer_id"]
         return transfer_id, prefix
 
     def landed(self, bucket: str, prefix: str, receive_dir: Path | None = None) -> dict[str, str]:

@@ -278,7 +278,9 @@ def test_receiver_disk_full(small_disk, record_row):
     portal names it from the receiver's own heartbeats (its receive folder's free space)."""
     world, receiver_box, receive_dir = small_disk
     box, agents = world.new_sender()
-    transfer_id, prefix = world.send(box, receiver_box)
+    # The network check sees the 40 MiB disk and says no-go (tests/netcheck); the person overrides it
+    # here, so the disk fills mid-transfer, which is the fault under test.
+    transfer_id, prefix = world.send(box, receiver_box, network_check="override")
     started = time.monotonic()
     record, _ = finish(world, transfer_id, started, started, 120)
     grant = world.grant(receiver_box)
@@ -289,6 +291,7 @@ def test_receiver_disk_full(small_disk, record_row):
     row(record_row, record, started, None, world.dataset_bytes, reason=fatal.get("reason"),
         leftover_temp_files=sum(TEMP_PREFIX in p for p in landed))
     assert record["state"] == "failed", record
+    assert record["network_check"]["verdict"] == "no_go" and record["network_check"]["reason"] == "receiver_full"
     assert fatal.get("reason") == "receiver_full", fatal
     assert "big.bin" in fatal.get("message", ""), fatal
     # Nothing corrupt looks complete: every file at the receiver under its own name is the sender's,
