@@ -29,14 +29,14 @@ SERIOUS = ("serious", "critical")
 expect.set_options(timeout=20_000)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def portal():
     # Quick heartbeats: the side channel (folder listings) rides on them.
     with PortalServer(DTN_HEARTBEAT_SECONDS="2") as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Browser:
     browser_tools.ensure_all()
     with sync_playwright() as playwright:
@@ -167,7 +167,7 @@ class World:
         return self.receive_dir / self.grant["bucket"] / prefix
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def world(portal, chromium):
     scratch = Scratch("dtn-browser-")
     agents: list[AgentProcess] = []
