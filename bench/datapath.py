@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import report
+from tests.e2e.procs import write_random
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -97,30 +98,20 @@ class Dataset:
         return self.root / self.rel
 
 
-def _write(path: Path, size: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as handle:
-        left = size
-        while left:
-            chunk = min(left, 8 * MiB)
-            handle.write(os.urandom(chunk))
-            left -= chunk
-
-
 def make_datasets(send_dir: Path, link: str, sizes: tuple) -> dict[str, Dataset]:
     """Incompressible bytes (os.urandom), so no layer can cheat by compressing."""
     single, n1m, n64k, mixed = sizes
     made = {}
     ds = Dataset(link, "single", send_dir, f"{link}/single/data.bin")
-    _write(ds.path, single)
+    write_random(ds.path, single)
     made["single"] = ds
     ds = Dataset(link, "files1m", send_dir, f"{link}/files1m")
     for i in range(n1m):
-        _write(ds.path / f"d{i // 100:02d}" / f"f{i:05d}.bin", MiB)
+        write_random(ds.path / f"d{i // 100:02d}" / f"f{i:05d}.bin", MiB)
     made["files1m"] = ds
     ds = Dataset(link, "files64k", send_dir, f"{link}/files64k")
     for i in range(n64k):
-        _write(ds.path / f"d{i // 500:02d}" / f"f{i:05d}.bin", 64 * 1024)
+        write_random(ds.path / f"d{i // 500:02d}" / f"f{i:05d}.bin", 64 * 1024)
     made["files64k"] = ds
     ds = Dataset(link, "mixed", send_dir, f"{link}/mixed")
     mixed_tree(ds.path, mixed, random.Random(f"mixed-{link}"))
@@ -135,24 +126,24 @@ def mixed_tree(root: Path, total: int, rng: random.Random) -> None:
     """Shaped like an instrument's output: one raw capture (40% of the bytes), processed 4 MiB chunks (30%),
     quick-look products of 256 KiB-2 MiB (15%), and many small metadata/log files of 1-64 KiB (15%), in a
     nested run/sample layout."""
-    _write(root / "raw" / "run01" / "capture.raw", int(total * 0.40))
+    write_random(root / "raw" / "run01" / "capture.raw", int(total * 0.40))
     budget = int(total * 0.30)
     index = 0
     while budget > 0:
         size = min(4 * MiB, budget)
-        _write(root / "processed" / f"run01/sample{index % 8:02d}" / f"chunk{index:04d}.nc", size)
+        write_random(root / "processed" / f"run01/sample{index % 8:02d}" / f"chunk{index:04d}.nc", size)
         budget -= size
         index += 1
     budget, index = int(total * 0.15), 0
     while budget > 0:
         size = min(rng.randint(256 * 1024, 2 * MiB), budget)
-        _write(root / "quicklook" / f"sample{index % 8:02d}" / f"plot{index:04d}.png", size)
+        write_random(root / "quicklook" / f"sample{index % 8:02d}" / f"plot{index:04d}.png", size)
         budget -= size
         index += 1
     budget, index = int(total * 0.15), 0
     while budget > 0:
         size = min(rng.randint(1024, 64 * 1024), budget)
-        _write(root / "meta" / f"sample{index % 16:02d}" / f"shot{index // 16 % 40:02d}" / f"m{index:05d}.json", size)
+        write_random(root / "meta" / f"sample{index % 16:02d}" / f"shot{index // 16 % 40:02d}" / f"m{index:05d}.json", size)
         budget -= size
         index += 1
 

@@ -330,19 +330,24 @@ class World:
         self.portal.relay.close()
 
 
-@pytest.fixture(scope="module")
-def world():
-    bed = start_bed(cc="cubic", rate_mbit=RATE_MBIT, rtt_ms=2, loss_pct=0)
-    scratch = Path(tempfile.mkdtemp(prefix="dtn-faults-"))
+def world_in_bed(make, prefix: str, **link):
+    """A bed with a world made in it (`make(bed, scratch)`), and everything gone afterwards."""
+    bed = start_bed(cc="cubic", **link)
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
     made = None
     try:
-        made = World(bed, scratch)
+        made = make(bed, scratch)
         yield made
     finally:
         if made is not None:
             made.close()
         bed.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def world():
+    yield from world_in_bed(World, "dtn-faults-", rate_mbit=RATE_MBIT, rtt_ms=2, loss_pct=0)
 
 
 @pytest.fixture

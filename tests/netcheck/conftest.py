@@ -3,15 +3,13 @@ sender agent in their namespaces (the fault suite's machinery), a WAN set per te
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.procs import Person, wait_for
-from tests.faults.conftest import BedAgent, BedPortal
-from tests.netbed.plugin import pytest_sessionfinish, start_bed  # noqa: F401
+from tests.faults.conftest import BedAgent, BedPortal, world_in_bed
+from tests.netbed.plugin import pytest_sessionfinish  # noqa: F401
 
 CLEAN = {"rate_mbit": 200, "rtt_ms": 2, "loss_pct": 0}
 # Bounded checks: the probe stops after 4 s or 16 MiB.
@@ -91,17 +89,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world():
-    bed = start_bed(cc="cubic", **CLEAN)
-    scratch = Path(tempfile.mkdtemp(prefix="dtn-netcheck-"))
-    made = None
-    try:
-        made = World(bed, scratch)
-        yield made
-    finally:
-        if made is not None:
-            made.close()
-        bed.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+    yield from world_in_bed(World, "dtn-netcheck-", **CLEAN)
 
 
 @pytest.fixture
