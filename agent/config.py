@@ -293,6 +293,7 @@ def load(environ=None) -> Config:
             probe_max_bytes=read.integer("DTN_NETCHECK_PROBE_MIB", 48, 1, 1024) * 1024 * 1024,
             streams=read.integer("DTN_NETCHECK_STREAMS", 8, 2, 64),
             slow_bytes_per_s=read.number("DTN_NETCHECK_SLOW_MBIT", 100.0, 0.1, 1e6) * 1e6 / 8,
+            probe_reuse_seconds=read.number("DTN_NETCHECK_REUSE_SECONDS", 600.0, 0.0, 86400.0),
         ),
         tune=read.boolean("DTN_TUNING", True),
     )

@@ -59,6 +59,9 @@ class Limits:
     slow_bytes_per_s: float = 100e6 / 8
     # A retransmission share above this, with streams held back, is called lossy.
     lossy_retransmit_ratio: float = 0.001
+    # A transfer to an endpoint probed this recently reuses that probe (reachability, TLS, keys and space
+    # are checked afresh): back-to-back transfers do not each pay seconds of probing. 0: always probe.
+    probe_reuse_seconds: float = 600.0
 
 
 class S3Error(Exception):
@@ -236,7 +239,8 @@ class Checker:
         return self.finish()
 
     def run(self, *, probe: bool = True, total_bytes: int | None = None, files: int | None = None,
-            free_bytes: int | None = None) -> dict:
+            free_bytes: int | None = None, earlier_probe: dict | None = None) -> dict:
+        """`earlier_probe`: a recent probe of this endpoint to use instead of probing again."""
         started = self.clock()
         t = self.t
         self.report = {"endpoint": t.endpoint, "reason": "", "probe": None, "rtt_ms": None,
@@ -283,7 +287,9 @@ class Checker:
         key = f".dtn-netcheck-{uuid.uuid4().hex[:12]}"
         try:
             self._write_read_remove(key)
-            if probe:
+            if probe and earlier_probe is not None and self._same_path(earlier_probe):
+                self.report["probe"] = earlier_probe
+            elif probe:
                 self._probe(key)
         except S3Error as exc:
             code = {FailureReason.AUTH_FAILED: "auth", FailureReason.CERTIFICATE_MISMATCH: "certificate",
@@ -296,6 +302,13 @@ class Checker:
         return self.finish()
 
     # --- steps ---
+
+    def _same_path(self, earlier: dict) -> bool:
+        """An earlier probe still describes this path if the round trip has not moved much."""
+        then, now = earlier.get("rtt_median_ms"), self.report["rtt_ms"]["median"]
+        if then is None:
+            return False
+        return abs(now - then) <= max(5.0, 0.5 * then)
 
     def _write_read_remove(self, key: str) -> None:
         payload = os.urandom(64 * 1024)
@@ -323,6 +336,7 @@ class Checker:
         if before and after and after[0] > before[0]:
             ratio = round((after[1] - before[1]) / (after[0] - before[0]), 5)
         self.report["probe"] = {
+            "rtt_median_ms": self.report["rtt_ms"]["median"],
             "single_stream_bytes_per_s": round(single["rate"], 1),
             "parallel_bytes_per_s": round(parallel["rate"], 1), "streams": limits.streams,
             "bytes": single["bytes"] + parallel["bytes"], "seconds": round(single["seconds"] + parallel["seconds"], 2),
@@ -479,7 +493,9 @@ def summarise(report: dict) -> str:
         parts.append(f"{report['endpoint']} answers in {rtt['median']:.1f} ms")
     probe = report.get("probe")
     if probe:
-        parts.append(f"the probe carried {human_rate(probe['single_stream_bytes_per_s'])} on one stream and"
+        when = (f"the probe of {probe['reused_from_seconds_ago']:.0f} s ago" if probe.get("reused_from_seconds_ago")
+                is not None else "the probe")
+        parts.append(f"{when} carried {human_rate(probe['single_stream_bytes_per_s'])} on one stream and"
                      f" {human_rate(probe['parallel_bytes_per_s'])} on {probe['streams']}")
     if report.get("predicted_seconds") is not None:
         parts.append(f"predicted: {human_seconds(report['predicted_seconds'])}")

@@ -447,6 +447,8 @@ class TransferRunner:
         self.tcp_probe = tcp_probe or tcp_connect
         self.network_limits = network_limits
         self.s3_factory = s3_factory or minio_s3
+        # endpoint -> (clock, probe) of the last full probe, for back-to-back transfers.
+        self.probes: dict[str, tuple[float, dict]] = {}
         self.tune = tune
 
     def run(self, command: dict, channel: Channel) -> Outcome:
@@ -484,14 +486,16 @@ def pin_certificate(state_dir: Path, d: Destination) -> Path | None:
 
 def run_network_check(d: Destination, ca_file: Path | None, *, limits: netcheck.Limits,
                       s3_factory: Callable[..., netcheck.S3], tcp_probe=None, tls_fingerprint=None,
-                      probe: bool = True, total_bytes: int | None = None, files: int | None = None) -> dict:
+                      probe: bool = True, total_bytes: int | None = None, files: int | None = None,
+                      earlier_probe: dict | None = None) -> dict:
     """The network check against a command's (or a check task's) destination."""
     host, port = d.host_port
     target = netcheck.Target(d.endpoint, host, port, d.tls, pem_sha256(d.certificate_pem) if ca_file else None)
     connect = (lambda h, p, timeout: tcp_probe(h, p)) if tcp_probe else None
     checker = netcheck.Checker(target, s3_factory(d, ca_file, limits.streams + 1), limits=limits,
                                tcp_connect=connect, tls_fingerprint=tls_fingerprint or peer_certificate_sha256)
-    return checker.run(probe=probe, total_bytes=total_bytes, files=files, free_bytes=d.free_bytes)
+    return checker.run(probe=probe, total_bytes=total_bytes, files=files, free_bytes=d.free_bytes,
+                       earlier_probe=earlier_probe)
 
 
 def tcp_connect(host: str, port: int, timeout: float = 5.0) -> None:
@@ -784,17 +788,24 @@ class _Attempt:
         """Run in a thread while this one keeps the lease and hears a stop."""
         result: dict = {}
 
+        endpoint = self.spec.destination.endpoint
+        limits = self.r.network_limits
+        rate = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
+        if rate:
+            # The user limited this transfer: the probe stays small, about two seconds at that rate.
+            limits = replace(limits, probe_max_bytes=max(256 * 1024, min(limits.probe_max_bytes, int(2 * rate))))
+        earlier = self.r.probes.get(endpoint)
+        reuse = None
+        if (earlier is not None and not rate and limits.probe_reuse_seconds > 0
+                and self.r.clock() - earlier[0] <= limits.probe_reuse_seconds):
+            reuse = {**earlier[1], "reused_from_seconds_ago": round(self.r.clock() - earlier[0], 1)}
+
         def work():
-            limits = self.r.network_limits
-            rate = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
-            if rate:
-                # The user limited this transfer: the probe stays small, about two seconds at that rate.
-                limits = replace(limits, probe_max_bytes=max(256 * 1024, min(limits.probe_max_bytes, int(2 * rate))))
             try:
                 result["report"] = run_network_check(
                     self.spec.destination, ca_file, limits=limits, s3_factory=self.r.s3_factory,
                     tcp_probe=self.r.tcp_probe, tls_fingerprint=self.r.tls_fingerprint, probe=probe,
-                    total_bytes=self.ledger.total_bytes, files=self.ledger.count)
+                    total_bytes=self.ledger.total_bytes, files=self.ledger.count, earlier_probe=reuse)
             except BaseException as exc:  # handed to the waiting thread
                 result["error"] = exc
 
@@ -806,7 +817,13 @@ class _Attempt:
                 self.idle(0)
         if "error" in result:
             raise result["error"]
-        return result["report"]
+        report = result["report"]
+        fresh = report.get("probe")
+        if fresh and reuse is None and not rate and report["verdict"] != netcheck.NO_GO:
+            self.r.probes[endpoint] = (self.r.clock(), fresh)
+        elif report["verdict"] == netcheck.NO_GO:
+            self.r.probes.pop(endpoint, None)
+        return report
 
     def _choose(self, report: dict) -> None:
         mix = tuning.FileMix.of(e.size for e in self.entries())

@@ -137,6 +137,28 @@ def test_a_single_file_source_goes_through_copyfile_to_its_own_name(send_dir, tm
                                                         "outcome": "sent", "error": ""}}
 
 
+def test_back_to_back_transfers_to_one_endpoint_reuse_the_probe_but_check_the_rest_again(send_dir, tmp_path):
+    s3 = FakeS3()
+    rc = FakeRc([Frame(finished=True, success=True, stats=stats(5, 1))],
+                [Frame(finished=True, success=True, stats=stats(5, 1))],
+                [Frame(finished=True, success=True, stats=stats(5, 1))])
+    run = runner(rc, send_dir, tmp_path, s3=s3)
+    first = run.run(command(["notes.txt"]), FakeChannel())
+    puts_first = sum(1 for op, _ in s3.calls if op == "put")
+    second_channel = FakeChannel()
+    second = run.run(command(["notes.txt"]), second_channel)
+    puts_second = sum(1 for op, _ in s3.calls if op == "put") - puts_first
+    assert first.state == second.state == CommandState.SUCCEEDED
+    assert puts_first > 1 and puts_second == 1  # only the write/read-back object: the keys are checked again
+    check = next(r["network_check"] for r in second_channel.reports if "network_check" in r)
+    assert check["probe"]["reused_from_seconds_ago"] >= 0 and "the probe of" in check["summary"]
+    # A bandwidth-limited transfer neither reuses nor keeps a probe; with reuse off, every transfer probes.
+    run.network_limits = Limits(probe_max_bytes=2 * 1024 * 1024, probe_reuse_seconds=0)
+    before = len(s3.calls)
+    run.run(command(["notes.txt"]), FakeChannel())
+    assert sum(1 for op, _ in s3.calls[before:] if op == "put") > 1
+
+
 def test_a_stop_from_the_portal_stops_the_rclone_job_and_ends_canceled(send_dir, tmp_path):
     rc = FakeRc([Frame(stats=stats(100, 0))] * 50)
     clock = FakeClock()

@@ -34,7 +34,7 @@ SENDER_ONLY = {"DTN_SEND_DIR", "DTN_RCLONE_RC_URL", "DTN_RCLONE_RC_USER", "DTN_R
                "DTN_RECEIVER_ATTEMPTS", "DTN_RECEIVER_RETRY_SECONDS", "DTN_PROGRESS_SECONDS",
                # The network check and the tuning run on the sending side only.
                "DTN_NETCHECK_PROBE_SECONDS", "DTN_NETCHECK_PROBE_MIB", "DTN_NETCHECK_STREAMS",
-               "DTN_NETCHECK_SLOW_MBIT", "DTN_TUNING"}
+               "DTN_NETCHECK_SLOW_MBIT", "DTN_NETCHECK_REUSE_SECONDS", "DTN_TUNING"}
 
 PORTAL_READERS = re.compile(r"""(?:env_(?:str|bool|int|list|secret)|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 PORTAL_SECRETS = re.compile(r"""env_secret\(\s*["']([A-Z][A-Z0-9_]+)["']""")

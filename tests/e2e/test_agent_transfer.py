@@ -51,6 +51,11 @@ def test_a_big_file_and_a_tree_of_small_files_move_in_queue_order_byte_identical
     first_record = alice.transfer(first)
     assert first_record["state"] == "succeeded", first_record
     assert record["state"] == "succeeded", record
+    # The second transfer to the same endpoint reuses the first one's probe; the rest is checked again.
+    assert first_record["network_check"]["probe"].get("reused_from_seconds_ago") is None
+    second_check = record["network_check"]
+    assert second_check["probe"]["reused_from_seconds_ago"] >= 0, second_check
+    assert second_check["details"]["s3"]["read_back"] is True and second_check["rtt_ms"]["samples"] == 5
     growing = [b for i, b in enumerate(seen_bytes) if i == 0 or b != seen_bytes[i - 1]]
     assert len(growing) >= 2 and growing == sorted(growing) and growing[-1] > 0, seen_bytes
     # Queue order: the tree's command was claimed only after the big file's had finished.

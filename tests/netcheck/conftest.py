@@ -12,8 +12,9 @@ from tests.faults.conftest import BedAgent, BedPortal, world_in_bed
 from tests.netbed.plugin import pytest_sessionfinish  # noqa: F401
 
 CLEAN = {"rate_mbit": 200, "rtt_ms": 2, "loss_pct": 0}
-# Bounded checks: the probe stops after 4 s or 16 MiB.
-AGENT_ENV = {"DTN_NETCHECK_PROBE_SECONDS": "4", "DTN_NETCHECK_PROBE_MIB": "16"}
+# Bounded checks: the probe stops after 4 s or 16 MiB. The tests change the link between transfers, so
+# every transfer probes afresh.
+AGENT_ENV = {"DTN_NETCHECK_PROBE_SECONDS": "4", "DTN_NETCHECK_PROBE_MIB": "16", "DTN_NETCHECK_REUSE_SECONDS": "0"}
 
 
 class World:
