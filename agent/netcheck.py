@@ -25,7 +25,6 @@ behind, and removed afterwards.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -100,8 +99,8 @@ class MinioS3:
         self.bucket = bucket
         self.endpoint = endpoint
 
-    def put(self, key: str, data: bytes) -> None:
-        self._call(lambda: self.client.put_object(self.bucket, key, io.BytesIO(data), len(data)))
+    def put(self, key: str, data) -> None:
+        self._call(lambda: self.client.put_object(self.bucket, key, _Reader(data), len(data)))
 
     def get(self, key: str) -> bytes:
         def read():
@@ -139,6 +138,8 @@ class MinioS3:
                            .group(1), self.bucket) from None
         except MinioException as exc:
             raise S3Error(FailureReason.NETWORK_NO_GO, f"the S3 client failed: {str(exc)[:300]}") from None
+        except ValueError as exc:  # the SDK's own checks, e.g. of the bucket's name
+            raise S3Error(FailureReason.NETWORK_NO_GO, f"the S3 client refused: {str(exc)[:300]}") from None
         except ux.SSLError as exc:
             raise S3Error(FailureReason.CERTIFICATE_MISMATCH, f"TLS refused: {exc}") from None
         except ux.MaxRetryError as exc:
@@ -147,6 +148,18 @@ class MinioS3:
             raise S3Error(FailureReason.RECEIVER_UNREACHABLE, f"no answer: {exc.reason}") from None
         except (ux.HTTPError, OSError) as exc:
             raise S3Error(FailureReason.RECEIVER_UNREACHABLE, f"no answer: {exc}") from None
+
+
+class _Reader:
+    """A file-like view of a buffer that does not copy it first (io.BytesIO would)."""
+
+    def __init__(self, data):
+        self.view, self.pos = memoryview(data), 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.view) if size is None or size < 0 else min(len(self.view), self.pos + size)
+        chunk, self.pos = bytes(self.view[self.pos:end]), end
+        return chunk
 
 
 def s3_error(code: str, status: int, message: str, bucket: str) -> S3Error:
@@ -348,6 +361,9 @@ class Checker:
     def _phase(self, key: str, streams: int, seconds: float, max_bytes: int, data: bytes) -> dict:
         deadline = self.clock() + seconds
         per_stream = max(max_bytes // streams, 64 * 1024)
+        # Each PUT in flight is held in memory once by the S3 client: at most 16 MiB across the streams.
+        largest = max(256 * 1024, min(len(data), 16 * MiB // streams))
+        view = memoryview(data)
         results: list[dict] = [None] * streams
         errors: list[S3Error] = []
 
@@ -359,9 +375,9 @@ class Checker:
             name = f"{key}-{n}"
             try:
                 while sent < per_stream and self.clock() < deadline:
-                    size = min(size, per_stream - sent, len(data))
+                    size = min(size, per_stream - sent, largest)
                     begin = self.clock()
-                    self.s3.put(name, data[:size])
+                    self.s3.put(name, view[:size])
                     end = self.clock()
                     sent += size
                     done.append((end, sent))
