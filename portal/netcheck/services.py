@@ -18,6 +18,7 @@ from agent.protocol import FailureReason
 from portal.agentapi import tasks as agent_tasks
 from portal.agentapi.models import AgentTask, TaskState
 from portal.netcheck.models import CheckState, NetworkCheck, Verdict
+from portal.transfers import throughput
 from portal.transfers.services import SendRefused, _grant_for, own_senders
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,9 @@ def record_for_transfer(transfer, command, report) -> NetworkCheck | None:
     _apply(check, report)
     check.finished_at = timezone.now()
     check.save()
-    if transfer.network_check_id != check.pk:
-        transfer.network_check = check
-        transfer.save(update_fields=["network_check"])
+    transfer.network_check = check
+    throughput.set_reference(transfer, check.result)
+    transfer.save(update_fields=["network_check", "throughput"])
     return check
 
 

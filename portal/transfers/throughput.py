@@ -80,12 +80,22 @@ def _merged(points):
     return out
 
 
+def probe_rate(report) -> float | None:
+    """What the network check's probe carried at best (bytes/s)."""
+    probe = report.get("probe") if isinstance(report, dict) else None
+    if not isinstance(probe, dict):
+        return None
+    rates = [probe.get(k) for k in ("single_stream_bytes_per_s", "parallel_bytes_per_s")]
+    return max((r for r in rates if isinstance(r, (int, float)) and not isinstance(r, bool)), default=0) or None
+
+
+def set_reference(transfer, report) -> None:
+    """Kept in the series itself, so a report's stall check needs no query for the check."""
+    transfer.throughput = {**(transfer.throughput or {}), "reference": probe_rate(report)}
+
+
 def reference_rate(transfer) -> float | None:
-    check = transfer.network_check
-    probe = (check.result or {}).get("probe") if check is not None else None
-    rate = None
-    if isinstance(probe, dict):
-        rate = max(probe.get("single_stream_bytes_per_s") or 0, probe.get("parallel_bytes_per_s") or 0) or None
+    rate = (transfer.throughput or {}).get("reference")
     points = (transfer.throughput or {}).get("points", [])
     if rate is None and len(points) >= 10:
         rate = statistics.median(p[1] for p in points) or None

@@ -144,7 +144,7 @@ def test_the_series_stays_bounded_and_keeps_its_span():
 def test_a_stall_is_flagged_once_then_recovered(settings):
     settings.DTN_STALL_SECONDS = 5
     transfer = Transfer(throughput={}, stalls=[], bandwidth_limit="", bytes_total=10**9, bytes_transferred=10**6)
-    transfer.network_check = NetworkCheck(result=GO)
+    throughput.set_reference(transfer, GO)
     t, sent = 1000.0, 0
     changes = []
     for rate in [2e7] * 10 + [0] * 10 + [2e7] * 10:
