@@ -371,7 +371,7 @@ class Checker:
             # Growing PUTs on one kept-alive connection: small first so a slow path
             # answers within the time, larger later so the request's own round trip
             # costs little against the bytes.
-            size, sent, done = 128 * 1024, 0, []
+            size, sent, puts = 128 * 1024, 0, []
             name = f"{key}-{n}"
             try:
                 while sent < per_stream and self.clock() < deadline:
@@ -380,13 +380,13 @@ class Checker:
                     self.s3.put(name, view[:size])
                     end = self.clock()
                     sent += size
-                    done.append((end, sent))
+                    puts.append((begin, end, size))
                     if end - begin < 0.5:
                         size *= 2
                 self.s3.remove(name)
             except S3Error as exc:
                 errors.append(exc)
-            results[n] = {"start": started, "done": done, "bytes": sent}
+            results[n] = {"puts": puts, "bytes": sent}
 
         started = self.clock()
         threads = [threading.Thread(target=stream, args=(n,), daemon=True) for n in range(streams)]
@@ -396,8 +396,8 @@ class Checker:
             thread.join()
         if errors and not any(r and r["bytes"] for r in results):
             raise errors[0]
-        rate = sum(_steady_rate(r["start"], r["done"]) for r in results if r)
-        return {"rate": rate, "bytes": sum(r["bytes"] for r in results if r), "seconds": self.clock() - started}
+        return {"rate": _steady_rate(started, [r["puts"] for r in results if r]),
+                "bytes": sum(r["bytes"] for r in results if r), "seconds": self.clock() - started}
 
     def _space(self) -> None:
         free, total = self.report.get("free_bytes"), self.report.get("total_bytes")
@@ -485,16 +485,29 @@ def refused(endpoint: str, reason: FailureReason, message: str) -> dict:
     return report
 
 
-def _steady_rate(start: float, done: list[tuple[float, int]]) -> float:
-    """Bytes/s of one stream once it got going: the first PUT (connection set-up,
-    slow start) is left out when there are enough after it."""
-    if not done:
+def _steady_rate(start: float, streams: list[list[tuple[float, float, int]]]) -> float:
+    """Bytes/s the streams carried together once they got going. Each stream's rate
+    leaves out its first PUT (connection set-up, slow start) when enough follow it;
+    their sum is capped by the bytes of those later PUTs over the wall time they
+    spanned together, since streams that end at different times would otherwise
+    each be credited with the whole path."""
+    total, steady_bytes, spans = 0.0, 0, []
+    for puts in streams:
+        if not puts:
+            continue
+        if len(puts) >= 3:
+            later = puts[1:]
+            first_end, last_end = puts[0][1], puts[-1][1]
+            total += sum(p[2] for p in later) / (last_end - first_end) if last_end > first_end else 0.0
+        else:
+            later = puts
+            total += sum(p[2] for p in puts) / (puts[-1][1] - start) if puts[-1][1] > start else 0.0
+        steady_bytes += sum(p[2] for p in later)
+        spans += [(p[0], p[1]) for p in later]
+    if not spans:
         return 0.0
-    if len(done) >= 3:
-        (t0, b0), (t1, b1) = done[0], done[-1]
-        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
-    t1, b1 = done[-1]
-    return b1 / (t1 - start) if t1 > start else 0.0
+    wall = max(e for _, e in spans) - min(b for b, _ in spans)
+    return min(total, steady_bytes / wall) if wall > 0 else total
 
 
 def summarise(report: dict) -> str:

@@ -184,8 +184,8 @@ def test_the_tuning_differs_between_one_large_file_and_ten_thousand_small_ones_o
     finally:
         big.unlink()
     print(f"\none large file: {large}\n10,000 small files: {many}")
-    # One big file: parallel parts, big enough parts; 10,000 small ones: many files at once.
-    assert large["upload_concurrency"] > 4 and large["chunk_size"] >= 8 * MiB
+    # One big file: in parallel parts, many MiB in flight; 10,000 small ones: many files at once.
+    assert large["upload_concurrency"] > 4 and large["upload_concurrency"] * large["chunk_size"] >= 64 * MiB
     assert many["transfers"] >= 32 and many["transfers"] >= 4 * large["transfers"]
     assert large["reasons"] and many["reasons"]
 
