@@ -432,9 +432,14 @@ class Checker:
         # (by loss or by its window), not the path.
         held_back = single > 0 and parallel >= 0.5 * streams * single and streams > 1
         ratio = probe.get("retransmit_ratio")
-        # Loss limits a stream in proportion to the round trip (Mathis): on a LAN path it is not what holds it back.
+        # Loss limits a stream in proportion to the round trip (Mathis: MSS/RTT x 1.22/sqrt(p)): on a LAN path
+        # it is not what holds a stream back. Retransmissions on a clean long path (slow start overshooting
+        # the queue) leave one stream far above that bound; real loss keeps it near it.
+        mathis = 1448 / rtt_s * 1.22 / math.sqrt(ratio) if ratio else None
+        # Well above that (3x the threshold), the share of segments sent again says it alone: one stream's
+        # rate over a few seconds of loss is too noisy to confirm it (0.4 to 1.3 MB/s on one bed link).
         lossy = (ratio is not None and ratio > self.limits.lossy_retransmit_ratio and rtt_s >= 0.005
-                 and (held_back or single < 0.5 * link))
+                 and (held_back or single <= 3 * mathis or ratio > 3 * self.limits.lossy_retransmit_ratio))
         self.report["held_back"] = held_back
         self.report["lossy"] = lossy
         cc = host.get("congestion_control") or "unknown"
