@@ -515,6 +515,13 @@ def _steady_rate(start: float, streams: list[list[tuple[float, float, int]]]) ->
     return min(total, steady_bytes / wall) if wall > 0 else total
 
 
+def attach_tuning(report: dict, choice) -> None:
+    """The tuning chosen from this report (agent/tuning.Choice) and its prediction, into the report."""
+    report.update(tuning=choice.as_dict(), predicted_seconds=choice.predicted_seconds,
+                  predicted_bytes_per_s=choice.predicted_bytes_per_s)
+    report["summary"] = summarise(report)
+
+
 def summarise(report: dict) -> str:
     verdict = report["verdict"]
     reasons = report.get("reasons") or []

@@ -251,10 +251,7 @@ def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
                                             total_bytes=total, files=files)
         if report["verdict"] != netcheck.NO_GO and total:
             choice = tuning.choose(tuning.Measured.from_report(report), tuning.FileMix.uniform(files, total))
-            report["tuning"] = choice.as_dict()
-            report["predicted_seconds"] = choice.predicted_seconds
-            report["predicted_bytes_per_s"] = choice.predicted_bytes_per_s
-            report["summary"] = netcheck.summarise(report)
+            netcheck.attach_tuning(report, choice)
         return report
 
     return handle

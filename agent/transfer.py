@@ -837,10 +837,7 @@ class _Attempt:
             choice = replace(choice, predicted_seconds=seconds, predicted_bytes_per_s=round(mix.total_bytes / seconds, 1))
         self.choice = choice
         self.optimizer = tuning.Optimizer(choice, locked="transfers" in self.spec.tuning)
-        report["tuning"] = choice.as_dict()
-        report["predicted_seconds"] = choice.predicted_seconds
-        report["predicted_bytes_per_s"] = choice.predicted_bytes_per_s
-        report["summary"] = netcheck.summarise(report)
+        netcheck.attach_tuning(report, choice)
         why = "; ".join(choice.reasons)
         if choice.overridden:
             why += f"; set by the user: {', '.join(choice.overridden)}"

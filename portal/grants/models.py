@@ -92,6 +92,23 @@ class Grant(models.Model):
         """The plaintext secret, for an agent entitled to it and nobody else."""
         return crypto.decrypt(self.secret_key_encrypted)
 
+    def destination(self, prefix: str = "") -> dict:
+        """How a sender's agent reaches this grant's S3 server, keys included: for the agent
+        holding a command or a check under this grant, never for a person. The endpoint is
+        empty while the receiver has reported none."""
+        receiver = self.receiver
+        # Each grant has its own S3 server; a receiver that serves all grants at
+        # one address reports only its container endpoint.
+        endpoint = self.endpoint or receiver.endpoint
+        return {
+            "endpoint": endpoint, "bucket": self.bucket, "prefix": prefix,
+            "access_key": self.access_key, "secret_key": self.secret_key(),
+            "tls": endpoint.lower().startswith("https://"),
+            "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
+            # What the receiver last said it has room for: the network check weighs it against the transfer.
+            "free_bytes": receiver.disk_free_bytes,
+        }
+
     @classmethod
     def issue(cls, receiver, grantee) -> "Grant":
         """A new grant with fresh keys. A second live grant for the same person

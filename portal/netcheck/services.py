@@ -57,22 +57,12 @@ def start(owner, sender_id, receiver_id, *, total_bytes: int | None = None, file
 
 def offer_params(task: AgentTask) -> dict:
     """The task as the agent gets it: the destination with the grant's keys, looked up now."""
-    check = NetworkCheck.objects.select_related("grant", "receiver").filter(task=task).first()
-    if check is None or check.grant is None or not check.grant.is_active or check.receiver is None:
+    check = NetworkCheck.objects.select_related("grant__receiver").filter(task=task).first()
+    if check is None or check.grant is None or not check.grant.is_active:
         # The agent refuses a check without a destination, and that answer is recorded.
         return {"check_id": task.params.get("check_id"), "destination": None}
-    grant, receiver = check.grant, check.receiver
-    endpoint = grant.endpoint or receiver.endpoint
-    return {
-        "check_id": str(check.pk), "total_bytes": check.total_bytes, "files": check.files,
-        "destination": {
-            "endpoint": endpoint, "bucket": grant.bucket, "prefix": "",
-            "access_key": grant.access_key, "secret_key": grant.secret_key(),
-            "tls": endpoint.lower().startswith("https://"),
-            "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
-            "free_bytes": receiver.disk_free_bytes,
-        },
-    }
+    return {"check_id": str(check.pk), "total_bytes": check.total_bytes, "files": check.files,
+            "destination": check.grant.destination()}
 
 
 def on_answer(task: AgentTask) -> None:

@@ -241,20 +241,11 @@ class Transfer(models.Model):
         if grant is None or receiver is None or not grant.is_active or grant.receiver_id != receiver.pk:
             raise DestinationUnavailable(FailureReason.GRANT_REVOKED,
                                          "the receiver's owner revoked the grant (or deleted the receiver)")
-        # Each grant has its own S3 server; a receiver that serves all grants at
-        # one address reports only its container endpoint.
-        endpoint = grant.endpoint or receiver.endpoint
-        if not endpoint:
+        destination = grant.destination(self.prefix)
+        if not destination["endpoint"]:
             raise DestinationUnavailable(FailureReason.RECEIVER_UNREACHABLE,
                                          "the receiver container has not reported an S3 endpoint for this grant")
-        return {
-            "endpoint": endpoint, "bucket": grant.bucket, "prefix": self.prefix,
-            "access_key": grant.access_key, "secret_key": grant.secret_key(),
-            "tls": endpoint.lower().startswith("https://"),
-            "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
-            # What the receiver last said it has room for: the network check weighs it against the transfer.
-            "free_bytes": receiver.disk_free_bytes,
-        }
+        return destination
 
     # --- changes, called by portal.transfers.queue inside its transactions -----
 

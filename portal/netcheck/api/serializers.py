@@ -2,10 +2,9 @@ from rest_framework import serializers
 
 from portal.netcheck.models import NetworkCheck
 
-# The measured parts of the agent's report, shown as they came (agent/netcheck.py documents them).
-REPORT_KEYS = ("reasons", "advice", "rtt_ms", "probe", "tls", "s3", "host", "bdp_bytes",
-               "per_stream_ceiling_bytes_per_s", "lossy", "held_back", "tuning", "predicted_seconds",
-               "predicted_bytes_per_s", "free_bytes", "addresses", "seconds")
+# The rest of the agent's report (agent/netcheck.py), shown together as `details`.
+DETAIL_KEYS = ("tls", "s3", "host", "bdp_bytes", "per_stream_ceiling_bytes_per_s", "lossy", "held_back",
+               "free_bytes", "addresses", "seconds")
 
 
 class NewCheckSerializer(serializers.Serializer):
@@ -72,6 +71,4 @@ class NetworkCheckSerializer(serializers.ModelSerializer):
 
     def get_details(self, check) -> dict:
         result = check.result or {}
-        return {key: result[key] for key in ("tls", "s3", "host", "bdp_bytes", "per_stream_ceiling_bytes_per_s",
-                                             "lossy", "held_back", "free_bytes", "addresses", "seconds")
-                if key in result}
+        return {key: result[key] for key in DETAIL_KEYS if key in result}
