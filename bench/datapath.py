@@ -51,6 +51,7 @@ from pathlib import Path
 
 from bench import report
 from tests.e2e.procs import write_random
+from tests.tools.bedbox import ProductInBed
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -210,58 +211,19 @@ def parse_time(value: str) -> float:
 # --- the world: bed, portal, receiver, sender, and a plain rclone S3 server -------------------------------------
 
 
-class World:
+class World(ProductInBed):
+    """The product in the bed at its defaults (the portal's own heartbeat, the agents' 1 s progress reports),
+    and a plain rclone S3 server beside it."""
+
     def __init__(self, bed, scratch: Path):
-        from tests.e2e.procs import Person, wait_for
-        from tests.faults.conftest import BedAgent, BedPortal
-
-        self.bed, self.scratch = bed, scratch
-        self.logs = self.dir("logs")
-        self.send_dir = self.dir("send")
-        self.receive_dir = self.dir("received")
-        self.portal = BedPortal(bed, self.dir("portal"))
-        self.portal.env.pop("DTN_HEARTBEAT_SECONDS", None)  # the product's default, not the tests' 2 s
-        self.portal.start()
-        self.alice = Person(self.portal.url, "alice-bench")
-        self.bob = Person(self.portal.url, "bob-bench")
-        self.wan = bed.address("receiver", seen_from="sender")
-        self.receiver = self.bob.register("bob-rx", role="receiver")
-        self.agents = [BedAgent(bed, "receiver", self.portal.agent_url, self.receiver["agent_token"],
-                                self.dir("bob-state"), self.logs, DTN_RECEIVE_DIR=str(self.receive_dir),
-                                DTN_RECEIVER_HOST=self.wan, DTN_RECEIVER_BIND=self.wan,
-                                DTN_RECEIVER_PORTS="9443-9452", DTN_RECEIVER_TLS="true",
-                                DTN_PROGRESS_SECONDS="1").start()]
-        self.grant = self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,
-                                                                        "receiver": self.receiver["container_id"]})
-        self.sender = self.alice.register("alice-tx", role="sender")
-        # The product's defaults: nothing set but where to send from (and the product's 1 s progress reports).
-        self.sender_agent = BedAgent(bed, "sender", self.portal.agent_url, self.sender["agent_token"],
-                                     self.dir("alice-state"), self.logs, DTN_SEND_DIR=str(self.send_dir),
-                                     DTN_PROGRESS_SECONDS="1").start()
-        self.agents.append(self.sender_agent)
-
-        def ready():
-            rx = self.bob.call("GET", f"/api/v1/containers/{self.receiver['container_id']}")
-            tx = self.alice.call("GET", f"/api/v1/containers/{self.sender['container_id']}")
-            grants = self.alice.call("GET", "/api/v1/grants")["received"]
-            return (rx["online"] and rx["endpoint"].startswith("https://") and tx["online"]
-                    and any(g.get("endpoint") for g in grants))
-
-        wait_for(ready, 90, "Bob's receiver (TLS) and Alice's sender to come online", 0.3)
+        super().__init__(bed, scratch, suffix="bench", portal_defaults=("DTN_HEARTBEAT_SECONDS",),
+                         agent_env={"DTN_PROGRESS_SECONDS": "1"}, ready_seconds=90)
         self.bucket_dir = self.receive_dir / self.grant["bucket"]
         self.s3 = PlainS3(self)
 
-    def dir(self, name: str) -> Path:
-        path = self.scratch / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
     def close(self) -> None:
         self.s3.stop()
-        for agent in reversed(self.agents):
-            agent.stop()
-        self.portal.stop()
-        self.portal.relay.close()
+        super().close()
 
 
 class PlainS3:
