@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
+from agent.failures import classify
+from agent.tuning import scales_with_streams
 from agent.protocol import FailureReason
 
 log = logging.getLogger(__name__)
@@ -163,12 +165,13 @@ class _Reader:
 
 
 def s3_error(code: str, status: int, message: str, bucket: str) -> S3Error:
-    if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
-        return S3Error(FailureReason.AUTH_FAILED, f"the receiver refused the keys: {code or status} {message}")
     if code == "NoSuchBucket":
         return S3Error(FailureReason.NETWORK_NO_GO, f"the receiver has no bucket {bucket!r}")
-    if code in ("XMinioStorageFull", "StorageFull", "InsufficientStorage") or status == 507:
-        return S3Error(FailureReason.RECEIVER_FULL, f"the receiver has no space left: {code or status}")
+    reason = classify(f"{code} StatusCode: {status}", default=FailureReason.NETWORK_NO_GO)
+    if reason == FailureReason.AUTH_FAILED:
+        return S3Error(reason, f"the receiver refused the keys: {code or status} {message}")
+    if reason == FailureReason.RECEIVER_FULL:
+        return S3Error(reason, f"the receiver has no space left: {code or status}")
     return S3Error(FailureReason.NETWORK_NO_GO, f"the receiver answered {status} {code}: {message}".strip())
 
 
@@ -235,7 +238,7 @@ class Checker:
         self.t = target
         self.s3 = s3
         self.limits = limits
-        self.tcp_connect = tcp_connect or _tcp_connect
+        self.tcp_connect = tcp_connect or tcp_connect_to
         self.tls_fingerprint = tls_fingerprint
         self.resolve = resolve or _resolve
         self.clock = clock
@@ -258,7 +261,7 @@ class Checker:
         t = self.t
         self.report = {"endpoint": t.endpoint, "reason": "", "probe": None, "rtt_ms": None,
                        "host": host_tcp(self.proc), "total_bytes": total_bytes, "files": files,
-                       "free_bytes": free_bytes, "started": started}
+                       "free_bytes": free_bytes}
         try:
             addresses = self.resolve(t.host, t.port)
         except OSError as exc:
@@ -430,7 +433,7 @@ class Checker:
         streams = probe["streams"]
         # Parallel streams that scale almost linearly mean each stream is held back
         # (by loss or by its window), not the path.
-        held_back = single > 0 and parallel >= 0.5 * streams * single and streams > 1
+        held_back = scales_with_streams(single, parallel, streams)
         ratio = probe.get("retransmit_ratio")
         # Loss limits a stream in proportion to the round trip (Mathis: MSS/RTT x 1.22/sqrt(p)): on a LAN path
         # it is not what holds a stream back. Retransmissions on a clean long path (slow start overshooting
@@ -477,7 +480,6 @@ class Checker:
             report["reason"] = str(FailureReason.NETWORK_NO_GO)
         if verdict != NO_GO:
             report["reason"] = ""
-        report.pop("started", None)
         report["summary"] = summarise(report)
         return report
 
@@ -568,7 +570,8 @@ def human_seconds(seconds: float) -> str:
     return f"{seconds // 3600} h {(seconds % 3600) // 60} min"
 
 
-def _tcp_connect(host: str, port: int, timeout: float) -> None:
+def tcp_connect_to(host: str, port: int, timeout: float = 5.0) -> None:
+    """Raises OSError when nothing accepts a connection there."""
     socket.create_connection((host, port), timeout=timeout).close()
 
 

@@ -31,6 +31,7 @@ from typing import Callable, Protocol
 from urllib.parse import urlsplit
 
 from agent import logs, netcheck, paths, tuning
+from agent.failures import classify
 from agent.portal import PortalError, ReportReply
 from agent.protocol import CommandState, FailureReason
 from agent.rclone import JobNotFound, RcClient, RcError, RcUnavailable
@@ -239,25 +240,6 @@ def parse_command(command: dict) -> Spec:
 
 # --- what rclone's errors mean -----------------------------------------------
 
-_CLASSES = [
-    (FailureReason.CERTIFICATE_MISMATCH, ("x509:", "tls: ", "certificate")),
-    (FailureReason.AUTH_FAILED, ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "StatusCode: 403",
-                                 "Forbidden")),
-    (FailureReason.RECEIVER_FULL, ("no space left", "StorageFull", "XMinioStorageFull", "InsufficientStorage",
-                                   "QuotaExceeded", "StatusCode: 507", "disk full")),
-    (FailureReason.CHECKSUM_MISMATCH, ("corrupted on transfer", "hashes differ", "hash differ", "BadDigest")),
-    (FailureReason.RECEIVER_UNREACHABLE, ("connection refused", "no such host", "i/o timeout", "network is unreachable",
-                                          "no route to host", "connection reset", "dial tcp", "timeout awaiting",
-                                          "context deadline exceeded", "Client.Timeout", "EOF",
-                                          "server misbehaving")),
-]
-
-
-def classify(text: str) -> FailureReason:
-    for reason, needles in _CLASSES:
-        if any(needle in text for needle in needles):
-            return reason
-    return FailureReason.RCLONE_ERROR
 
 
 # --- the files of one command ------------------------------------------------
@@ -431,7 +413,7 @@ class TransferRunner:
                  clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
                  now: Callable[[], datetime] = _utcnow,
                  tls_fingerprint: Callable[[str, int], str] | None = None,
-                 tcp_probe: Callable[[str, int], None] | None = None,
+                 tcp_probe: Callable[[str, int, float], None] | None = None,
                  network_limits: netcheck.Limits = netcheck.Limits(),
                  s3_factory: Callable[..., netcheck.S3] | None = None,
                  tune: bool = True):
@@ -444,7 +426,7 @@ class TransferRunner:
         self.progress_seconds = progress_seconds
         self.clock, self.sleep, self.now = clock, sleep, now
         self.tls_fingerprint = tls_fingerprint or peer_certificate_sha256
-        self.tcp_probe = tcp_probe or tcp_connect
+        self.tcp_probe = tcp_probe or netcheck.tcp_connect_to
         self.network_limits = network_limits
         self.s3_factory = s3_factory or minio_s3
         # endpoint -> (clock, probe) of the last full probe, for back-to-back transfers.
@@ -491,16 +473,10 @@ def run_network_check(d: Destination, ca_file: Path | None, *, limits: netcheck.
     """The network check against a command's (or a check task's) destination."""
     host, port = d.host_port
     target = netcheck.Target(d.endpoint, host, port, d.tls, pem_sha256(d.certificate_pem) if ca_file else None)
-    connect = (lambda h, p, timeout: tcp_probe(h, p)) if tcp_probe else None
     checker = netcheck.Checker(target, s3_factory(d, ca_file, limits.streams + 1), limits=limits,
-                               tcp_connect=connect, tls_fingerprint=tls_fingerprint or peer_certificate_sha256)
+                               tcp_connect=tcp_probe, tls_fingerprint=tls_fingerprint or peer_certificate_sha256)
     return checker.run(probe=probe, total_bytes=total_bytes, files=files, free_bytes=d.free_bytes,
                        earlier_probe=earlier_probe)
-
-
-def tcp_connect(host: str, port: int, timeout: float = 5.0) -> None:
-    """Raises OSError when nothing accepts a connection there."""
-    socket.create_connection((host, port), timeout=timeout).close()
 
 
 def peer_certificate_sha256(host: str, port: int, timeout: float = 10.0) -> str:
@@ -541,7 +517,6 @@ class _Attempt:
         self.hasher: Hasher | None = None
         self.phase = ""
         self.check_report: dict | None = None
-        self.check_delivered = False
         self.choice: tuning.Choice | None = None
         self.optimizer: tuning.Optimizer | None = None
         self.samples: list[list] = []
@@ -604,7 +579,7 @@ class _Attempt:
         if live.get("lastError"):
             progress["last_error"] = str(live["lastError"])[:500]
         progress["samples"] = self.samples[:MAX_SAMPLES_PER_REPORT]
-        if self.check_report is not None and not self.check_delivered:
+        if self.check_report is not None:
             progress["network_check"] = self.check_report
         return progress, files, len(self.events)
 
@@ -621,7 +596,7 @@ class _Attempt:
         del self.events[:events]
         del self.samples[:len(progress["samples"])]
         if "network_check" in progress:
-            self.check_delivered = True
+            self.check_report = None  # delivered: the portal keeps it
         if reply.cancel_requested:
             raise Canceled()
         return reply
@@ -777,6 +752,8 @@ class _Attempt:
         if ca_file is not None:
             self.event("tls", f"{d.endpoint} presents the pinned certificate"
                               f" (SHA-256 {pem_sha256(d.certificate_pem)[:23]}…); nothing else is trusted")
+        # The check spoke S3 through its own client; this asks rclone, with the very remote (pinned
+        # certificate, tuning) its jobs will use, so a remote rclone cannot use fails here, by reason.
         try:
             self.rc_call(self.r.rc.stat, d.remote("", ca_file, self._remote_params()), PROBE_REMOTE,
                          config=PROBE_CONFIG)
@@ -1161,6 +1138,8 @@ class _Attempt:
                 self.r.rc.stats_delete(group)
             except RcError:
                 pass
+            # A segment's file list is needed only by its job.
+            (self.r.state_dir / "segments" / f"{group}.txt").unlink(missing_ok=True)
         if self.spec is not None and self.spec.bandwidth_limit:
             try:
                 self.r.rc.bwlimit("off")

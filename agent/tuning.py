@@ -97,8 +97,24 @@ class Measured:
     @property
     def held_back(self) -> bool:
         # Under loss one stream's figure is noisy (seen on the bed: 0.4 to 1.3 MB/s on the same link), so
-        # the check's own loss finding counts too, and half-linear scaling is enough.
-        return self.streams > 1 and (self.lossy or self.parallel >= 0.5 * self.streams * self.single)
+        # the check's own loss finding counts too.
+        return self.streams > 1 and (self.lossy or scales_with_streams(self.single, self.parallel, self.streams))
+
+    @property
+    def link(self) -> float:
+        """What the path can carry, as far as the probe shows: beyond what held-back streams
+        tried it is unknown, so it is taken to scale a while longer."""
+        return self.parallel * 4 if self.held_back else max(self.single, self.parallel)
+
+    def per_file(self, size: float) -> float:
+        """Seconds one file of `size` bytes takes on one stream: two round trips, its bytes, the work."""
+        return 2 * self.rtt_s + size / max(self.single, 1) + PER_FILE_OVERHEAD_S
+
+
+def scales_with_streams(single: float, parallel: float, streams: int) -> bool:
+    """Parallel streams that carried at least half-linearly more than one: each stream is held back
+    (by loss or by its window), not the path."""
+    return streams > 1 and single > 0 and parallel >= 0.5 * streams * single
 
 
 @dataclass(frozen=True)
@@ -148,14 +164,12 @@ def choose(measured: Measured | None, mix: FileMix, overrides: dict | None = Non
                         multipart_cutoff=MULTIPART_CUTOFF, reasons=())
     else:
         m = measured
-        link = max(m.single, m.parallel)
+        link = m.link
         if m.held_back:
             # Each stream is held back: throughput follows the number of connections.
             streams = MAX_CONCURRENCY
             reasons.append(f"{m.streams} streams carried {m.parallel / max(m.single, 1):.1f}x one stream: each is held"
                            f" back ({'by loss' if m.lossy else 'by loss or its window'}), so many connections")
-            # The path's capacity is unknown beyond what was tried; assume it scales a while longer.
-            link = m.parallel * 4
         else:
             streams = _clamp(math.ceil(1.5 * link / max(m.single, 1)), MIN_CONCURRENCY, MAX_CONCURRENCY)
             reasons.append(f"one stream carried {m.single / max(link, 1) * 100:.0f}% of the path's"
@@ -165,7 +179,7 @@ def choose(measured: Measured | None, mix: FileMix, overrides: dict | None = Non
             avg = max(mix.small_bytes / mix.small_count, 1)
             # Little's law: files in flight = time one file takes / time the path (or the
             # per-file work, which does not overlap) needs per file.
-            per_file = 2 * m.rtt_s + avg / max(m.single, 1) + PER_FILE_OVERHEAD_S
+            per_file = m.per_file(avg)
             service = max(avg / max(link, 1), PER_FILE_OVERHEAD_S)
             needed = math.ceil(per_file / service)
             if m.held_back:
@@ -222,11 +236,11 @@ def predict(choice: Choice, measured: Measured | None, mix: FileMix) -> Choice:
     if measured is None or not mix.count:
         return choice
     m = measured
-    link = m.parallel * 4 if m.held_back else max(m.single, m.parallel)
+    link = m.link
     small_time = 0.0
     if mix.small_count:
         avg = max(mix.small_bytes / mix.small_count, 1)
-        per_file = 2 * m.rtt_s + avg / max(m.single, 1) + PER_FILE_OVERHEAD_S
+        per_file = m.per_file(avg)
         by_latency = mix.small_count * per_file / choice.transfers
         by_rate = mix.small_bytes / min(link, choice.transfers * m.single)
         small_time = max(by_latency, by_rate)
@@ -260,7 +274,6 @@ class Optimizer:
     choice: Choice
     locked: bool = False  # the user set `transfers`: leave it alone
     history: list[tuple[int, SegmentResult]] = field(default_factory=list)
-    last_move: int = 0  # +1 went up, -1 went down, 0 held
 
     def next(self, result: SegmentResult) -> tuple[Choice, str]:
         current = self.choice.transfers
@@ -268,11 +281,11 @@ class Optimizer:
         if self.locked:
             return self.choice, f"transfers stay at {current}, as the user set them"
         if result.files and result.errors > result.files / 10:
-            return self._move(max(MIN_TRANSFERS, current // 2), -1,
+            return self._move(max(MIN_TRANSFERS, current // 2),
                               f"{result.errors} of {result.files} files failed in the last segment: fewer at once")
         if len(self.history) < 2:
             # One segment says nothing about the trend: try a step up, as FTS3 probes.
-            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.25))), +1,
+            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.25))),
                               f"first segment ran at {result.rate / 1e6:.1f} MB/s with {current} at once;"
                               " trying a few more")
         previous_transfers, previous = self.history[-2]
@@ -282,19 +295,18 @@ class Optimizer:
         if change < -0.2:
             # A small step up cannot explain a big fall: that is the path.
             if current > previous_transfers and change > -0.5:
-                return self._move(previous_transfers, -1, f"{words}: more at once did not help; back to"
+                return self._move(previous_transfers, f"{words}: more at once did not help; back to"
                                   f" {previous_transfers}")
             # Same or fewer transfers and still slower: the path got slower.
-            return self._move(max(MIN_TRANSFERS, math.ceil(current * max(0.5, 1 + change))), -1,
+            return self._move(max(MIN_TRANSFERS, math.ceil(current * max(0.5, 1 + change))),
                               f"{words}: throughput fell by {-change * 100:.0f}%, the path got slower; fewer"
                               " transfers at once fill it and load it less")
         if change > 0.2:
-            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.5))), +1,
+            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.5))),
                               f"{words}: throughput rose by {change * 100:.0f}%; more at once may carry more")
-        return self._move(current, 0, f"{words}: about the same; holding at {current}")
+        return self._move(current, f"{words}: about the same; holding at {current}")
 
-    def _move(self, transfers: int, direction: int, why: str) -> tuple[Choice, str]:
-        self.last_move = direction if transfers != self.choice.transfers else 0
+    def _move(self, transfers: int, why: str) -> tuple[Choice, str]:
         self.choice = replace(self.choice, transfers=transfers, checkers=_clamp(transfers, 8, 64))
         return self.choice, why
 

@@ -1,11 +1,10 @@
 """The network check's steps and verdicts, with the network faked (agent/netcheck.py).
 The same check against real servers and a real WAN: tests/netcheck."""
 
-from pathlib import Path
 
 import pytest
 
-from agent.netcheck import Checker, Limits, S3Error, Target
+from agent.netcheck import Checker, Limits, S3Error, Target, host_tcp
 from agent.protocol import FailureReason
 from tests.agent.fakes import FakeS3
 
@@ -90,9 +89,7 @@ def test_a_window_limited_path_gets_buffer_advice_and_a_lossy_one_bbr(tmp_path):
     c = checker(tmp_path, wmem_max=65536)
     c.report = {"probe": {"single_stream_bytes_per_s": 1e6, "parallel_bytes_per_s": 8e6, "streams": 8,
                           "retransmit_ratio": 0.0},
-                "rtt_ms": {"min": 50.0, "median": 50.0, "max": 51.0}, "host": c.report.get("host") or {}}
-    from agent.netcheck import host_tcp
-    c.report["host"] = host_tcp(c.proc)
+                "rtt_ms": {"min": 50.0, "median": 50.0, "max": 51.0}, "host": host_tcp(c.proc)}
     c._buffers()
     assert "window_limited" in {f["code"] for f in c.findings}
     assert any("tcp_wmem" in a for a in c.report["advice"])

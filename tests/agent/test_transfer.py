@@ -48,7 +48,7 @@ def runner(rc, send_dir, tmp_path, clock=None, **kwargs):
     return TransferRunner(rc, send_dir=send_dir, state_dir=tmp_path / "state", clock=clock, sleep=clock.sleep,
                           now=lambda: next(now), receiver_attempts=kwargs.pop("attempts", 3),
                           receiver_retry_seconds=kwargs.pop("retry", 5.0), progress_seconds=1.0,
-                          tcp_probe=kwargs.pop("tcp_probe", lambda host, port: None),
+                          tcp_probe=kwargs.pop("tcp_probe", lambda host, port, timeout: None),
                           s3_factory=lambda d, ca, n, s3=kwargs.pop("s3", None) or FakeS3(): s3,
                           network_limits=kwargs.pop("limits", Limits(probe_max_bytes=2 * 1024 * 1024)), **kwargs)
 
@@ -224,7 +224,7 @@ def test_an_unreachable_receiver_is_retried_then_failed(send_dir, tmp_path):
     clock = FakeClock()
     tries = []
 
-    def refuse(host, port):
+    def refuse(host, port, timeout):
         tries.append((host, port))
         raise ConnectionRefusedError(111, "Connection refused")
 
@@ -245,7 +245,7 @@ def test_a_receiver_that_answers_on_a_later_attempt_is_used(send_dir, tmp_path):
     # The first attempt's connections are all refused; the second attempt's are taken.
     answers = [ConnectionRefusedError(111, "Connection refused")] * 5
 
-    def probe(host, port):
+    def probe(host, port, timeout):
         answer = answers.pop(0) if answers else None
         if answer:
             raise answer
