@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class TaskState(models.TextChoices):
@@ -39,3 +40,9 @@ class AgentTask(models.Model):
 
     def __str__(self):
         return f"{self.kind} {self.id} ({self.state})"
+
+    @property
+    def overdue(self) -> bool:
+        """Past its deadline: expired, whether or not that has been written yet."""
+        return self.state == TaskState.EXPIRED or (self.state == TaskState.PENDING
+                                                   and self.expires_at <= timezone.now())

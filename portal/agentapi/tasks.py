@@ -69,6 +69,14 @@ def expire_overdue(container: Container | None = None) -> int:
     return overdue.update(state=TaskState.EXPIRED)
 
 
+def expire_if_overdue(task: AgentTask) -> AgentTask:
+    """Write `expired` on this one task if its deadline passed (a read that sees it; no write otherwise)."""
+    if task.state == TaskState.PENDING and task.overdue:
+        AgentTask.objects.filter(pk=task.pk, state=TaskState.PENDING).update(state=TaskState.EXPIRED)
+        task.refresh_from_db()
+    return task
+
+
 class AlreadyAnswered(Exception):
     pass
 

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from portal.cli.progress import human_bytes
 from portal.box.client import PortalAPI
 from portal.box.processes import BoxError, Processes, portal_env, start_agent, start_portal
 
@@ -122,14 +123,6 @@ def _cert_fingerprint(root: Path) -> str:
     from agent.tls import fingerprint
 
     return fingerprint((root / "bob-agent" / "tls" / "s3.crt").read_text())
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
-        count /= 1024
-    return f"{count:.1f} TiB"
 
 
 def progress_line(status: dict) -> str:

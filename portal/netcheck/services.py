@@ -16,10 +16,10 @@ from django.utils import timezone
 
 from agent.protocol import FailureReason
 from portal.agentapi import tasks as agent_tasks
-from portal.agentapi.models import AgentTask, TaskState
+from portal.agentapi.models import AgentTask
 from portal.netcheck.models import CheckState, NetworkCheck, Verdict
 from portal.transfers import throughput
-from portal.transfers.services import SendRefused, _grant_for, own_senders
+from portal.transfers.services import SendRefused, grant_for, own_senders
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +30,18 @@ MAX_RESULT_BYTES = 64 * 1024
 MAX_TOTAL_BYTES = 2**62
 
 
-class CheckRefused(SendRefused):
-    pass
-
-
 def start(owner, sender_id, receiver_id, *, total_bytes: int | None = None, files: int | None = None) -> NetworkCheck:
     """A check of the path from one of your senders to a receiver you may send to."""
     sender = own_senders(owner).filter(pk=sender_id).first()
     if sender is None:
-        raise CheckRefused("sender", "You have no sender container with that ID.")
+        raise SendRefused("sender", "You have no sender container with that ID.")
     if not sender.online:
-        raise CheckRefused("sender", f"The sender '{sender.name}' is offline: its agent must run to check the network.")
-    grant = _grant_for(owner, receiver_id)
+        raise SendRefused("sender", f"The sender '{sender.name}' is offline: its agent must run to check the network.")
+    grant = grant_for(owner, receiver_id)
     if total_bytes is not None and not 0 <= total_bytes <= MAX_TOTAL_BYTES:
-        raise CheckRefused("total_bytes", "total_bytes must be a size in bytes, at least 0.")
+        raise SendRefused("total_bytes", "total_bytes must be a size in bytes, at least 0.")
     if files is not None and not 1 <= files <= 10**9:
-        raise CheckRefused("files", "files must be between 1 and 1,000,000,000.")
+        raise SendRefused("files", "files must be between 1 and 1,000,000,000.")
     with transaction.atomic():
         check = NetworkCheck.objects.create(owner=owner, sender=sender, receiver=grant.receiver, grant=grant,
                                             endpoint=grant.endpoint or grant.receiver.endpoint,
@@ -80,8 +76,7 @@ def on_answer(task: AgentTask) -> None:
 def refresh(check: NetworkCheck) -> NetworkCheck:
     """A pending check whose task ran out of time is expired (seen where it is read)."""
     if check.state == CheckState.PENDING and check.task_id is not None:
-        task = check.task
-        if task.state == TaskState.EXPIRED or (task.state == TaskState.PENDING and task.expires_at <= timezone.now()):
+        if check.task.overdue:
             NetworkCheck.objects.filter(pk=check.pk, state=CheckState.PENDING).update(
                 state=CheckState.EXPIRED, finished_at=timezone.now(),
                 error="the sender's agent did not answer in time")

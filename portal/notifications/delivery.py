@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 
+from portal.cli.progress import human_bytes
 from portal.notifications import signing
 from portal.notifications.models import Channel, Event, NotificationSettings
 from portal.notifications.validation import WebhookRefused, origin, resolve
@@ -56,20 +57,11 @@ def mail_subject(payload: dict) -> str:
     return f"[DTN] {name}: {what}"
 
 
-def human_bytes(count) -> str:
-    count = float(count or 0)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return ""
-
-
 def mail_body(payload: dict) -> str:
     return render_to_string("notifications/email/transfer_event.txt", {
         "p": payload,
-        "bytes_done": human_bytes(payload.get("bytes_transferred")),
-        "bytes_total": human_bytes(payload.get("bytes_total")),
+        "bytes_done": human_bytes(payload.get("bytes_transferred") or 0),
+        "bytes_total": human_bytes(payload.get("bytes_total") or 0),
     })
 
 

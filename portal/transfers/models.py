@@ -195,6 +195,11 @@ class Transfer(models.Model):
             where = f"{self.receiver_name} (of {self.receiver_owner_name})"
         return f"{where} / {self.bucket}/{self.prefix}".rstrip("/")
 
+    def counts(self, unit: str) -> dict:
+        """files_* or bytes_* as {total, transferred, verified, skipped, failed}: the record's shape."""
+        return {name: getattr(self, f"{unit}_{name}")
+                for name in ("total", "transferred", "verified", "skipped", "failed")}
+
     @property
     def effective_speed(self) -> float | None:
         """Bytes moved per second of wall time since the first attempt started."""

@@ -53,7 +53,7 @@ def usable_grants(user):
             .select_related("receiver", "receiver__owner"))
 
 
-def _grant_for(owner, receiver_id) -> Grant:
+def grant_for(owner, receiver_id) -> Grant:
     grant = usable_grants(owner).filter(receiver_id=receiver_id).first()
     if grant is None:
         # The same words whether the container does not exist, is not a
@@ -71,7 +71,7 @@ def send(owner, request: SendRequest) -> Transfer:
     if sender is None:
         raise SendRefused("sender", "You have no sender container with that ID.")
     if request.receiver_id:
-        grant = _grant_for(owner, request.receiver_id)
+        grant = grant_for(owner, request.receiver_id)
         destination = {
             "destination_kind": DestinationKind.CONTAINER, "receiver": grant.receiver, "grant": grant,
             "receiver_name": grant.receiver.name, "receiver_owner_name": grant.receiver.owner.username,

@@ -13,6 +13,7 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
+from agent.tuning import OVERRIDABLE, MiB
 from portal.transfers.choices import Overwrite
 
 MAX_SOURCES = 1000
@@ -112,8 +113,9 @@ def bandwidth_limit(value: str | None) -> str:
     return text
 
 
-# The agent's own bounds (agent/tuning.py OVERRIDABLE): the same numbers refuse the same values here.
-TUNING_BOUNDS = {"transfers": (1, 256), "upload_concurrency": (1, 256), "chunk_size_mib": (5, 5120)}
+# The agent's own bounds (agent/tuning.py), so the portal refuses what the agent would; part sizes in MiB here.
+TUNING_BOUNDS = {"transfers": OVERRIDABLE["transfers"], "upload_concurrency": OVERRIDABLE["upload_concurrency"],
+                 "chunk_size_mib": tuple(b // MiB for b in OVERRIDABLE["chunk_size"])}
 
 
 def tuning(values: dict) -> dict:

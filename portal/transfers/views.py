@@ -2,7 +2,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import Resolver404, resolve
 from django.views.decorators.http import require_POST
 
 from portal.transfers import queue, services
@@ -20,7 +19,6 @@ def _owned(request, transfer_id) -> Transfer:
 
 # The page's script fills a container's or a task's ID into URLs reversed with this one.
 URL_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
-NETWORK_CHECKS_PATH = "/api/v1/network-checks"
 
 
 # How the send page groups the form's fields; a field not named here joins "options".
@@ -43,15 +41,6 @@ def _field_groups(form) -> dict:
     return groups
 
 
-def _network_checks_url() -> str | None:
-    # The on-demand check is offered only where the portal has its API.
-    try:
-        resolve(NETWORK_CHECKS_PATH)
-    except Resolver404:
-        return None
-    return NETWORK_CHECKS_PATH
-
-
 @login_required
 def send_page(request):
     form = SendForm(request.user, request.POST or None)
@@ -66,7 +55,7 @@ def send_page(request):
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
                   {"form": form, "grants": services.usable_grants(request.user), "placeholder": URL_PLACEHOLDER,
-                   "network_checks_url": _network_checks_url(), "groups": _field_groups(form)},
+                   "groups": _field_groups(form)},
                   status=400 if form.errors else 200)
 
 

@@ -6,12 +6,11 @@ Bob and Charlie sign up, Alice and Bob register their containers, Bob grants
 Alice; then both agents start with the tokens the pages showed. Tests share it.
 
 `DTN_SCREENSHOTS=docs/img` saves screenshots of the main pages while the tests
-run (tests/browser/test_screenshots.py says which)."""
+run (`make screenshots`; the `screenshot(...)` calls in the tests say which)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 

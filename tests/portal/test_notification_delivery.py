@@ -333,4 +333,3 @@ def test_the_worker_thread_delivers_when_woken(alice, alice_sender, alice_agent,
     assert len(receiver.received) == 1 and len(mailoutbox) == 1
     assert sorted(Delivery.objects.values_list("channel", "status")) == [("email", "delivered"),
                                                                         ("webhook", "delivered")]
-    wake()  # harmless without a worker

@@ -89,6 +89,4 @@ class TaskView(generics.RetrieveAPIView):
     def get_object(self):
         task = get_object_or_404(AgentTask, pk=self.kwargs["task_id"], container__owner=self.request.user,
                                  requested_by=self.request.user)
-        if agent_tasks.expire_overdue(task.container):
-            task.refresh_from_db()
-        return task
+        return agent_tasks.expire_if_overdue(task)

@@ -112,11 +112,6 @@ class FatalErrorSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
-def _counts(transfer, unit):
-    return {name: getattr(transfer, f"{unit}_{name}")
-            for name in ("total", "transferred", "verified", "skipped", "failed")}
-
-
 class TransferStatusSerializer(serializers.ModelSerializer):
     """What a page polls: one row (the transfer with its latest command)."""
 
@@ -147,10 +142,10 @@ class TransferStatusSerializer(serializers.ModelSerializer):
         return throughput.chart(transfer)
 
     def get_files(self, transfer) -> dict:
-        return _counts(transfer, "files")
+        return transfer.counts("files")
 
     def get_bytes(self, transfer) -> dict:
-        return _counts(transfer, "bytes")
+        return transfer.counts("bytes")
 
 
 class TransferAttemptSerializer(serializers.ModelSerializer):

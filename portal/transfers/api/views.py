@@ -33,7 +33,7 @@ def owned_command(request, command_id) -> Command:
 def owned_transfer(request, transfer_id, queryset=None) -> Transfer:
     # Another person's transfer is "not found", never "forbidden".
     queryset = queryset if queryset is not None else Transfer.objects.select_related(
-        "sender", "receiver", "latest_command")
+        "sender", "receiver", "latest_command", "network_check")
     return get_object_or_404(queryset, pk=transfer_id, owner=request.user)
 
 
@@ -85,7 +85,7 @@ class TransferListView(APIView):
 
     @extend_schema(responses=TransferStatusSerializer(many=True))
     def get(self, request):
-        transfers = services.owned_transfers(request.user).select_related("latest_command")
+        transfers = services.owned_transfers(request.user).select_related("latest_command", "network_check")
         state = request.GET.get("state")
         if state:
             if state not in TransferState.values:

@@ -10,13 +10,8 @@ register = template.Library()
 
 
 def status_of(transfer) -> dict:
-    return {
-        "state": transfer.state,
-        "files": {"total": transfer.files_total, "transferred": transfer.files_transferred,
-                  "skipped": transfer.files_skipped, "failed": transfer.files_failed},
-        "bytes": {"total": transfer.bytes_total, "transferred": transfer.bytes_transferred,
-                  "skipped": transfer.bytes_skipped},
-    }
+    """The parts of the status JSON the progress block reads, so the page's first render matches the poll's."""
+    return {"state": transfer.state, "files": transfer.counts("files"), "bytes": transfer.counts("bytes")}
 
 
 @register.inclusion_tag("transfers/_progress.html")
