@@ -20,15 +20,18 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__, config as config_module, health, logs
 from agent.controller import Controller, ShutdownNow
 from agent.portal import PortalClient, PortalError, TokenRejected
 from agent.protocol import EXIT_CONFIG, EXIT_OK, EXIT_TOKEN_REJECTED
 from agent.rclone import RcClient, RcdProcess, RcError
-from agent.receiver import ReceiverSite
 from agent.sidechannel import FolderTasks, SideChannel, sender_handlers
 from agent.transfer import TransferRunner
+
+if TYPE_CHECKING:
+    from agent.receiver import ReceiverSite
 
 log = logging.getLogger("agent")
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -127,6 +130,9 @@ def _run(config: config_module.Config, identity: str) -> int:
         handlers = (sender_handlers(config.send_dir, config.state_dir, config.network_limits)
                     if config.send_dir is not None else {})
         if config.receiver is not None:
+            # Only a receiver loads the certificate machinery (cryptography): a sender's memory stays small.
+            from agent.receiver import ReceiverSite
+
             site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
             # Verifying what landed reads every byte of it: no per-task cap here.
             handlers["verify_received"] = FolderTasks(config.receiver.receive_dir, max_bytes=None).verify_files
@@ -168,7 +174,7 @@ def _run(config: config_module.Config, identity: str) -> int:
             site.stop()
 
 
-def _serve_grants(site: ReceiverSite, portal: PortalClient, reply: dict) -> bool:
+def _serve_grants(site: "ReceiverSite", portal: PortalClient, reply: dict) -> bool:
     if reply.get("role") not in ("receiver", "both"):
         return False
     try:

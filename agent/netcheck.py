@@ -28,12 +28,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
+import ssl
 import statistics
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -45,6 +47,13 @@ log = logging.getLogger(__name__)
 
 GO, WARN, NO_GO = "go", "warn", "no_go"
 MiB = 1024 * 1024
+# Before a transfer the probe moves at most this share of its bytes, but never less than the minimum
+# (fewer bytes say little about a path) in no less than the minimum time.
+PROBE_SHARE = 0.03
+PROBE_MIN_BYTES = 4 * MiB
+PROBE_MIN_SECONDS = 2.0
+# A probe PUT grows while it takes under half a second, up to this.
+LARGEST_PUT = 16 * MiB
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,21 @@ class Limits:
     # are checked afresh): back-to-back transfers do not each pay seconds of probing. 0: always probe.
     probe_reuse_seconds: float = 600.0
 
+    def for_transfer(self, total_bytes: int | None, bandwidth_limit: float | None = None) -> "Limits":
+        """The probe before a transfer costs a small share of it: a 100 MiB transfer is not preceded by 48 MiB
+        of probing (on the bench's clean link the full probe alone was 6-7% of a 1 GiB file's time). Its time
+        shrinks with its bytes, as the rate is not known before probing. A user's bandwidth limit keeps it to
+        about two seconds at that rate."""
+        budget = self.probe_max_bytes
+        if total_bytes:
+            budget = min(budget, max(PROBE_MIN_BYTES, int(total_bytes * PROBE_SHARE)))
+        if bandwidth_limit:
+            budget = min(budget, max(256 * 1024, int(2 * bandwidth_limit)))
+        if budget >= self.probe_max_bytes:
+            return self
+        seconds = min(self.probe_seconds, max(PROBE_MIN_SECONDS, self.probe_seconds * budget / self.probe_max_bytes))
+        return replace(self, probe_max_bytes=budget, probe_seconds=seconds)
+
 
 class S3Error(Exception):
     """An S3 step failed; `reason` is the closed-list reason it stands for."""
@@ -82,6 +106,30 @@ class S3(Protocol):
 
 # --- the S3 side, through the minio SDK -------------------------------------------------------
 
+class Payload:
+    """`size` bytes of one random block repeated: a PUT of any size streams from it, so the probe's memory
+    does not grow with its PUTs or its streams (the agent's peak RSS had reached 76-107 MB with PUTs held
+    whole in memory). Random, so nothing on the path can compress it."""
+
+    BLOCK = 1 * MiB
+
+    def __init__(self, block: bytes, size: int):
+        self.block, self.size = memoryview(block), size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def chunks(self):
+        left = self.size
+        while left > 0:
+            piece = self.block[:min(left, len(self.block))]
+            left -= len(piece)
+            yield piece
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks())
+
+
 class MinioS3:
     """put/get/remove on one bucket, errors turned into failure reasons."""
 
@@ -92,17 +140,29 @@ class MinioS3:
         from urllib.parse import urlsplit
 
         parts = urlsplit(endpoint)
-        kwargs = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(ca_file)} if tls and ca_file else {}
-        http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False,
-                                   timeout=urllib3.Timeout(connect=5.0, read=timeout), **kwargs)
+        kwargs = {}
+        if tls and ca_file:
+            # One context for every connection: given a CA file, urllib3 builds and loads one per connection.
+            kwargs = {"ssl_context": ssl.create_default_context(cafile=str(ca_file))}
+        self.http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False,
+                                        timeout=urllib3.Timeout(connect=5.0, read=timeout), **kwargs)
         # The region is given so the SDK does not ask for the bucket's location first.
         self.client = Minio(parts.netloc, access_key=access_key, secret_key=secret_key, secure=tls,
-                            region="us-east-1", http_client=http)
+                            region="us-east-1", http_client=self.http)
         self.bucket = bucket
         self.endpoint = endpoint
 
     def put(self, key: str, data) -> None:
-        self._call(lambda: self.client.put_object(self.bucket, key, _Reader(data), len(data)))
+        """A PUT through a presigned URL, its body streamed: the SDK's put_object reads a whole object into
+        memory first."""
+        def send():
+            url = self.client.presigned_put_object(self.bucket, key)
+            body = data.chunks() if isinstance(data, Payload) else data
+            response = self.http.request("PUT", url, body=body, headers={"Content-Length": str(len(data))},
+                                         preload_content=True)
+            if response.status >= 300:
+                raise _error_from_xml(response.status, response.data.decode("utf-8", "replace"), self.bucket)
+        self._call(send)
 
     def get(self, key: str) -> bytes:
         def read():
@@ -117,14 +177,17 @@ class MinioS3:
     def remove(self, key: str) -> None:
         self._call(lambda: self.client.remove_object(self.bucket, key))
 
-    def _call(self, fn):
-        import re
+    def close(self) -> None:
+        self.http.clear()
 
+    def _call(self, fn):
         from minio.error import InvalidResponseError, MinioException, S3Error as MinioS3Error, ServerError
         import urllib3.exceptions as ux
 
         try:
             return fn()
+        except S3Error:
+            raise
         except MinioS3Error as exc:
             raise s3_error(exc.code or "", exc.response.status if exc.response is not None else 0,
                            exc.message or str(exc), self.bucket) from None
@@ -133,11 +196,8 @@ class MinioS3:
         except InvalidResponseError as exc:
             # The SDK wants application/xml; rclone's serve s3 answers errors as text/xml.
             text = str(exc)
-            code = re.search(r"<Code>([^<]{1,64})</Code>", text)
             status = re.search(r"Response code: (\d{3})", text)
-            raise s3_error(code.group(1) if code else "", int(status.group(1)) if status else 0,
-                           (re.search(r"<Message>([^<]{0,300})</Message>", text) or re.search("(.{0,200})", text))
-                           .group(1), self.bucket) from None
+            raise _error_from_xml(int(status.group(1)) if status else 0, text, self.bucket) from None
         except MinioException as exc:
             raise S3Error(FailureReason.NETWORK_NO_GO, f"the S3 client failed: {str(exc)[:300]}") from None
         except ValueError as exc:  # the SDK's own checks, e.g. of the bucket's name
@@ -152,16 +212,11 @@ class MinioS3:
             raise S3Error(FailureReason.RECEIVER_UNREACHABLE, f"no answer: {exc}") from None
 
 
-class _Reader:
-    """A file-like view of a buffer that does not copy it first (io.BytesIO would)."""
-
-    def __init__(self, data):
-        self.view, self.pos = memoryview(data), 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self.view) if size is None or size < 0 else min(len(self.view), self.pos + size)
-        chunk, self.pos = bytes(self.view[self.pos:end]), end
-        return chunk
+def _error_from_xml(status: int, text: str, bucket: str) -> "S3Error":
+    """An S3 error answer (its XML body, or the SDK's words around it) as a failure reason."""
+    code = re.search(r"<Code>([^<]{1,64})</Code>", text)
+    message = re.search(r"<Message>([^<]{0,300})</Message>", text) or re.search("(.{0,200})", text)
+    return s3_error(code.group(1) if code else "", status, message.group(1), bucket)
 
 
 def s3_error(code: str, status: int, message: str, bucket: str) -> S3Error:
@@ -341,12 +396,12 @@ class Checker:
     def _probe(self, key: str) -> None:
         limits = self.limits
         before = tcp_counters(self.proc)
-        data = os.urandom(8 * MiB)
+        block = os.urandom(Payload.BLOCK)
         # The phases get less than the whole budget: a PUT in flight at a phase's end finishes, and on a
         # slow lossy path that runs over by a few seconds.
-        single = self._phase(key, 1, limits.probe_seconds * 0.3, int(limits.probe_max_bytes * 0.35), data)
+        single = self._phase(key, 1, limits.probe_seconds * 0.3, int(limits.probe_max_bytes * 0.35), block)
         parallel = self._phase(key, limits.streams, limits.probe_seconds * 0.5,
-                               int(limits.probe_max_bytes * 0.65), data)
+                               int(limits.probe_max_bytes * 0.65), block)
         after = tcp_counters(self.proc)
         ratio = None
         if before and after and after[0] > before[0]:
@@ -361,12 +416,9 @@ class Checker:
         if single["rate"] <= 0 and parallel["rate"] <= 0:
             raise S3Error(FailureReason.NETWORK_NO_GO, "the throughput probe moved no data")
 
-    def _phase(self, key: str, streams: int, seconds: float, max_bytes: int, data: bytes) -> dict:
+    def _phase(self, key: str, streams: int, seconds: float, max_bytes: int, block: bytes) -> dict:
         deadline = self.clock() + seconds
         per_stream = max(max_bytes // streams, 64 * 1024)
-        # Each PUT in flight is held in memory once by the S3 client: at most 16 MiB across the streams.
-        largest = max(256 * 1024, min(len(data), 16 * MiB // streams))
-        view = memoryview(data)
         results: list[dict] = [None] * streams
         errors: list[S3Error] = []
 
@@ -378,9 +430,9 @@ class Checker:
             name = f"{key}-{n}"
             try:
                 while sent < per_stream and self.clock() < deadline:
-                    size = min(size, per_stream - sent, largest)
+                    size = min(size, per_stream - sent, LARGEST_PUT)
                     begin = self.clock()
-                    self.s3.put(name, view[:size])
+                    self.s3.put(name, Payload(block, size))
                     end = self.clock()
                     sent += size
                     puts.append((begin, end, size))

@@ -58,6 +58,7 @@ PROBE_REMOTE = ".dtn-probe/none"
 PROBE_CONFIG = {"ConnectTimeout": "5s", "Timeout": "15s", "LowLevelRetries": 1}
 # The portal's verdicts on the receiver's checksums (portal/transfers/verification.py).
 VERIFY_PHASE = "verifying"
+VERIFY_FIRST_POLL_SECONDS = 0.1
 VERIFIED_ENOUGH = ("passed", "not_applicable")
 RESEND_NOTE = ("files already at the destination are not sent again; a file interrupted mid-way is sent again"
                " from its start (rclone cannot resume a multipart upload)")
@@ -473,10 +474,15 @@ def run_network_check(d: Destination, ca_file: Path | None, *, limits: netcheck.
     """The network check against a command's (or a check task's) destination."""
     host, port = d.host_port
     target = netcheck.Target(d.endpoint, host, port, d.tls, pem_sha256(d.certificate_pem) if ca_file else None)
-    checker = netcheck.Checker(target, s3_factory(d, ca_file, limits.streams + 1), limits=limits,
+    s3 = s3_factory(d, ca_file, limits.streams + 1)
+    checker = netcheck.Checker(target, s3, limits=limits,
                                tcp_connect=tcp_probe, tls_fingerprint=tls_fingerprint or peer_certificate_sha256)
-    return checker.run(probe=probe, total_bytes=total_bytes, files=files, free_bytes=d.free_bytes,
-                       earlier_probe=earlier_probe)
+    try:
+        return checker.run(probe=probe, total_bytes=total_bytes, files=files, free_bytes=d.free_bytes,
+                           earlier_probe=earlier_probe)
+    finally:
+        # The probe's connections and their TLS buffers are not kept for the transfer (rclone sends it).
+        getattr(s3, "close", lambda: None)()
 
 
 def peer_certificate_sha256(host: str, port: int, timeout: float = 10.0) -> str:
@@ -766,11 +772,8 @@ class _Attempt:
         result: dict = {}
 
         endpoint = self.spec.destination.endpoint
-        limits = self.r.network_limits
         rate = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
-        if rate:
-            # The user limited this transfer: the probe stays small, about two seconds at that rate.
-            limits = replace(limits, probe_max_bytes=max(256 * 1024, min(limits.probe_max_bytes, int(2 * rate))))
+        limits = self.r.network_limits.for_transfer(self.ledger.total_bytes, rate)
         earlier = self.r.probes.get(endpoint)
         reuse = None
         if (earlier is not None and not rate and limits.probe_reuse_seconds > 0
@@ -1110,6 +1113,9 @@ class _Attempt:
         has the receiver's SHA-256 of what landed and answers with its verdict."""
         self.phase = VERIFY_PHASE
         self.event("verifying", "every file is at the receiver; waiting for its SHA-256 of what landed")
+        # The receiver usually answers within a second: ask often at first, then at the report interval,
+        # so the verdict does not wait a whole interval.
+        wait = VERIFY_FIRST_POLL_SECONDS
         while True:
             self.channel.tick()
             if self.channel.stopping:
@@ -1126,7 +1132,8 @@ class _Attempt:
                     named = verdict.get("files") or []
                     message = verdict.get("message") or ("SHA-256 at the receiver differs for " + ", ".join(named[:20]))
                     raise TransferFailed(FailureReason.CHECKSUM_MISMATCH, message)
-            self.r.sleep(self.r.progress_seconds)
+            self.r.sleep(wait)
+            wait = min(wait * 1.5, self.r.progress_seconds)
 
     def _cleanup(self) -> None:
         if self.job is not None:

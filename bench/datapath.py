@@ -99,24 +99,24 @@ class Dataset:
         return self.root / self.rel
 
 
-def make_datasets(send_dir: Path, link: str, sizes: tuple) -> dict[str, Dataset]:
+def make_datasets(send_dir: Path, link: str, sizes: tuple, names=DATASETS) -> dict[str, Dataset]:
     """Incompressible bytes (os.urandom), so no layer can cheat by compressing."""
     single, n1m, n64k, mixed = sizes
     made = {}
-    ds = Dataset(link, "single", send_dir, f"{link}/single/data.bin")
-    write_random(ds.path, single)
-    made["single"] = ds
-    ds = Dataset(link, "files1m", send_dir, f"{link}/files1m")
-    for i in range(n1m):
-        write_random(ds.path / f"d{i // 100:02d}" / f"f{i:05d}.bin", MiB)
-    made["files1m"] = ds
-    ds = Dataset(link, "files64k", send_dir, f"{link}/files64k")
-    for i in range(n64k):
-        write_random(ds.path / f"d{i // 500:02d}" / f"f{i:05d}.bin", 64 * 1024)
-    made["files64k"] = ds
-    ds = Dataset(link, "mixed", send_dir, f"{link}/mixed")
-    mixed_tree(ds.path, mixed, random.Random(f"mixed-{link}"))
-    made["mixed"] = ds
+    if "single" in names:
+        ds = made["single"] = Dataset(link, "single", send_dir, f"{link}/single/data.bin")
+        write_random(ds.path, single)
+    if "files1m" in names:
+        ds = made["files1m"] = Dataset(link, "files1m", send_dir, f"{link}/files1m")
+        for i in range(n1m):
+            write_random(ds.path / f"d{i // 100:02d}" / f"f{i:05d}.bin", MiB)
+    if "files64k" in names:
+        ds = made["files64k"] = Dataset(link, "files64k", send_dir, f"{link}/files64k")
+        for i in range(n64k):
+            write_random(ds.path / f"d{i // 500:02d}" / f"f{i:05d}.bin", 64 * 1024)
+    if "mixed" in names:
+        ds = made["mixed"] = Dataset(link, "mixed", send_dir, f"{link}/mixed")
+        mixed_tree(ds.path, mixed, random.Random(f"mixed-{link}"))
     for ds in made.values():
         files = [ds.path] if ds.path.is_file() else [p for p in ds.path.rglob("*") if p.is_file()]
         ds.files, ds.bytes = len(files), sum(p.stat().st_size for p in files)
@@ -662,6 +662,9 @@ def plot(result: dict, path: Path) -> None:
         rate = result["links"][link]["iperf3"]["bytes_per_s"] / 1e6
         for col, name in enumerate(DATASETS):
             ax = axes[row][col]
+            if name not in result["datasets"][link]:
+                ax.axis("off")
+                continue
             for summary in result["summary"]:
                 if summary["dataset"] != name or summary["link"] not in (link, f"{link}-bbr") or \
                         "median_run" not in summary:
@@ -711,6 +714,9 @@ def main(argv=None) -> int:
                                                              "(~5-8 minutes): checks the harness")
     parser.add_argument("--runs", type=int, help="runs per contender and case (median reported); default 3, quick 1")
     parser.add_argument("--links", default="clean,lossy,lossy-bbr", help="comma-separated subset of the links")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of the datasets"
+                        " (a partial run, for development: its goals cover only what ran)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of the contenders")
     parser.add_argument("--budget-minutes", type=float, default=60,
                         help="the whole run's limit: repeats that would not fit are skipped (and listed)")
     parser.add_argument("--name", help="bench/results/<name>.json (default datapath or datapath-quick)")
@@ -725,9 +731,13 @@ def main(argv=None) -> int:
     result_name = args.name or ("datapath-quick" if args.quick else "datapath")
     plot_path = args.plot or report.FIGURES / ("bench-datapath-quick.png" if args.quick else "bench-datapath.png")
     chosen = [link for link in args.links.split(",") if link]
-    unknown = set(chosen) - set(LINKS)
-    if unknown:
-        parser.error(f"unknown links {sorted(unknown)}; known: {sorted(LINKS)}")
+    wanted_datasets = [d for d in args.datasets.split(",") if d]
+    wanted_contenders = [c for c in args.contenders.split(",") if c]
+    for what, given, known in (("links", chosen, LINKS), ("datasets", wanted_datasets, DATASETS),
+                               ("contenders", wanted_contenders, CONTENDERS)):
+        unknown = set(given) - set(known)
+        if unknown:
+            parser.error(f"unknown {what} {sorted(unknown)}; known: {sorted(known)}")
 
     print(f"bench (data path), {mode} mode: up to {runs} run(s) per case, round by round, within "
           f"{args.budget_minutes:g} minutes in all; the sizes:", flush=True)
@@ -748,9 +758,11 @@ def main(argv=None) -> int:
     try:
         with Bed(cc="cubic", **{k: v for k, v in LINKS["clean"].items() if k != "cc"}) as bed:
             world = World(bed, scratch)
-            for link in ("clean", "lossy"):
+            # The grid pass of hand-tuned rclone needs every dataset of its link.
+            written = DATASETS if "rclone-tuned" in wanted_contenders else wanted_datasets
+            for link in sorted({name.split("-")[0] for name in chosen}):
                 t0 = time.monotonic()
-                datasets[link] = make_datasets(world.send_dir, link, SIZES[mode][link])
+                datasets[link] = make_datasets(world.send_dir, link, SIZES[mode][link], written)
                 print(f"  datasets for the {link} link written in {time.monotonic() - t0:.0f} s: " + ", ".join(
                     f"{d.name} {d.files:,} files {d.bytes / MiB:,.0f} MiB" for d in datasets[link].values()),
                       flush=True)
@@ -766,7 +778,9 @@ def main(argv=None) -> int:
                     params = LINKS[link]
                     base = link.split("-")[0]
                     contenders = ["product"] if link == "lossy-bbr" else list(CONTENDERS)
+                    contenders = [c for c in contenders if c in wanted_contenders]
                     names = BBR_QUICK_DATASETS if (args.quick and link == "lossy-bbr") else DATASETS
+                    names = [n for n in names if n in wanted_datasets]
                     for name in names:
                         ds = datasets[base][name]
                         for contender in contenders:

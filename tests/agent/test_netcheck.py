@@ -97,3 +97,20 @@ def test_a_window_limited_path_gets_buffer_advice_and_a_lossy_one_bbr(tmp_path):
     c2.report = {**c.report, "advice": [], "probe": {**c.report["probe"], "retransmit_ratio": 0.005}}
     c2._buffers()
     assert c2.report["lossy"] and any("bbr" in a for a in c2.report["advice"])
+
+
+def test_the_probe_before_a_transfer_is_a_small_share_of_it():
+    full = Limits()
+    MiB = 1024 * 1024
+    # A big transfer gets the whole probe; a small one a share of its bytes, never below the minimum.
+    assert full.for_transfer(10 * 1024 * MiB) == full
+    small = full.for_transfer(100 * MiB)
+    assert small.probe_max_bytes == 4 * MiB and small.probe_seconds == 2.0
+    middle = full.for_transfer(1024 * MiB)
+    assert middle.probe_max_bytes == int(1024 * MiB * 0.03)
+    assert 2.0 < middle.probe_seconds < full.probe_seconds
+    assert middle.probe_seconds == pytest.approx(full.probe_seconds * middle.probe_max_bytes / full.probe_max_bytes)
+    # Unknown size: the whole probe. A bandwidth limit: about two seconds at that rate.
+    assert full.for_transfer(None) == full
+    limited = full.for_transfer(10 * 1024 * MiB, bandwidth_limit=1024 * 1024)
+    assert limited.probe_max_bytes == 2 * MiB and limited.probe_seconds == 2.0
