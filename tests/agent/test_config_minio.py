@@ -6,7 +6,7 @@ import pytest
 
 from agent import config, tls
 from agent.config import ConfigError, MinioReceiverConfig, ReceiverConfig
-from tests.agent.test_config import env, secrets_file  # noqa: F401  (the base environment fixture)
+from tests.agent.test_config import env, refusal, secrets_file  # noqa: F401  (the base environment fixture)
 
 ROOT_PASSWORD = "minio-root-password-0123"
 
@@ -35,6 +35,11 @@ def test_a_minio_receiver_needs_no_folder_and_keeps_its_credentials_secret(minio
     assert (receiver.root_user.reveal(), receiver.root_password.reveal()) == ("minio-admin", ROOT_PASSWORD)
     text = repr(loaded) + str(receiver.root_password)
     assert ROOT_PASSWORD not in text and "minio-admin" not in text
+
+
+def test_a_site_that_only_receives_into_minio_needs_no_rclone_binary(minio):
+    assert config.load({**minio, "DTN_RCLONE_BINARY": "/no/rclone"}).receiver is not None
+    assert "no rclone binary" in refusal({**minio, "DTN_RCLONE_BINARY": "/no/rclone"}, {"DTN_SEND_DIR": "/"})
 
 
 def test_the_default_and_an_explicit_rclone_are_todays_receiver(env, tmp_path):  # noqa: F811
@@ -87,15 +92,8 @@ def test_a_wildcard_certificate_for_the_host_is_taken(minio, tmp_path):
     ({"DTN_RECEIVER_TLS": "true"}, "DTN_RECEIVER_TLS is for DTN_RECEIVER_S3=rclone"),
 ])
 def test_a_bad_minio_setting_is_refused_with_a_sentence_naming_it(minio, change, words):
-    for key, value in change.items():
-        if value is None:
-            minio.pop(key)
-        else:
-            minio[key] = value
-    with pytest.raises(ConfigError) as refused:
-        config.load(minio)
-    assert words in str(refused.value)
-    assert ROOT_PASSWORD not in str(refused.value)
+    sentence = refusal(minio, change)
+    assert words in sentence and ROOT_PASSWORD not in sentence
 
 
 def test_a_certificate_that_is_not_pem_or_has_expired_is_refused(minio, tmp_path):
