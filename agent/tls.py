@@ -26,7 +26,7 @@ RENEW_BEFORE = dt.timedelta(days=30)
 @dataclass(frozen=True)
 class Certificate:
     cert_path: Path
-    key_path: Path
+    key_path: Path | None  # None: another server holds the key (MinIO's public.crt)
     pem: str
     sha256: str  # "ab:cd:…" over the DER encoding
 
