@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -191,6 +192,12 @@ def test_a_revocation_minio_refused_is_tried_again(world):
     world.admin.down = False
     backend.sync([])
     assert world.admin.users == {} and world.admin.policies == {}
+
+
+def test_the_policy_is_the_one_the_docs_show():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    shown = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(shown) == grant_policy("<bucket>")
 
 
 # --- free space ------------------------------------------------------------------------------------
