@@ -176,30 +176,28 @@ def test_a_server_without_minios_admin_api_is_each_grants_health_not_a_crash(min
     assert minio.root_password not in health
 
 
-def test_an_agent_process_on_minio_heartbeats_and_keeps_going_while_the_admin_api_refuses(minio, tmp_path):
+def test_an_agent_process_on_minio_heartbeats_and_keeps_going_while_the_admin_api_refuses(minio, tmp_path, portal):
     """The whole agent, configured by its environment and its 0600 secrets file, on the real portal."""
-    from tests.tools.portal_server import PortalServer
-
-    with PortalServer(DTN_HEARTBEAT_SECONDS="2") as portal:
-        bob = Person(portal.url, "bob-minio-e2e")
-        alice = Person(portal.url, "alice-minio-e2e")
-        box = bob.register("bob-minio", role="receiver")
-        bob.call("POST", "/api/v1/grants", 201, json={"grantee": alice.username, "receiver": box["container_id"]})
-        env = minio.environment()
-        secrets = {name: env.pop(name) for name in ("DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD")}
-        agent = AgentProcess(portal.url, box["agent_token"], None, tmp_path / "agent-state", tmp_path / "logs",
-                             secrets=secrets, DTN_RCLONE_BINARY="/nonexistent/rclone", **env).start()
-        try:
-            record = wait_for(lambda: (lambda r: r if r["online"] else None)(
-                bob.call("GET", f"/api/v1/containers/{box['container_id']}")), 30, "the MinIO receiver's heartbeat")
-            assert record["endpoint"] == minio.url
-            wait_for(lambda: "MinIO's admin API refused" in agent.log(), 30, "the refusal in the log")
-            time.sleep(5)  # a few more beats: still running, still trying
-            assert agent.process.poll() is None
-            assert agent.log().count("MinIO's admin API refused") == 1  # said once while the reason holds
-        finally:
-            agent.signal(signal.SIGTERM)
-            assert agent.wait(20) == 0
-        log = agent.log()
-        assert minio.root_password not in log and box["agent_token"] not in log
-        assert "grants are served by MinIO at " + minio.url in log
+    bob = Person(portal.url, "bob-minio-e2e")
+    alice = Person(portal.url, "alice-minio-e2e")
+    box = bob.register("bob-minio", role="receiver")
+    bob.call("POST", "/api/v1/grants", 201, json={"grantee": alice.username, "receiver": box["container_id"]})
+    env = minio.environment()
+    secrets = {name: env.pop(name) for name in ("DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD")}
+    agent = AgentProcess(portal.url, box["agent_token"], None, tmp_path / "agent-state", tmp_path / "logs",
+                         secrets=secrets, DTN_RCLONE_BINARY="/nonexistent/rclone", **env).start()
+    try:
+        record = wait_for(lambda: (lambda r: r if r["online"] else None)(
+            bob.call("GET", f"/api/v1/containers/{box['container_id']}")), 30, "the MinIO receiver's heartbeat")
+        assert record["endpoint"] == minio.url
+        wait_for(lambda: "MinIO's admin API refused" in agent.log(), 30, "the refusal in the log")
+        time.sleep(5)  # a few more beats (2 s apart here): still running, still trying
+        assert agent.process.poll() is None
+        assert agent.log().count("MinIO's admin API refused") == 1  # said once while the reason holds
+    finally:
+        agent.signal(signal.SIGTERM)
+        status = agent.wait(20)
+    assert status == 0
+    log = agent.log()
+    assert minio.root_password not in log and box["agent_token"] not in log
+    assert "grants are served by MinIO at " + minio.url in log
