@@ -27,7 +27,7 @@ from agent.controller import Controller, ShutdownNow
 from agent.portal import PortalClient, PortalError, TokenRejected
 from agent.protocol import EXIT_CONFIG, EXIT_OK, EXIT_TOKEN_REJECTED
 from agent.rclone import RcClient, RcdProcess, RcError
-from agent.sidechannel import FolderTasks, SideChannel, sender_handlers
+from agent.sidechannel import SideChannel, sender_handlers
 from agent.transfer import TransferRunner
 
 if TYPE_CHECKING:
@@ -95,11 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     logs.redact(config.agent_token.reveal())
     if config.rclone_rc_pass is not None:
         logs.redact(config.rclone_rc_pass.reveal())
+    if isinstance(config.receiver, config_module.MinioReceiverConfig):
+        logs.redact(config.receiver.root_password.reveal())
     if args.check_config:
         print("dtn-agent: configuration is valid")
         return EXIT_OK
     log.info("dtn-agent %s, instance %s, portal %s, send folder %s, receive folder %s", __version__, identity,
-             config.portal_url, config.send_dir, config.receiver.receive_dir if config.receiver else None)
+             config.portal_url, config.send_dir, getattr(config.receiver, "receive_dir", None))
+    if isinstance(config.receiver, config_module.MinioReceiverConfig):
+        log.info("grants are served by MinIO at %s", config.receiver.url)
     return _run(config, identity)
 
 
@@ -134,8 +138,7 @@ def _run(config: config_module.Config, identity: str) -> int:
             from agent.receiver import ReceiverSite
 
             site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
-            # Verifying what landed reads every byte of it: no per-task cap here.
-            handlers["verify_received"] = FolderTasks(config.receiver.receive_dir, max_bytes=None).verify_files
+            handlers["verify_received"] = site.verify_received
         side = SideChannel(PortalClient(config.portal_url, token, identity, verify=verify,
                                         user_agent=f"dtn-agent/{__version__}"),
                            handlers,

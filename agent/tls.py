@@ -26,7 +26,7 @@ RENEW_BEFORE = dt.timedelta(days=30)
 @dataclass(frozen=True)
 class Certificate:
     cert_path: Path
-    key_path: Path
+    key_path: Path | None  # None: another server holds the key (MinIO's public.crt)
     pem: str
     sha256: str  # "ab:cd:…" over the DER encoding
 
@@ -55,6 +55,20 @@ def covers(cert: x509.Certificate, names: list[str]) -> bool:
     except x509.ExtensionNotFound:
         return False
     return set(_subject_names(names)) <= set(san)
+
+
+def names_host(cert: x509.Certificate, host: str) -> bool:
+    """Whether a client checking `host` would accept the certificate's names: an exact subject
+    alternative name, or a wildcard standing for the host's first label."""
+    if covers(cert, [host]):
+        return True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    rest = host.partition(".")[2].lower()
+    dns = {name.lower() for name in san.get_values_for_type(x509.DNSName)}
+    return host.lower() in dns or (bool(rest) and f"*.{rest}" in dns)
 
 
 def ensure_certificate(directory: Path, names: list[str], now: dt.datetime | None = None) -> Certificate:

@@ -65,14 +65,17 @@ def test_secrets_never_show_in_the_config_repr(env):
     ({"DTN_AGENT_TOKEN_FILE": "/no/file"}, "set DTN_AGENT_TOKEN or DTN_AGENT_TOKEN_FILE, not both"),
 ])
 def test_a_bad_setting_is_refused_with_a_sentence_naming_it(env, change, words):
-    for key, value in change.items():
-        if value is None:
-            env.pop(key)
-        else:
-            env[key] = value
+    assert words in refusal(env, change)
+
+
+def refusal(env: dict, change: dict) -> str:
+    """The ConfigError's sentence for `env` with `change` applied (None removes a variable)."""
+    env = {**env, **{key: value for key, value in change.items() if value is not None}}
+    for key in [key for key, value in change.items() if value is None]:
+        del env[key]
     with pytest.raises(ConfigError) as refused:
         config.load(env)
-    assert words in str(refused.value)
+    return str(refused.value)
 
 
 def test_the_token_can_come_from_a_docker_secret_file(env, tmp_path):

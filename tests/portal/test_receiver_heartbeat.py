@@ -95,3 +95,26 @@ def test_only_the_pinned_certificate_is_stored_not_what_followed_it(bob_agent, b
     assert response.status_code == 200
     bob_receiver.refresh_from_db()
     assert bob_receiver.certificate_pem == certificate.pem
+
+
+def test_a_receiver_serving_its_grants_from_minio_reports_one_endpoint_with_each_bucket(
+        alice, alice_sender, alice_agent, bob_agent, bob_receiver, tmp_path):
+    """The heartbeat of agent/minio_grants.py: every grant at MinIO's URL, with its bucket, and MinIO's
+    own public.crt as the certificate to pin."""
+    from agent.minio_grants import MinioGrants
+
+    public_crt = ensure_certificate(tmp_path / "minio-certs", ["minio.bob.example.org"])
+    given = grant(bob_receiver, alice)
+    url = "https://minio.bob.example.org:9000"
+    reported = {"grant_id": str(given.pk), "endpoint": url, "bucket": given.bucket}
+    assert set(reported) == set(MinioGrants.reported)
+    response = beat(bob_agent, endpoint=url, certificate_pem=public_crt.pem, certificate_sha256=public_crt.sha256,
+                    grants=[reported])
+    assert response.status_code == 200, response.content
+    given.refresh_from_db()
+    assert given.endpoint == url
+
+    send(alice, alice_sender, receiver=bob_receiver)
+    destination = claim(alice_agent).json()["payload"]["destination"]
+    assert (destination["endpoint"], destination["bucket"], destination["tls"]) == (url, given.bucket, True)
+    assert destination["certificate_sha256"] == public_crt.sha256
