@@ -139,8 +139,8 @@ def _run(config: config_module.Config, identity: str) -> int:
 
             site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
             handlers["verify_received"] = site.verify_received
-        side = SideChannel(PortalClient(config.portal_url, token, identity, verify=verify,
-                                        user_agent=f"dtn-agent/{__version__}"),
+        answers = PortalClient(config.portal_url, token, identity, verify=verify, user_agent=f"dtn-agent/{__version__}")
+        side = SideChannel(answers,
                            handlers,
                            poller=PortalClient(config.portal_url, token, identity, verify=verify,
                                                user_agent=f"dtn-agent/{__version__}"))
@@ -157,6 +157,7 @@ def _run(config: config_module.Config, identity: str) -> int:
         controller.describe = lambda: describe(config, rc, rcd, controller, side, site)
         if site is not None:
             controller.after_beat = lambda reply: _serve_grants(site, portal, reply)
+            side.register("sync_grants", lambda params: _grants_changed(site, answers, controller.describe))
         _install_signals(controller)
         try:
             controller.run()
@@ -189,6 +190,15 @@ def _serve_grants(site: "ReceiverSite", portal: PortalClient, reply: dict) -> bo
     for secret in site.secrets():
         logs.redact(secret)
     return changed
+
+
+def _grants_changed(site: "ReceiverSite", portal: PortalClient, describe_now) -> dict:
+    """The portal's word (side channel) that this receiver's grants changed: serve exactly them now,
+    so a revoked key is refused within seconds, and report where a new grant is served at once."""
+    changed = _serve_grants(site, portal, {"role": "receiver"})
+    if changed:
+        portal.heartbeat(describe_now())
+    return {"endpoints_changed": changed}
 
 
 def describe(config, rc, rcd, controller, side, site=None) -> dict:

@@ -27,8 +27,8 @@ from agent.transfer import Outcome, TransferRunner
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HEARTBEAT_SECONDS = 15.0
-DEFAULT_CLAIM_HOLD_SECONDS = 25.0
+DEFAULT_HEARTBEAT_SECONDS = 30.0
+DEFAULT_CLAIM_HOLD_SECONDS = 30.0
 # Tries for a final report once shutdown was asked: long enough for a portal hiccup, short of a kill.
 FINAL_REPORT_TRIES_WHEN_STOPPING = 3
 
@@ -62,6 +62,8 @@ class Controller:
         self.interruptible = False
         self.current_command: str | None = None
         self.stop_reason = ""
+        # An idle agent's claims bring the side channel's tasks (docs/protocol.md).
+        self._side_polls(False)
 
     def request_shutdown(self, why: str = "shutdown") -> None:
         self.stopping = True
@@ -132,7 +134,7 @@ class Controller:
                     # A site that only receives has nothing to claim: it heartbeats.
                     self.sleep(wait)
                     return
-                command = self.portal.claim(wait)
+                claimed = self.portal.claim(wait, tasks=self.side is not None)
             finally:
                 self.interruptible = False
             self.backoff.reset()
@@ -146,8 +148,10 @@ class Controller:
             log.error("the portal refused a request: %s", exc)
             self._pause(exc)
             return
-        if command is not None:
-            self.execute(command)
+        if claimed.tasks:
+            self.side.submit(claimed.tasks)
+        if claimed.command is not None:
+            self.execute(claimed.command)
 
     def _pause(self, exc: Exception) -> None:
         delay = self.backoff.next_delay()
@@ -163,6 +167,8 @@ class Controller:
         kind = command.get("kind")
         self.current_command = command_id
         log.info("running command %s (%s, attempt %s)", command_id, kind, command.get("attempt"))
+        # No claim is held while the command runs: the side channel long-polls for its tasks itself.
+        self._side_polls(True)
         try:
             if kind == "transfer":
                 outcome = self.runner.run(command, _CommandChannel(self, command_id))
@@ -175,6 +181,11 @@ class Controller:
             log.warning("dropped command %s: %s", command_id, gone)
         finally:
             self.current_command = None
+            self._side_polls(False)
+
+    def _side_polls(self, alone: bool) -> None:
+        if self.side is not None and self.runner is not None:
+            self.side.poll_alone(alone)
 
     def _finish(self, command_id: str, outcome: Outcome) -> None:
         if outcome.state is None:

@@ -13,7 +13,7 @@ open a socket. Errors form a small tree:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import requests
 
@@ -41,6 +41,14 @@ class PortalUnavailable(PortalError):
 
 class CommandGone(PortalError):
     pass
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a claim brought: a command, side-channel tasks, or nothing."""
+
+    command: dict | None = None
+    tasks: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -115,16 +123,23 @@ class PortalClient:
             raise PortalError("grants: the answer has no list of grants", response.status_code)
         return grants, response.headers.get("ETag")
 
-    def claim(self, wait: float) -> dict | None:
-        """The next command, or None when the server held the request and had nothing."""
-        response = self._call("POST", "commands/next", {"instance_id": self.instance_id},
+    def claim(self, wait: float, *, tasks: bool = False) -> Claimed:
+        """The next command; or, asked with `tasks`, the side-channel tasks that came first; or
+        neither when the server held the request and had nothing."""
+        body = {"instance_id": self.instance_id}
+        if tasks:
+            body["tasks"] = True
+        response = self._call("POST", "commands/next", body,
                               params={"wait": f"{max(wait, 0):g}"}, timeout=max(wait, 0) + CLAIM_GRACE)
         if response.status_code == 204:
-            return None
+            return Claimed()
+        if response.status_code == 200 and tasks:
+            found = self._json(response, "commands/next").get("tasks")
+            return Claimed(tasks=found if isinstance(found, list) else [])
         if response.status_code != 201:
             raise PortalError(f"claim refused ({response.status_code}): {self._error_text(response)}",
                               response.status_code)
-        return self._json(response, "commands/next")
+        return Claimed(command=self._json(response, "commands/next"))
 
     def report(self, command_id: str, state: str, *, progress: dict | None = None, reason: str = "",
                message: str = "") -> ReportReply:

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,10 +279,17 @@ class ReceiverSite:
         self._etag: str | None = None
         self._grants: list[Grant] = []
         self.health: dict[str, str] = {}
+        # Refreshed after heartbeats (the main loop) and when the portal says the grants changed (the
+        # side channel's thread): one at a time, and never described half-synced.
+        self._lock = threading.RLock()
 
     def refresh(self, portal) -> bool:
         """Sync the servers with the portal's grants; True if what the heartbeat
         reports changed (so the controller reports it at once)."""
+        with self._lock:
+            return self._refresh(portal)
+
+    def _refresh(self, portal) -> bool:
         before = self._reported_endpoints()
         grants, etag = portal.grants(self._etag)
         if grants is not None:
@@ -315,6 +323,10 @@ class ReceiverSite:
         return sorted((e["grant_id"], e["endpoint"]) for e in self.servers.endpoints())
 
     def describe(self) -> dict:
+        with self._lock:
+            return self._describe()
+
+    def _describe(self) -> dict:
         body = {
             "endpoint": self.servers.site_endpoint(),
             "grants": [{key: e[key] for key in self.servers.reported}

@@ -35,7 +35,7 @@ VERIFY_MAX_FILES = 1000
 VERIFY_MAX_BYTES = 2 * 1024**3
 REMEMBERED_TASKS = 1000
 # How long one task poll is held by the portal (it may hold less).
-POLL_HOLD_SECONDS = 25.0
+POLL_HOLD_SECONDS = 30.0
 
 
 class TaskRefused(Exception):
@@ -153,6 +153,10 @@ class SideChannel:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.token_rejected = threading.Event()
+        # Whether this thread long-polls: an idle sender's claim brings the tasks too (one long-poll
+        # per agent, not two); while a command runs, or at a site with nothing to claim, it polls here.
+        self._poll_wanted = threading.Event()
+        self._poll_wanted.set()
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -210,9 +214,19 @@ class SideChannel:
             log.error("side-channel poll refused: %s; again in %.1f s", exc, delay)
             return not self._stopping.wait(delay)
 
+    def poll_alone(self, wanted: bool) -> None:
+        """Long-poll for tasks here (True), or leave it to the claims that take them (False)."""
+        if wanted:
+            self._poll_wanted.set()
+        else:
+            self._poll_wanted.clear()
+
     def _poll(self) -> None:
-        while not self._stopping.is_set() and self.poll_once():
-            pass
+        while not self._stopping.is_set():
+            if not self._poll_wanted.wait(0.5):
+                continue
+            if not self.poll_once():
+                return
 
     def _work(self) -> None:
         while True:

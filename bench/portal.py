@@ -3,9 +3,9 @@
 2,000 simulated agents (asyncio tasks over aiohttp, in this one process) behave
 as agent/controller.py does against the portal under its production server
 (gunicorn + uvicorn workers) on a throwaway PostgreSQL with PostgreSQL's default
-connection limit: each heartbeats every `heartbeat_seconds`, holds a claim
-(`commands/next?wait=`) until its next heartbeat is due and keeps a side-channel
-long-poll (`tasks/next?wait=25`) open. Meanwhile a person sends transfers
+connection limit: each heartbeats every `heartbeat_seconds` and holds a claim
+(`commands/next?wait=`, taking side-channel tasks too) until its next heartbeat is
+due; while it runs a command, it long-polls `tasks/next` instead. Meanwhile a person sends transfers
 through `POST /api/v1/transfers` at a steady rate, half to agents that sit in a
 held claim (how long until the agent has it: queued → claimed) and half to
 agents busy with a command (their next claim finds it waiting: the claim's own
@@ -44,12 +44,12 @@ from tests.tools.pgcluster import Cluster
 from tests.tools.portal_server import PortalServer
 
 AGENT_API = "/api/agent/v1"
-TASK_HOLD_SECONDS = 25.0
+TASK_HOLD_SECONDS = 30.0
 RUN_SECONDS = 3.0  # how long a simulated agent "works" on a command
 CALIBRATION_CLAIMS = 100
 # PostgreSQL's own default; the portal must fit under it.
 MAX_CONNECTIONS = 100
-EXPECTED = {"heartbeat": {200}, "claim": {201, 204}, "tasks": {200, 204}, "report": {200}, "send": {201}}
+EXPECTED = {"heartbeat": {200}, "claim": {200, 201, 204}, "tasks": {200, 204}, "report": {200}, "send": {201}}
 
 
 @dataclass
@@ -69,6 +69,8 @@ class Agent:
     holding_until: float = 0.0  # a claim is held until then (run clock), 0 when none
     running: bool = False
     pending: str | None = None  # a command sent to it, not yet claimed
+    # Set while it runs a command: its side channel long-polls then (agent/controller.py).
+    busy: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -123,7 +125,7 @@ async def call(run: Run, session, kind, method, url, *, token, body=None, params
 
 async def agent_loop(run: Run, session, base, agent: Agent, first_beat_in: float, heartbeat_seconds: float,
                      hold_seconds: float):
-    """agent/controller.py's loop: heartbeat when due, else claim until the next beat is due."""
+    """agent/controller.py's loop: heartbeat when due, else claim (taking tasks too) until the next beat is due."""
     await asyncio.sleep(first_beat_in)
     body = {"instance_id": agent.instance_id, "agent_version": "bench", "rclone_version": "v1.75.2",
             "hostname": f"bench-{agent.index}", "disk_free_bytes": 10**12, "health": {"rclone": "ok"}}
@@ -138,21 +140,23 @@ async def agent_loop(run: Run, session, base, agent: Agent, first_beat_in: float
         sent_at = run.now()
         agent.holding_until = sent_at + wait
         status, command = await call(run, session, "claim", "POST", f"{base}/commands/next", token=agent.token,
-                                     body={"instance_id": agent.instance_id}, params={"wait": f"{wait:.1f}"},
-                                     timeout=wait + 15)
+                                     body={"instance_id": agent.instance_id, "tasks": True},
+                                     params={"wait": f"{wait:.1f}"}, timeout=wait + 15)
         agent.holding_until = 0.0
         if status != 201:
-            if status != 204:
+            if status not in (200, 204):
                 await asyncio.sleep(1.0)
             continue
         run.claims[command["command_id"]] = (sent_at, run.now())
         if agent.pending == command["command_id"]:
             agent.pending = None
         agent.running = True
+        agent.busy.set()
         try:
             await work(run, session, base, agent, command["command_id"])
         finally:
             agent.running = False
+            agent.busy.clear()
 
 
 async def work(run: Run, session, base, agent: Agent, command_id: str):
@@ -167,9 +171,11 @@ async def work(run: Run, session, base, agent: Agent, command_id: str):
 
 
 async def tasks_loop(run: Run, session, base, agent: Agent, first_in: float):
-    """The agent's side-channel thread: one long-poll held at all times."""
+    """The agent's side-channel thread: a long-poll held while a command runs (an idle agent's claim takes
+    the tasks)."""
     await asyncio.sleep(first_in)
     while not run.stopping:
+        await agent.busy.wait()
         status, _ = await call(run, session, "tasks", "POST", f"{base}/tasks/next", token=agent.token,
                                body={"instance_id": agent.instance_id},
                                params={"wait": f"{TASK_HOLD_SECONDS:g}"}, timeout=TASK_HOLD_SECONDS + 15)
@@ -260,7 +266,13 @@ async def watch(run: Run, db, server: PortalServer, postmaster: int, into: dict,
     """Every second: the server's connections to PostgreSQL; CPU of server, database and clients in the window."""
     peak = 0
     marks = {}
-    while not run.stopping:
+
+    def mark(edge, now):
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        marks[edge] = (now, tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster),
+                       usage.ru_utime + usage.ru_stime)
+
+    while not run.stopping and len(marks) < 2:
         with db.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'dtn'")
             peak = max(peak, cursor.fetchone()[0])
@@ -268,15 +280,16 @@ async def watch(run: Run, db, server: PortalServer, postmaster: int, into: dict,
         now = run.now()
         for edge in ("start", "end"):
             if edge not in marks and now >= window[0 if edge == "start" else 1]:
-                usage = resource.getrusage(resource.RUSAGE_SELF)
-                marks[edge] = (now, tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster),
-                               usage.ru_utime + usage.ru_stime)
-        if len(marks) == 2:
-            (t0, s0, p0, c0), (t1, s1, p1, c1) = marks["start"], marks["end"]
-            span = t1 - t0
-            into["cpu_cores_used"] = {"portal server": (s1 - s0) / span, "postgresql": (p1 - p0) / span,
-                                      "simulated agents (this process)": (c1 - c0) / span}
-        await asyncio.sleep(1.0)
+                mark(edge, now)
+        await asyncio.sleep(min(1.0, max(0.05, window[1] - run.now())) if "start" in marks else 1.0)
+    if "start" in marks and "end" not in marks:
+        # The load stopped before this loop's next turn reached the window's end: its end is now.
+        mark("end", run.now())
+    if len(marks) == 2:
+        (t0, s0, p0, c0), (t1, s1, p1, c1) = marks["start"], marks["end"]
+        span = t1 - t0
+        into["cpu_cores_used"] = {"portal server": (s1 - s0) / span, "postgresql": (p1 - p0) / span,
+                                  "simulated agents (this process)": (c1 - c0) / span}
 
 
 # --- database statements per claim ---------------------------------------------------------------
@@ -537,6 +550,8 @@ def analyse(run: Run, window, end, into, calibration, args) -> dict:
         "unclaimed": unclaimed,
         "peak_server_connections": into.get("peak_server_connections"),
         "cpu_cores_used": into.get("cpu_cores_used", {}),
+        # Requests ended per second over the same window, so this is the server's cost of one request.
+        "server_cpu_ms_per_request": _cpu_per_request(into, sum(k["per_second"] for k in kinds.values())),
         "goals": [g.as_dict() for g in goals],
         "series": {
             "claim_latency": [(round(t - start, 2), round(d * 1000, 2)) for t, d in claim_latency],
@@ -545,6 +560,11 @@ def analyse(run: Run, window, end, into, calibration, args) -> dict:
         },
         "_goals": goals,
     }
+
+
+def _cpu_per_request(into: dict, per_second: float) -> float | None:
+    cores = into.get("cpu_cores_used", {}).get("portal server")
+    return round(cores / per_second * 1000, 2) if cores is not None and per_second else None
 
 
 def _per_second(samples, start, stop) -> list:
@@ -568,6 +588,7 @@ def print_result(result: dict):
         ["server's connections to PostgreSQL, peak", result["peak_server_connections"]],
         ["PostgreSQL max_connections", MAX_CONNECTIONS],
         *[[f"CPU cores used: {who}", used] for who, used in result["cpu_cores_used"].items()],
+        ["portal server CPU per request, ms", result.get("server_cpu_ms_per_request", "—")],
         ["errors", sum(result["errors"].values())],
     ]
     print(report.table(["figure", "value"], facts))
@@ -641,8 +662,8 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=int, default=150, help="seconds of steady sends measured")
     parser.add_argument("--warmup", type=int, default=25, help="seconds for the agents to come up first")
     parser.add_argument("--rate", type=float, default=10, help="transfers sent per second")
-    parser.add_argument("--heartbeat-seconds", type=int, default=15)
-    parser.add_argument("--hold-seconds", type=int, default=25)
+    parser.add_argument("--heartbeat-seconds", type=int, default=30)
+    parser.add_argument("--hold-seconds", type=int, default=30)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (DTN_WEB_WORKERS)")
     parser.add_argument("--db-threads", type=int, default=8, help="DTN_DB_THREADS")
     parser.add_argument("--name", default="portal", help="bench/results/<name>.json")

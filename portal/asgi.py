@@ -15,6 +15,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 django_application = get_asgi_application()
 
 from django.conf import settings  # noqa: E402  (configured by get_asgi_application above)
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
+
+AGENT_PATH = "/api/agent/"
+
+
+class AgentASGIHandler(ASGIHandler):
+    """Django's ASGI handler for the agents' calls, without its per-request ThreadSensitiveContext.
+
+    That context gives every request an executor and a thread of its own for the synchronous
+    receivers of request_started and request_finished, kept until the request ends: a claim held
+    30 s kept an idle thread 30 s, 2,000 agents kept thousands, and each new thread's start scans
+    them all (threading's shutdown locks). The agents' views run their database work on the pool
+    (`call_db`), never on that thread, so those few signal receivers can share asgiref's one
+    executor thread instead. People's pages and API keep Django's handler."""
+
+    async def __call__(self, scope, receive, send):
+        await self.handle(scope, receive, send)
+
+
+agent_application = AgentASGIHandler()
 
 
 async def application(scope, receive, send):
@@ -69,4 +89,5 @@ async def limited(scope, receive, send):
                 return {"type": "http.disconnect"}
         return message
 
-    return await django_application(scope, counted, send)
+    handler = agent_application if scope.get("path", "").startswith(AGENT_PATH) else django_application
+    return await handler(scope, counted, send)

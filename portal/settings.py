@@ -198,12 +198,14 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# The agent protocol's clocks, chosen by the server and sent to agents.
-DTN_HEARTBEAT_SECONDS = env_int("DTN_HEARTBEAT_SECONDS", 15, minimum=1)
+# The agent protocol's clocks, chosen by the server and sent to agents. An idle agent makes one heartbeat
+# and one claim (which also brings side-channel tasks) per heartbeat: with 30 s, 2,000 agents ask for about
+# 135 requests/s (docs/performance.md); three missed beats (90 s) and a container shows offline.
+DTN_HEARTBEAT_SECONDS = env_int("DTN_HEARTBEAT_SECONDS", 30, minimum=1)
 DTN_LEASE_SECONDS = env_int("DTN_LEASE_SECONDS", 90, minimum=5)
 # Throughput under a tenth of what the network check measured for this long is flagged as a stall.
 DTN_STALL_SECONDS = env_int("DTN_STALL_SECONDS", 20, minimum=3)
-DTN_CLAIM_HOLD_SECONDS = env_int("DTN_CLAIM_HOLD_SECONDS", 25, minimum=0)
+DTN_CLAIM_HOLD_SECONDS = env_int("DTN_CLAIM_HOLD_SECONDS", 30, minimum=0)
 DTN_MAX_ATTEMPTS = env_int("DTN_MAX_ATTEMPTS", 3, minimum=1)
 DTN_REAPER_SECONDS = env_int("DTN_REAPER_SECONDS", 10, minimum=1)
 # How often a server process looks for queued work for the claims it holds open.

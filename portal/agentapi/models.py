@@ -36,7 +36,9 @@ class AgentTask(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["container", "state", "created_at"], name="agent_task_pending_idx")]
+        indexes = [models.Index(fields=["container", "state", "created_at"], name="agent_task_pending_idx"),
+                   # The tasks sweeper: every pending task not yet due, whichever container it is for.
+                   models.Index(fields=["state", "expires_at"], name="agent_task_due_idx")]
 
     def __str__(self):
         return f"{self.kind} {self.id} ({self.state})"

@@ -48,18 +48,21 @@ def ask_for_person(container: Container, kind: str, params: dict, user) -> Agent
     return ask(container, kind, params, user=user)
 
 
-def pending(container: Container) -> list[AgentTask]:
+def pending(container: Container, kind: str | None = None) -> list[AgentTask]:
     # Read on every heartbeat and task poll: a filter, no write. Overdue tasks are
     # marked expired where that is seen (an answer, a person reading the task).
-    return list(AgentTask.objects.filter(container=container, state=TaskState.PENDING,
-                                         expires_at__gt=timezone.now())[:OFFER_LIMIT])
+    found = AgentTask.objects.filter(container=container, state=TaskState.PENDING, expires_at__gt=timezone.now())
+    if kind is not None:
+        found = found.filter(kind=kind)
+    return list(found[:OFFER_LIMIT])
 
 
 def pending_containers(container_ids) -> set:
-    """Which of these containers have a task waiting (one query)."""
-    return set(AgentTask.objects.filter(container_id__in=list(container_ids), state=TaskState.PENDING,
-                                        expires_at__gt=timezone.now())
-               .values_list("container_id", flat=True).distinct())
+    """Which of these containers have a task waiting (one query over the pending tasks, whatever the
+    number of waiting agents: see queue.queued_containers)."""
+    pending_now = (AgentTask.objects.filter(state=TaskState.PENDING, expires_at__gt=timezone.now())
+                   .values_list("container_id", flat=True).distinct())
+    return set(container_ids).intersection(pending_now)
 
 
 def expire_overdue(container: Container | None = None) -> int:

@@ -69,20 +69,18 @@ class Waiters:
 
     async def wait(self, container_id, timeout: float) -> bool:
         """Park until woken for this container or until timeout; True if woken."""
+        return await wait_any((self,), container_id, timeout)
+
+    def _add(self, container_id, event: asyncio.Event) -> None:
         self._ensure_sweeper()
-        event = asyncio.Event()
         self._events[container_id].add(event)
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            events = self._events.get(container_id)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._events[container_id]
+
+    def _discard(self, container_id, event: asyncio.Event) -> None:
+        events = self._events.get(container_id)
+        if events is not None:
+            events.discard(event)
+            if not events:
+                del self._events[container_id]
 
     def wake(self, container_id) -> None:
         for event in list(self._events.get(container_id, ())):
@@ -114,6 +112,22 @@ class Waiters:
                 continue
             for container_id in found:
                 self.wake(container_id)
+
+
+async def wait_any(waiters, container_id, timeout: float) -> bool:
+    """Park until any of `waiters` wakes this container, or until timeout; True if woken.
+    One event in each: e.g. an idle agent's claim, woken by a command or by a task."""
+    event = asyncio.Event()
+    for each in waiters:
+        each._add(container_id, event)
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+        return True
+    except asyncio.TimeoutError:
+        return False
+    finally:
+        for each in waiters:
+            each._discard(container_id, event)
 
 
 claims = Waiters("claims", "portal.transfers.queue.queued_containers")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth import get_user_model
 
 from portal.containers.models import Container, Role
 from portal.grants.models import AlreadyGranted, Grant
 
 RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
+SYNC_GRANTS = "sync_grants"
+# An offline receiver syncs at its first heartbeat anyway: the ask need not outlive that by much.
+SYNC_GRANTS_TTL = timedelta(minutes=2)
 
 
 class GrantRefused(Exception):
@@ -42,6 +47,26 @@ def grant(owner, grantee_username: str, receiver_id) -> Grant:
     if grantee is None:
         raise GrantRefused("grantee", f"There is no user named '{(grantee_username or '').strip()[:150]}'.")
     try:
-        return Grant.issue(receiver, grantee)
+        issued = Grant.issue(receiver, grantee)
     except AlreadyGranted as exc:
         raise GrantRefused("grantee", f"{exc}; revoke it first to issue new keys.", conflict=True) from None
+    tell_receiver(receiver)
+    return issued
+
+
+def revoke(grant: Grant) -> bool:
+    """Revoke (see Grant.revoke) and have the receiver stop serving the key now."""
+    changed = grant.revoke()
+    if changed:
+        tell_receiver(grant.receiver)
+    return changed
+
+
+def tell_receiver(receiver: Container) -> None:
+    """Ask the receiver's agent to fetch its grants now (side channel `sync_grants`), so a new grant is
+    served and a revoked key refused within seconds rather than at its next heartbeat. One pending ask
+    is enough: it fetches whatever the grants are by then."""
+    from portal.agentapi import tasks
+
+    if not tasks.pending(receiver, kind=SYNC_GRANTS):
+        tasks.ask(receiver, SYNC_GRANTS, {}, ttl=SYNC_GRANTS_TTL)

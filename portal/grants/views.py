@@ -34,7 +34,7 @@ def revoke_grant_page(request, grant_id):
     grant = services.given(request.user).filter(pk=grant_id).first()
     if grant is None:
         raise Http404
-    if grant.revoke():
+    if services.revoke(grant):
         messages.success(request, f"Revoked {grant.grantee.username}'s grant to {grant.receiver.name}; "
                                   "sends still queued under it have failed.")
     else:

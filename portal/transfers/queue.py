@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
@@ -104,6 +104,12 @@ def claim_next(container: Container, instance_id: str) -> Command | None:
     lease, others get nothing. The same instance asking again (an agent
     restarted with its state dir) gets back the command it holds."""
     now = timezone.now()
+    # Most claims find nothing (an idle agent's long-poll): one read says so without the
+    # transaction, its lock and its five statements. Work queued just after this read
+    # wakes the held claim, which then comes back here.
+    if not Command.objects.filter(Q(state=CommandState.QUEUED) | Q(state__in=LEASED_STATES, lease_holder=instance_id),
+                                  container=container).exists():
+        return None
     with transaction.atomic():
         # Locking the container row serialises claims per container on
         # PostgreSQL; SQLite's IMMEDIATE transactions serialise all writers.
@@ -356,11 +362,13 @@ def reap_expired_leases(now=None) -> dict[str, int]:
 
 def queued_containers(container_ids) -> set:
     """Which of these containers have something they could claim now (one query):
-    queued work and no lease held, or a claim would only come back empty."""
-    ids = list(container_ids)
-    busy = Command.objects.filter(container_id__in=ids, state__in=LEASED_STATES).values("container_id")
-    return set(
-        Command.objects.filter(container_id__in=ids, state=CommandState.QUEUED)
-        .exclude(container_id__in=busy)
-        .values_list("container_id", flat=True).distinct()
-    )
+    queued work and no lease held, or a claim would only come back empty.
+
+    The query asks for every container with claimable work and leaves the waiting
+    ones to a set intersection: its cost follows the queued work, not the number of
+    agents waiting (2,000 ids in an IN list cost 16 ms of CPU per sweep, four sweeps
+    a second in every server process)."""
+    busy = Command.objects.filter(state__in=LEASED_STATES).values("container_id")
+    claimable = (Command.objects.filter(state=CommandState.QUEUED).exclude(container_id__in=busy)
+                 .values_list("container_id", flat=True).distinct())
+    return set(container_ids).intersection(claimable)

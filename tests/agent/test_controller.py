@@ -202,6 +202,47 @@ def test_side_channel_tasks_from_a_heartbeat_reply_go_to_the_side_channel():
     assert [t["task_id"] for t in side.taken] == ["t1", "t2"]
 
 
+class PollRecorder(SideChannel):
+    """A side channel that records what it is handed and when it was told to long-poll itself."""
+
+    def __init__(self):
+        super().__init__(portal=None)
+        self.taken, self.polls_alone = [], []
+
+    def submit(self, tasks):
+        self.taken.extend(tasks)
+        return len(tasks)
+
+    def poll_alone(self, wanted):
+        self.polls_alone.append(wanted)
+        super().poll_alone(wanted)
+
+
+def test_an_idle_agents_claim_brings_the_side_channel_tasks_and_the_side_channel_polls_only_during_a_command():
+    task = {"task_id": "t9", "kind": "list_send_folder", "params": {}}
+    session = FakeSession(FakeResponse(200, HEARTBEAT), FakeResponse(200, {"tasks": [task]}),
+                          FakeResponse(201, transfer_command()),
+                          FakeResponse(200, {"state": "succeeded", "cancel_requested": False}))
+    side = PollRecorder()
+    polled_during_run = []
+
+    class Runner(ScriptedRunner):
+        def run(self, command, channel):
+            polled_during_run.append(side._poll_wanted.is_set())
+            return super().run(command, channel)
+
+    agent, _ = controller(session, Runner(Outcome(CommandState.SUCCEEDED)), side=side)
+    # Idle: the claims take the tasks, so the side channel does not hold a second long-poll.
+    assert side.polls_alone == [False] and not side._poll_wanted.is_set()
+    agent.step()
+    assert paths(session) == [("POST", "heartbeat"), ("POST", "commands/next")]
+    assert session.requests[1]["json"] == {"instance_id": "instance-1", "tasks": True}
+    assert side.taken == [task]
+    agent.step()
+    # While the command ran, nothing claimed: the side channel polled alone; afterwards the claims again.
+    assert polled_during_run == [True] and side.polls_alone == [False, True, False]
+
+
 def test_a_signal_during_a_step_stops_the_loop_before_the_next_claim():
     session = FakeSession(FakeResponse(200, HEARTBEAT), FakeResponse(204))
     agent, _ = controller(session)

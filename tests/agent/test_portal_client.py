@@ -42,15 +42,25 @@ def test_a_report_for_a_command_no_longer_ours_is_command_gone(status):
     assert "does not hold" in str(raised.value)
 
 
-def test_a_claim_with_nothing_to_do_is_none_and_a_claimed_command_comes_back():
+def test_a_claim_with_nothing_to_do_is_empty_and_a_claimed_command_comes_back():
     portal, session = client(FakeResponse(204), FakeResponse(201, {"command_id": "c1", "kind": "transfer"}))
-    assert portal.claim(25) is None
-    assert portal.claim(2.5)["command_id"] == "c1"
+    empty = portal.claim(25)
+    assert empty.command is None and empty.tasks == []
+    assert portal.claim(2.5).command["command_id"] == "c1"
     first, second = session.requests
     assert first["url"] == "https://portal.example.org/api/agent/v1/commands/next"
     assert first["params"] == {"wait": "25"} and first["json"] == {"instance_id": "inst-1"}
     # The read timeout outlasts the hold, so a held claim is never cut short by the agent.
     assert first["timeout"] > 25 and second["params"] == {"wait": "2.5"}
+
+
+def test_a_claim_that_takes_tasks_says_so_and_brings_them_back():
+    task = {"task_id": "t1", "kind": "list_send_folder", "params": {}}
+    portal, session = client(FakeResponse(200, {"tasks": [task]}), FakeResponse(204))
+    claimed = portal.claim(30, tasks=True)
+    assert claimed.command is None and claimed.tasks == [task]
+    assert session.requests[0]["json"] == {"instance_id": "inst-1", "tasks": True}
+    assert portal.claim(30, tasks=True).tasks == []
 
 
 def test_a_report_carries_state_progress_reason_and_message_and_returns_the_stop_flag():

@@ -116,6 +116,32 @@ def test_200_held_claims_leave_the_portal_responsive_and_a_new_command_is_claime
     assert command(server, person, command_id)["state"] == "claimed"
 
 
+def test_an_idle_agents_held_claim_is_woken_by_a_side_channel_task(server, person):
+    box = register(server, person, "box-tasks")
+    headers = {"Authorization": f"Bearer {box['agent_token']}"}
+
+    def held_claim():
+        started = time.monotonic()
+        response = requests.post(f"{server.url}/api/agent/v1/commands/next", headers=headers,
+                                  json={"instance_id": "tasks-1", "tasks": True}, timeout=HOLD_SECONDS + 20)
+        return response, time.monotonic() - started
+
+    async def scenario():
+        claim = asyncio.create_task(asyncio.to_thread(held_claim))
+        await asyncio.sleep(1.0)
+        assert not claim.done(), "the claim was answered instead of held"
+        asked = await asyncio.to_thread(person.post, f"{server.url}/api/v1/containers/{box['container_id']}/tasks",
+                                        json={"kind": "list_send_folder", "params": {}})
+        assert asked.status_code == 201, asked.text
+        return asked.json()["task_id"], await claim
+
+    task_id, (response, held_for) = asyncio.run(scenario())
+    assert response.status_code == 200, response.text
+    assert [t["task_id"] for t in response.json()["tasks"]] == [task_id]
+    # The task reached the one long-poll the idle agent holds, well before its hold ran out.
+    assert held_for < HOLD_SECONDS - 2, held_for
+
+
 def test_an_expired_lease_is_requeued_then_failed_by_the_servers_own_reaper(fast_reaping_server):
     server = fast_reaping_server
     person = signed_up(server)

@@ -197,3 +197,10 @@ def test_a_rotated_token_cannot_claim(alice_agent, alice_sender, queued):
     assert claim(alice_agent).status_code == 401
     command.refresh_from_db()
     assert command.state == "queued"
+
+
+def test_an_idle_claim_reads_once_besides_the_token(alice_agent, alice_sender, django_assert_num_queries):
+    # Most claims find nothing: they must not pay for the claim's transaction and its lock.
+    with django_assert_num_queries(2):
+        response = alice_agent.post("/api/agent/v1/commands/next?wait=0", {"instance_id": "inst-1"}, format="json")
+    assert response.status_code == 204

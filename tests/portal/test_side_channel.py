@@ -92,3 +92,42 @@ def test_an_answer_after_the_deadline_is_refused(alice_api, alice_sender, alice_
     late = answer(alice_agent, task_id, ok=True, result={"entries": []})
     assert late.status_code == 409 and "expired" in late.json()["error"]
     assert AgentTask.objects.get(pk=task_id).result is None
+
+
+CLAIM = "/api/agent/v1/commands/next?wait=0"
+
+
+def test_an_idle_agents_claim_that_takes_tasks_brings_them_and_one_without_does_not(alice_api, alice_sender,
+                                                                                   alice_agent):
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    assert alice_agent.post(CLAIM, {"instance_id": "inst-1"}, format="json").status_code == 204
+    taken = alice_agent.post(CLAIM, {"instance_id": "inst-1", "tasks": True}, format="json")
+    assert taken.status_code == 200
+    assert [t["task_id"] for t in taken.json()["tasks"]] == [task_id]
+    assert answer(alice_agent, task_id, ok=True, result={"entries": []}).status_code == 200
+    assert alice_agent.post(CLAIM, {"instance_id": "inst-1", "tasks": True}, format="json").status_code == 204
+
+
+def test_granting_and_revoking_ask_the_receiver_to_sync_its_grants_once(alice, bob_api, bob_receiver):
+    from portal.grants.models import Grant
+    from tests.portal.conftest import agent_client
+
+    bob_agent = agent_client(bob_receiver)
+
+    def syncs():
+        return list(AgentTask.objects.filter(container=bob_receiver, kind="sync_grants", state=TaskState.PENDING))
+
+    made = bob_api.post("/api/v1/grants", {"receiver": str(bob_receiver.pk), "grantee": alice.username},
+                        format="json")
+    assert made.status_code == 201, made.json()
+    assert len(syncs()) == 1
+    offered = bob_agent.post(TASKS_NEXT, {"instance_id": "bob-1"}, format="json").json()["tasks"]
+    assert [t["kind"] for t in offered] == ["sync_grants"]
+    # Still pending: revoking adds no second ask, the one there fetches whatever the grants are by then.
+    grant = Grant.objects.get(pk=made.json()["grant_id"])
+    assert bob_api.post(f"/api/v1/grants/{grant.pk}/revoke").status_code == 200
+    assert len(syncs()) == 1
+    assert answer(bob_agent, syncs()[0].pk, ok=True, result={"endpoints_changed": True}).status_code == 200
+    # Revoking twice changes nothing and asks nothing.
+    assert bob_api.post(f"/api/v1/grants/{grant.pk}/revoke").status_code == 200
+    assert syncs() == []

@@ -76,6 +76,9 @@ class HeartbeatReplySerializer(serializers.Serializer):
 
 class ClaimSerializer(serializers.Serializer):
     instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
+    tasks = serializers.BooleanField(
+        default=False, help_text="Also hand over side-channel tasks: an idle agent's claim is then its only"
+                                 " long-poll (answered 200 with the tasks as soon as one is asked).")
 
 
 class AgentCommandSerializer(serializers.ModelSerializer):

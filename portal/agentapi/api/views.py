@@ -28,7 +28,7 @@ from portal.agentapi.api.serializers import (
 )
 from portal.agentapi.auth import AgentTokenAuthentication, IsAgent
 from portal.agentapi import tasks as agent_tasks
-from portal.agentapi.waiters import Waiters, call_db
+from portal.agentapi.waiters import Waiters, call_db, wait_any
 from portal.agentapi.waiters import claims as claim_waiters
 from portal.agentapi.waiters import tasks as task_waiters
 from portal.agentapi.models import AgentTask
@@ -118,24 +118,32 @@ class LongPollView(AgentAPIView):
         attempt = super().as_view(**initkwargs)
 
         async def view(request, *args, **kwargs):
-            deadline = time.monotonic() + _hold_seconds(request)
+            hold = _hold_seconds(request)
+            deadline = time.monotonic() + hold
             request.body  # read once; every attempt re-parses the cached bytes
+            # Whether an attempt should look at everything: it was woken, or its hold is too short for a
+            # sweeper to wake it.
+            request.long_poll_woken = hold < 2 * settings.DTN_CLAIM_SWEEP_MS / 1000
             while True:
                 response = await call_db(attempt, request, *args, **kwargs)
                 container_id = getattr(response, "hold_for_container", None)
                 remaining = deadline - time.monotonic()
                 if container_id is None or remaining <= 0:
                     return response
-                await cls.waiters.wait(container_id, remaining)
+                request.long_poll_woken = await wait_any(getattr(response, "hold_on", None) or (cls.waiters,),
+                                                         container_id, remaining)
 
         view.cls = cls
         view.initkwargs = initkwargs
         return csrf_exempt(view)
 
 
-def _empty(request) -> Response:
+def _empty(request, *hold_on: Waiters) -> Response:
+    """Nothing yet: held (by LongPollView) until one of `hold_on` (the view's own waiters by default)
+    wakes this container, or the hold ends."""
     response = Response(status=status.HTTP_204_NO_CONTENT)
     response.hold_for_container = request.auth.pk
+    response.hold_on = hold_on
     return response
 
 
@@ -153,22 +161,32 @@ class ClaimView(LongPollView):
     """Claim the oldest queued command of this container (long-poll).
 
     With nothing to do, the request is held up to `wait` seconds (the server's
-    hold at most) and answered 201 as soon as a command is queued, else 204."""
+    hold at most) and answered 201 as soon as a command is queued, else 204.
+    With `tasks: true` it also answers 200 with the side-channel tasks as soon as
+    one is asked: an idle agent then keeps one long-poll open, not two."""
 
     waiters = claim_waiters
 
     @extend_schema(
         request=ClaimSerializer,
         parameters=[OpenApiParameter("wait", float, description="seconds to hold an empty answer")],
-        responses={201: AgentCommandSerializer, 204: None},
+        responses={201: AgentCommandSerializer, 200: TaskListSerializer, 204: None},
     )
     def post(self, request):
         serializer = ClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        with_tasks = serializer.validated_data["tasks"]
+        # Tasks are looked for once something woke the claim: a task already waiting when it arrives
+        # wakes it at the tasks sweeper's next tick (250 ms), so the common idle claim reads nothing more
+        # (a claim held too briefly to be woken looks at once).
+        if with_tasks and request.long_poll_woken:
+            found = offered(request.auth)
+            if found:
+                return Response({"tasks": found})
         while True:
             command = queue.claim_next(request.auth, serializer.validated_data["instance_id"])
             if command is None:
-                return _empty(request)
+                return _empty(request, claim_waiters, task_waiters) if with_tasks else _empty(request)
             context = {}
             if command.transfer_id is not None:
                 try:

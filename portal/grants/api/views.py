@@ -66,5 +66,5 @@ class RevokeGrantView(APIView):
         grant = services.given(request.user).filter(pk=grant_id).first()
         if grant is None:
             raise Http404
-        grant.revoke()
+        services.revoke(grant)
         return Response(GivenGrantSerializer(grant).data)
