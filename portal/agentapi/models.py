@@ -30,6 +30,8 @@ class AgentTask(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     answered_at = models.DateTimeField(null=True, blank=True)
+    # When it was last handed to the agent: it is not handed again while the agent works on it.
+    offered_at = models.DateTimeField(null=True, blank=True)
     ok = models.BooleanField(null=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)

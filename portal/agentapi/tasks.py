@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.agentapi.models import AgentTask, TaskState
@@ -25,6 +26,10 @@ PERSON_KINDS = {
 DEFAULT_TTL = timedelta(minutes=2)
 # At most this many tasks offered in one reply: each is short, and more will follow.
 OFFER_LIMIT = 20
+# A task handed over is not handed over again for this long: the agent is working on it (a network check
+# takes ~15 s), and offering it on every poll made an agent's long-poll come straight back, over and over,
+# until the answer arrived. After that it is offered again, in case the agent lost it (e.g. restarted).
+REOFFER_AFTER = timedelta(seconds=30)
 
 
 class TaskRefused(Exception):
@@ -57,12 +62,26 @@ def pending(container: Container, kind: str | None = None) -> list[AgentTask]:
     return list(found[:OFFER_LIMIT])
 
 
+def _offerable(now):
+    return AgentTask.objects.filter(Q(offered_at__isnull=True) | Q(offered_at__lte=now - REOFFER_AFTER),
+                                    state=TaskState.PENDING, expires_at__gt=now)
+
+
+def to_offer(container: Container) -> list[AgentTask]:
+    """The tasks to hand this container's agent now, marked as handed over (one read, one write when
+    there are any)."""
+    now = timezone.now()
+    found = list(_offerable(now).filter(container=container)[:OFFER_LIMIT])
+    if found:
+        AgentTask.objects.filter(pk__in=[task.pk for task in found]).update(offered_at=now)
+    return found
+
+
 def pending_containers(container_ids) -> set:
-    """Which of these containers have a task waiting (one query over the pending tasks, whatever the
+    """Which of these containers have a task to hand over (one query over the pending tasks, whatever the
     number of waiting agents: see queue.queued_containers)."""
-    pending_now = (AgentTask.objects.filter(state=TaskState.PENDING, expires_at__gt=timezone.now())
-                   .values_list("container_id", flat=True).distinct())
-    return set(container_ids).intersection(pending_now)
+    offerable = _offerable(timezone.now()).values_list("container_id", flat=True).distinct()
+    return set(container_ids).intersection(offerable)
 
 
 def expire_overdue(container: Container | None = None) -> int:

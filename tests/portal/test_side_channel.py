@@ -131,3 +131,18 @@ def test_granting_and_revoking_ask_the_receiver_to_sync_its_grants_once(alice, b
     # Revoking twice changes nothing and asks nothing.
     assert bob_api.post(f"/api/v1/grants/{grant.pk}/revoke").status_code == 200
     assert syncs() == []
+
+
+def test_a_task_handed_over_is_not_handed_again_while_the_agent_works_on_it(alice_api, alice_sender, alice_agent):
+    from portal.agentapi.tasks import REOFFER_AFTER
+
+    task_id = ask(alice_api, alice_sender).json()["task_id"]
+    first = alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json")
+    assert [t["task_id"] for t in first.json()["tasks"]] == [task_id]
+    # Asked again at once (the next long-poll, a heartbeat): nothing new, so a long-poll is held, not answered.
+    assert alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json").status_code == 204
+    assert alice_agent.post("/api/agent/v1/heartbeat", {}, format="json").json()["tasks"] == []
+    # Unanswered long after: handed over again, in case the agent lost it.
+    AgentTask.objects.filter(pk=task_id).update(offered_at=timezone.now() - REOFFER_AFTER - timedelta(seconds=1))
+    again = alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json")
+    assert [t["task_id"] for t in again.json()["tasks"]] == [task_id]

@@ -100,7 +100,7 @@ def record_grant_endpoints(container: Container, reported: list[dict]) -> None:
 
 
 def offered(container: Container) -> list[dict]:
-    return [agent_tasks.offer(task) for task in agent_tasks.pending(container)]
+    return [agent_tasks.offer(task) for task in agent_tasks.to_offer(container)]
 
 
 class LongPollView(AgentAPIView):
