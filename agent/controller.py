@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_SECONDS = 30.0
 DEFAULT_CLAIM_HOLD_SECONDS = 30.0
+# An idle sender sends a full heartbeat every this many beats; its claims stand for the others.
+FULL_BEAT_EVERY = 10
 # Tries for a final report once shutdown was asked: long enough for a portal hiccup, short of a kill.
 FINAL_REPORT_TRIES_WHEN_STOPPING = 3
 
@@ -64,6 +66,8 @@ class Controller:
         self.stop_reason = ""
         # An idle agent's claims bring the side channel's tasks (docs/protocol.md).
         self._side_polls(False)
+        # Beats an idle sender leaves to its claims before the next full heartbeat (the first is full).
+        self.beats_left_to_claims = 0
 
     def request_shutdown(self, why: str = "shutdown") -> None:
         self.stopping = True
@@ -76,11 +80,7 @@ class Controller:
         self.heartbeat_seconds = _seconds(reply.get("heartbeat_seconds"), self.heartbeat_seconds)
         self.claim_hold_seconds = _seconds(reply.get("claim_hold_seconds"), self.claim_hold_seconds, allow_zero=True)
         self.next_beat = self.clock() + self.heartbeat_seconds
-        if self.heartbeat_marker is not None:
-            try:
-                self.heartbeat_marker(self.heartbeat_seconds)
-            except OSError as exc:
-                log.warning("could not record the heartbeat for the health check: %s", exc)
+        self._mark_alive()
         if self.side is not None:
             taken = self.side.submit(reply.get("tasks") or [])
             if taken:
@@ -88,9 +88,30 @@ class Controller:
         if self.after_beat is not None and self.after_beat(reply):
             self.next_beat = self.clock()
 
+    def _mark_alive(self) -> None:
+        """The portal took a sign of life (a heartbeat, or an idle sender's claim): tell the health check."""
+        if self.heartbeat_marker is not None:
+            try:
+                self.heartbeat_marker(self.heartbeat_seconds)
+            except OSError as exc:
+                log.warning("could not record the heartbeat for the health check: %s", exc)
+
     def beat_if_due(self) -> None:
         if self.clock() >= self.next_beat:
             self.beat()
+
+    def _beat_or_fold(self) -> None:
+        """An idle sender's claim is itself a sign of life (the portal records it): most beats are left
+        to the claim, and a full heartbeat (status, clocks, tasks) goes out every FULL_BEAT_EVERY beats.
+        With a receiver site to keep in step (after_beat), or while a command runs, every beat is full."""
+        if self.clock() < self.next_beat:
+            return
+        if self.runner is not None and self.after_beat is None and 0 < self.beats_left_to_claims:
+            self.beats_left_to_claims -= 1
+            self.next_beat = self.clock() + self.heartbeat_seconds
+            return
+        self.beat()
+        self.beats_left_to_claims = FULL_BEAT_EVERY - 1
 
     def tick(self) -> None:
         """Called often while a command runs: heartbeat when due; a portal hiccup waits for the next one."""
@@ -124,7 +145,7 @@ class Controller:
             return
         self._check_side_channel()
         try:
-            self.beat_if_due()
+            self._beat_or_fold()
             wait = max(0.0, min(self.claim_hold_seconds, self.next_beat - self.clock()))
             self.interruptible = True
             try:
@@ -138,6 +159,7 @@ class Controller:
             finally:
                 self.interruptible = False
             self.backoff.reset()
+            self._mark_alive()
         except PortalUnavailable as exc:
             self._pause(exc)
             return

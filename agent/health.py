@@ -6,7 +6,8 @@
 Exit status 0 is healthy, 1 unhealthy; one line on stdout says why (docker keeps it in `docker inspect`).
 
 The agent's check never calls the portal itself (a check that heartbeats would keep a stuck agent
-"online"). It reads a marker that the running agent rewrites after every heartbeat the portal accepted:
+"online"). It reads a marker that the running agent rewrites after every heartbeat the portal accepted (and every
+claim it answered: an idle sender's claims stand for most of its heartbeats):
 `$DTN_STATE_DIR/heartbeat`, holding the heartbeat interval then in force, in seconds. The agent is
 healthy while that file is younger than three intervals plus a grace period: the portal's own rule is
 that three missed beats make a container offline.
@@ -26,7 +27,7 @@ from pathlib import Path
 MARKER_NAME = "heartbeat"
 MISSED_BEATS = 3
 GRACE_SECONDS = 30.0
-DEFAULT_INTERVAL = 15.0
+DEFAULT_INTERVAL = 30.0
 DEFAULT_RC_URL = "http://127.0.0.1:5572"
 
 

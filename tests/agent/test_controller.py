@@ -293,3 +293,37 @@ def test_a_changed_receiver_is_reported_at_once_after_the_beat_that_changed_it()
     assert paths(session) == [("POST", "heartbeat"), ("POST", "heartbeat")]
     assert seen == ["receiver", "receiver"]
     assert clock.slept == [0, 15]
+
+
+def test_an_idle_senders_claims_stand_for_its_heartbeats_but_every_tenth_beat_is_full():
+    from agent.controller import FULL_BEAT_EVERY
+
+    session = FakeSession(FakeResponse(200, HEARTBEAT))
+    marks = []
+    agent, clock = controller(session)
+    agent.heartbeat_marker = marks.append
+    for beat in range(2 * FULL_BEAT_EVERY):
+        if beat == FULL_BEAT_EVERY:
+            session.queue(FakeResponse(200, HEARTBEAT))
+        session.queue(FakeResponse(204))
+        agent.step()
+        clock.now += 15  # the claim was held until the next beat was due
+    kinds = [path for _, path in paths(session)]
+    assert not session.answers
+    beats = [i for i, path in enumerate(kinds) if path == "heartbeat"]
+    # One full heartbeat, then claims alone for nine beats, then a full one again.
+    assert kinds.count("commands/next") == 2 * FULL_BEAT_EVERY
+    assert len(beats) == 2 and beats[1] - beats[0] == FULL_BEAT_EVERY + 1
+    # Every answered claim counts as a sign of life for the container's health check.
+    assert len(marks) == 2 + 2 * FULL_BEAT_EVERY
+
+
+def test_an_agent_with_a_receiver_site_or_a_running_command_sends_every_beat_in_full():
+    session = FakeSession(FakeResponse(200, HEARTBEAT), FakeResponse(204), FakeResponse(200, HEARTBEAT),
+                          FakeResponse(204))
+    agent, clock = controller(session)
+    agent.after_beat = lambda reply: False
+    agent.step()
+    clock.now += 15
+    agent.step()
+    assert [path for _, path in paths(session)] == ["heartbeat", "commands/next", "heartbeat", "commands/next"]

@@ -199,8 +199,12 @@ def test_a_rotated_token_cannot_claim(alice_agent, alice_sender, queued):
     assert command.state == "queued"
 
 
-def test_an_idle_claim_reads_once_besides_the_token(alice_agent, alice_sender, django_assert_num_queries):
-    # Most claims find nothing: they must not pay for the claim's transaction and its lock.
-    with django_assert_num_queries(2):
+def test_an_idle_claim_is_a_sign_of_life_and_reads_once(alice_agent, alice_sender, django_assert_num_queries):
+    assert alice_sender.last_seen_at is None
+    # Most claims find nothing: besides the token and the sign of life, one read, not the claim's
+    # transaction and its lock.
+    with django_assert_num_queries(3):
         response = alice_agent.post("/api/agent/v1/commands/next?wait=0", {"instance_id": "inst-1"}, format="json")
     assert response.status_code == 204
+    alice_sender.refresh_from_db()
+    assert alice_sender.online

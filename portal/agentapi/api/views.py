@@ -124,8 +124,10 @@ class LongPollView(AgentAPIView):
             # Whether an attempt should look at everything: it was woken, or its hold is too short for a
             # sweeper to wake it.
             request.long_poll_woken = hold < 2 * settings.DTN_CLAIM_SWEEP_MS / 1000
+            request.long_poll_attempts = 0
             while True:
                 response = await call_db(attempt, request, *args, **kwargs)
+                request.long_poll_attempts += 1
                 container_id = getattr(response, "hold_for_container", None)
                 remaining = deadline - time.monotonic()
                 if container_id is None or remaining <= 0:
@@ -175,6 +177,9 @@ class ClaimView(LongPollView):
     def post(self, request):
         serializer = ClaimSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if not request.long_poll_attempts:
+            # A claim is a sign of life: an idle agent heartbeats only now and then (docs/protocol.md).
+            Container.objects.filter(pk=request.auth.pk).update(last_seen_at=timezone.now())
         with_tasks = serializer.validated_data["tasks"]
         # Tasks are looked for once something woke the claim: a task already waiting when it arrives
         # wakes it at the tasks sweeper's next tick (250 ms), so the common idle claim reads nothing more
