@@ -393,6 +393,8 @@ class TransferFile(models.Model):
     outcome = models.CharField(max_length=10, choices=FileOutcome.choices)
     error = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # When the receiver was last asked for this file's SHA-256 (portal.transfers.verification).
+    verify_asked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["path"]

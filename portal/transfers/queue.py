@@ -201,8 +201,8 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
                 if throughput.close_stalls(transfer):
                     transfer.save(update_fields=["stalls"])
                 _outcome_event(transfer, current)
-            elif verifying:
-                verification.request(transfer, current)
+            elif verifying or (parsed is not None and parsed.files):
+                verification.request(transfer, current, final=verifying)
     reply = ReportReply(current, current.cancel_requested)
     if verifying and not current.is_terminal:
         reply.verification = verification.verdict(transfer, current)

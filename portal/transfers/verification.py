@@ -1,11 +1,14 @@
 """Receiver-side verification: the bytes are checked where they landed.
 
-When the sender has copied everything and hashed what it sent, it reports the
-phase `verifying`. For a receiver the portal manages, the portal then asks the
-receiver agent (side channel, `verify_received`) for the SHA-256 of exactly this
-transfer's files under its receive folder, records them beside the sender's,
-and answers the sender's reports with the verdict; the sender finishes the
-command as succeeded, or failed with `checksum_mismatch` naming the files.
+For a receiver the portal manages, the portal asks the receiver agent (side
+channel, `verify_received`) for the SHA-256 of exactly this transfer's files
+under its receive folder, and records them beside the sender's. It asks as the
+files land: whenever the sender has reported enough of them sent and hashed
+(BATCH_FILES or BATCH_BYTES) — so a folder of 10,000 files is mostly verified by
+the time its last file lands — and for the rest when the sender, having copied
+and hashed everything, reports the phase `verifying`. It then answers the
+sender's reports with the verdict; the sender finishes the command as succeeded,
+or failed with `checksum_mismatch` naming the files.
 
 A hand-entered S3 endpoint has no agent to ask: rclone's own hash checks are
 all there is, and the verdict says so."""
@@ -15,6 +18,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.agentapi import tasks
@@ -28,6 +32,9 @@ VERIFY_PHASE = "verifying"
 # verify_files over its send folder and verify_received over its receive folder.
 RECEIVER_TASK = "verify_received"
 FILES_PER_TASK = 1000
+# During a transfer, the receiver is asked once this many files (or bytes) are ready to verify.
+BATCH_FILES = 500
+BATCH_BYTES = 512 * 1024 * 1024
 # Reading what landed runs at disk speed; leave room for a slow disk and a queue.
 SECONDS_PER_GIB = 30
 NAMED_IN_VERDICT = 20
@@ -49,23 +56,38 @@ def _this_claims_tasks(command: Command):
     return tasks_.filter(created_at__gte=command.claimed_at) if command.claimed_at else tasks_
 
 
-def request(transfer: Transfer, command: Command) -> None:
-    """Ask the receiver for its checksums once per claim (a repeated report asks nothing)."""
+def request(transfer: Transfer, command: Command, *, final: bool) -> None:
+    """Ask the receiver for the checksums of this claim's files it has not been asked about yet: during
+    the transfer (`final` False) once a batch of sent and hashed files is ready, at the end for the rest.
+    A repeated report asks nothing again."""
     if not applies(transfer) or transfer.receiver is None:
         return
-    if _this_claims_tasks(command).exists():
+    landed = TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
+    # A command re-queued and claimed again asks afresh: what an earlier lease asked says nothing now.
+    since = command.claimed_at
+    fresh = Q(verify_asked_at__isnull=True) | Q(verify_asked_at__lt=since) if since else Q(verify_asked_at__isnull=True)
+    ready = landed.filter(fresh)
+    if not final:
+        ready = ready.exclude(sha256="")
+    rows = list(ready.order_by("pk").values_list("pk", "path", "size"))
+    if not final and len(rows) < BATCH_FILES and sum(size for _, _, size in rows) < BATCH_BYTES:
         return
-    rows = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
-                .values_list("path", "size"))
-    # One worker at the receiver answers the chunks in turn: each deadline covers those before it.
-    gib_so_far = 0.0
-    for start in range(0, len(rows), FILES_PER_TASK):
-        chunk = rows[start:start + FILES_PER_TASK]
-        gib_so_far += sum(size for _, size in chunk) / 2**30
-        tasks.ask(transfer.receiver, RECEIVER_TASK, {"paths": [_landed_path(transfer, p) for p, _ in chunk]},
-                  command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib_so_far * SECONDS_PER_GIB))
-    transfer.log("verification_requested",
-                 f"asked the receiver for the SHA-256 of {len(rows)} file(s) as they landed")
+    if rows:
+        # One worker at the receiver answers the chunks in turn: each deadline covers those before it.
+        gib_so_far = 0.0
+        for start in range(0, len(rows), FILES_PER_TASK):
+            chunk = rows[start:start + FILES_PER_TASK]
+            gib_so_far += sum(size for _, _, size in chunk) / 2**30
+            tasks.ask(transfer.receiver, RECEIVER_TASK, {"paths": [_landed_path(transfer, p) for _, p, _ in chunk]},
+                      command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib_so_far * SECONDS_PER_GIB))
+        TransferFile.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(verify_asked_at=timezone.now())
+    if final and (rows or not transfer.events.filter(kind="verification_requested",
+                                                      at__gte=since or transfer.created_at).exists()):
+        total = landed.count()
+        earlier = total - len(rows)
+        transfer.log("verification_requested",
+                     f"asked the receiver for the SHA-256 of {total} file(s) as they landed"
+                     + (f" ({earlier} of them while the transfer ran)" if earlier else ""))
 
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -112,3 +112,41 @@ def test_reports_outside_the_verifying_phase_carry_no_verdict(sent, alice_agent)
     reply = report(alice_agent, command_id, "running", progress={"bytes": 2}).json()
     assert "verification" not in reply
     assert Transfer.objects.get().state == "active"
+
+
+def test_a_large_folder_is_verified_in_batches_while_it_lands_and_the_rest_at_the_end(
+        alice, alice_sender, bob, bob_receiver, alice_agent, monkeypatch):
+    from portal.transfers import verification
+
+    monkeypatch.setattr(verification, "BATCH_FILES", 3)
+    checked_in(bob_receiver)
+    grant(bob_receiver, alice)
+    transfer = send(alice, alice_sender, receiver=bob_receiver, prefix="batches")
+    command_id = claim(alice_agent).json()["command_id"]
+
+    def files(names, sha=SHA_A):
+        return [{"path": f"d/{n}", "size": 1, "sha256": sha, "outcome": "sent"} for n in names]
+
+    def asked():
+        return [sorted(p.rsplit("/", 1)[1] for p in t.params["paths"])
+                for t in AgentTask.objects.filter(container=bob_receiver, kind="verify_received").order_by("created_at")]
+
+    report(alice_agent, command_id, "running", progress={"files": files(["f1", "f2"])})
+    assert asked() == []  # fewer than a batch: nothing asked yet
+    # A sent file whose checksum the sender has not computed yet waits for it.
+    report(alice_agent, command_id, "running",
+           progress={"files": files(["f3"]) + [{"path": "d/f4", "size": 1, "outcome": "sent"}]})
+    assert asked() == [["f1", "f2", "f3"]]
+    receiver_answers(bob_receiver, lambda paths: [{"path": p, "size": 1, "sha256": SHA_A} for p in paths])
+    report(alice_agent, command_id, "running", progress={"files": files(["f4", "f5"])})
+    assert asked() == [["f1", "f2", "f3"]]
+    # At the end: only the files not asked about yet.
+    verdict = report(alice_agent, command_id, "running", progress={"phase": "verifying"}).json()["verification"]
+    assert verdict == {"state": "pending"}
+    assert asked() == [["f1", "f2", "f3"], ["f4", "f5"]]
+    receiver_answers(bob_receiver, lambda paths: [{"path": p, "size": 1, "sha256": SHA_A} for p in paths])
+    verdict = report(alice_agent, command_id, "running", progress={"phase": "verifying"}).json()["verification"]
+    assert verdict["state"] == "passed" and verdict["message"].startswith("5 file(s)")
+    messages = [e.message for e in transfer.events.filter(kind="verification_requested")]
+    assert messages == ["asked the receiver for the SHA-256 of 5 file(s) as they landed (3 of them while the"
+                        " transfer ran)"]
