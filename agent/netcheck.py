@@ -493,7 +493,11 @@ class Checker:
         mathis = 1448 / rtt_s * 1.22 / math.sqrt(ratio) if ratio else None
         # Well above that (3x the threshold), the share of segments sent again says it alone: one stream's
         # rate over a few seconds of loss is too noisy to confirm it (0.4 to 1.3 MB/s on one bed link).
+        # Unless more streams carried no more than one: then the path is full and its queue dropped what the
+        # probe's slow starts overshot (6% on a 50 Mbit/s bed link with a 4 MiB probe); that is congestion,
+        # and more connections would not help. Random loss leaves each stream far below the path (3-9x).
         lossy = (ratio is not None and ratio > self.limits.lossy_retransmit_ratio and rtt_s >= 0.005
+                 and parallel >= 1.5 * single
                  and (held_back or single <= 3 * mathis or ratio > 3 * self.limits.lossy_retransmit_ratio))
         self.report["held_back"] = held_back
         self.report["lossy"] = lossy

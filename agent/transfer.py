@@ -894,7 +894,8 @@ class _Attempt:
         groups = [None]
         names = list(plan.files)
         if plan.resolved.is_dir and self.r.tune and not any("\n" in n or "\r" in n for n in names):
-            groups = tuning.segments(names, [plan.files[n].size for n in names])
+            groups = tuning.segments(names, [plan.files[n].size for n in names],
+                                     self.choice.transfers if self.choice is not None else self.r.transfers)
             if len(groups) == 1:
                 groups = [None]
         if len(groups) > 1:

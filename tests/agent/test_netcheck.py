@@ -114,3 +114,19 @@ def test_the_probe_before_a_transfer_is_a_small_share_of_it():
     assert full.for_transfer(None) == full
     limited = full.for_transfer(10 * 1024 * MiB, bandwidth_limit=1024 * 1024)
     assert limited.probe_max_bytes == 2 * MiB and limited.probe_seconds == 2.0
+
+
+def test_drops_at_a_full_bottleneck_are_congestion_not_loss(tmp_path):
+    # 8 streams carried what one did (the path is full) while 6% of segments went again: the probe's slow
+    # starts overshot the bottleneck's queue. Not "lossy": more connections would only add to the queue.
+    c = checker(tmp_path)
+    c.report = {"probe": {"single_stream_bytes_per_s": 4.3e6, "parallel_bytes_per_s": 4.8e6, "streams": 8,
+                          "retransmit_ratio": 0.06},
+                "rtt_ms": {"min": 21.0, "median": 21.0, "max": 22.0}, "host": host_tcp(c.proc)}
+    c._buffers()
+    assert c.report["lossy"] is False and "lossy" not in {f["code"] for f in c.findings}
+    # The same share with streams that each carry a fraction of the path: random loss.
+    c2 = checker(tmp_path / "b")
+    c2.report = {**c.report, "advice": [], "probe": {**c.report["probe"], "single_stream_bytes_per_s": 0.5e6}}
+    c2._buffers()
+    assert c2.report["lossy"] is True

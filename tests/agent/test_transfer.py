@@ -86,7 +86,7 @@ def test_it_copies_a_folder_reports_growing_bytes_and_each_file_with_its_sha256(
     assert copy[2]["_root"] == "alice-3f2a/from-alice/run/"
     assert copy[2]["no_check_bucket"] == "true" and copy[2]["secret_access_key"] == SECRET
     assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "CheckSum": True, "Checkers": 8,
-                       "MultiThreadStreams": 4, "MultiThreadCutoff": 256 * 1024 * 1024}
+                       "MultiThreadStreams": 4, "MultiThreadCutoff": 256 * 1024 * 1024, "OrderBy": "size,desc"}
     sent_bytes = [r["bytes"] for r in channel.reports] + [outcome.progress["bytes"]]
     assert sent_bytes == sorted(sent_bytes) and sent_bytes[-1] == 1230 and len(set(sent_bytes)) >= 4
     assert outcome.progress["total_bytes"] == 1230 and outcome.progress["files_total"] == 3

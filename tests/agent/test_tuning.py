@@ -92,3 +92,13 @@ def test_segments_split_a_big_folder_by_bytes_and_keep_a_small_one_whole():
 def test_bandwidth_limits_read_like_rclone():
     assert limit_bytes_per_s("50M") == 50 * MiB and limit_bytes_per_s("1.5G") == 1.5 * 1024 * MiB
     assert limit_bytes_per_s("") is None and limit_bytes_per_s("fast") is None
+
+
+def test_a_segment_holds_many_times_the_files_sent_at_once():
+    names = [f"f{i:04d}" for i in range(2000)]
+    # 4 at once: the folder is cut in the usual 8; 128 at once: 2,000 files are barely two segments' worth.
+    assert len(segments(names, [65536] * 2000, transfers=4)) == 8
+    assert len(segments(names, [65536] * 2000, transfers=128)) == 1
+    parts = segments(names, [65536] * 2000, transfers=64)
+    assert len(parts) == 3 and all(len(part) >= 640 for part in parts)
+    assert [n for part in parts for n in part] == names
