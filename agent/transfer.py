@@ -50,6 +50,7 @@ OVERWRITE_POLICIES = ("update_changed", "skip_existing")
 NETWORK_CHECK_MODES = ("enforce", "override", "skip")
 # Throughput samples kept for the next report (one a second; the portal keeps the series).
 SAMPLE_SECONDS = 1.0
+SPEED_WINDOW_SAMPLES = 6
 MAX_SAMPLES_PER_REPORT = 120
 _BWLIMIT = re.compile(r"^\d+(\.\d+)?[BKMGTPbkmgtp]?i?$")
 # A probe path that cannot exist: statting it costs one HEAD and one tiny listing,
@@ -526,6 +527,8 @@ class _Attempt:
         self.choice: tuning.Choice | None = None
         self.optimizer: tuning.Optimizer | None = None
         self.samples: list[list] = []
+        # The last few seconds of samples (clock, bytes), for the speed and ETA a person sees.
+        self.recent: deque[tuple[float, int]] = deque(maxlen=SPEED_WINDOW_SAMPLES)
         self.next_sample = 0.0
         self.sending_started: float | None = None
 
@@ -555,7 +558,9 @@ class _Attempt:
         sent_bytes = self.done_stats["bytes"] + int(live.get("bytes") or 0)
         transferring = live.get("transferring") or []
         done_bytes = ledger.done_bytes + sum(int(t.get("bytes") or 0) for t in transferring)
-        speed = float(live.get("speed") or 0.0)
+        speed = self._recent_speed()
+        if speed is None:
+            speed = float(live.get("speed") or 0.0)
         left = ledger.total_bytes - done_bytes
         eta = 0 if final else (int(left / speed) if speed > 0 and left > 0 else None)
         progress = {
@@ -994,8 +999,17 @@ class _Attempt:
         self.next_sample = self.r.clock() + SAMPLE_SECONDS
         sent = self.done_stats["bytes"] + int(self.live_stats.get("bytes") or 0)
         self.samples.append([round(self.r.now().timestamp(), 3), sent])
+        self.recent.append((self.r.clock(), sent))
         if len(self.samples) > 10 * MAX_SAMPLES_PER_REPORT:
             del self.samples[:len(self.samples) - 10 * MAX_SAMPLES_PER_REPORT]  # the portal was away: keep the newest
+
+    def _recent_speed(self) -> float | None:
+        """Bytes/s over the last few seconds of this attempt. rclone's own figure is one job's average and
+        starts again from zero with each segment's job; None until two samples a second apart exist."""
+        if len(self.recent) < 2 or self.recent[-1][0] - self.recent[0][0] < 1.0:
+            return None
+        (t0, b0), (t1, b1) = self.recent[0], self.recent[-1]
+        return max(0.0, (b1 - b0) / (t1 - t0))
 
     def _wait_for_rclone(self) -> None:
         deadline = self.r.clock() + RCLONE_COMEBACK_SECONDS

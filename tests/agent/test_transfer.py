@@ -98,6 +98,10 @@ def test_it_copies_a_folder_reports_growing_bytes_and_each_file_with_its_sha256(
     }
     assert outcome.progress["eta"] == 0 and outcome.progress["rclone"] == {"bytes": 1230, "transfers": 3,
                                                                            "checks": 0}
+    # The speed a person sees is this attempt's bytes over the last seconds, not rclone's job average (500 B/s
+    # all along): nothing in the first second, then 500 B a second, then less as the last files trickle in.
+    speeds = [r["speed"] for r in channel.reports]
+    assert speeds[:3] == [0.0, 500.0, 500.0] and speeds[-1] < 400
 
 
 def test_no_report_carries_the_receivers_secret_key(send_dir, tmp_path):
