@@ -196,6 +196,7 @@ def _grants_changed(site: "ReceiverSite", portal: PortalClient, describe_now) ->
     """The portal's word (side channel) that this receiver's grants changed: serve exactly them now,
     so a revoked key is refused within seconds, and report where a new grant is served at once."""
     changed = _serve_grants(site, portal, {"role": "receiver"})
+    log.info("the portal says the grants changed: synced%s", ", reporting the new endpoints" if changed else "")
     if changed:
         portal.heartbeat(describe_now())
     return {"endpoints_changed": changed}
