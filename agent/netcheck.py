@@ -380,9 +380,10 @@ class Checker:
     # --- steps ---
 
     def _same_path(self, earlier: dict) -> bool:
-        """An earlier probe still describes this path if the round trip has not moved much."""
+        """An earlier probe still describes this path if the round trip has not moved much and this host
+        still runs the same congestion control (what one stream carries under loss depends on it)."""
         then, now = earlier.get("rtt_median_ms"), self.report["rtt_ms"]["median"]
-        if then is None:
+        if then is None or earlier.get("congestion_control") != self.report["host"].get("congestion_control"):
             return False
         return abs(now - then) <= max(5.0, 0.5 * then)
 
@@ -414,6 +415,7 @@ class Checker:
             ratio = round((after[1] - before[1]) / (after[0] - before[0]), 5)
         self.report["probe"] = {
             "rtt_median_ms": self.report["rtt_ms"]["median"],
+            "congestion_control": self.report["host"].get("congestion_control"),
             "single_stream_bytes_per_s": round(single["rate"], 1),
             "parallel_bytes_per_s": round(parallel["rate"], 1), "streams": limits.streams,
             "bytes": single["bytes"] + parallel["bytes"], "seconds": round(single["seconds"] + parallel["seconds"], 2),

@@ -133,3 +133,13 @@ def test_drops_at_a_full_bottleneck_are_congestion_not_loss(tmp_path):
                  "probe": {**c.report["probe"], "single_stream_bytes_per_s": 0.5e6, "parallel_bytes_per_s": 0.6e6}}
     c2._buffers()
     assert c2.report["lossy"] is True
+
+
+def test_an_earlier_probe_is_reused_only_on_the_same_path_with_the_same_congestion_control(tmp_path):
+    earlier = {"rtt_median_ms": 0.0, "congestion_control": "cubic", "single_stream_bytes_per_s": 1e6,
+               "parallel_bytes_per_s": 4e6, "streams": 8, "bytes": 1, "seconds": 1.0, "retransmit_ratio": 0.0}
+    same = checker(tmp_path / "a", cc="cubic").run(earlier_probe=earlier)
+    assert same["probe"] is earlier
+    # The host now runs BBR: what one stream carries under loss is another story, so it probes again.
+    other = checker(tmp_path / "b", cc="bbr").run(earlier_probe=earlier)
+    assert other["probe"] is not earlier and other["probe"]["congestion_control"] == "bbr"
