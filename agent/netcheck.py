@@ -499,12 +499,13 @@ class Checker:
         # it is not what holds a stream back. Retransmissions on a clean long path (slow start overshooting
         # the queue) leave one stream far above that bound; real loss keeps it near it.
         mathis = 1448 / rtt_s * 1.22 / math.sqrt(ratio) if ratio else None
-        # One stream's rate over a short probe under loss is noisy (0.4 to 2.6x that bound on one bed link),
-        # so up to 8x the bound still counts. Far above it the retransmissions did not hold the stream back:
-        # they were the probe's slow starts overshooting a full bottleneck's queue (6% of segments, one
-        # stream at 12x the bound, on a 50 Mbit/s bed link): congestion, which more connections make worse.
+        # One stream's rate under loss is noisy (0.4 to 2.6x that bound on one bed link), so up to 5x the
+        # bound still counts. Far above it the retransmissions did not hold the stream back: they were the
+        # probe's slow starts overshooting a full bottleneck's queue (on a 50 Mbit/s, 20 ms bed link: 6% of
+        # segments with one stream at 12x the bound, 1.75% at 7.8x): congestion, which more connections
+        # only make worse.
         lossy = (ratio is not None and ratio > self.limits.lossy_retransmit_ratio and rtt_s >= 0.005
-                 and (held_back or single <= 8 * mathis))
+                 and (held_back or single <= 5 * mathis))
         self.report["held_back"] = held_back
         self.report["lossy"] = lossy
         cc = host.get("congestion_control") or "unknown"
