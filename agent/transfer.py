@@ -50,7 +50,9 @@ OVERWRITE_POLICIES = ("update_changed", "skip_existing")
 NETWORK_CHECK_MODES = ("enforce", "override", "skip")
 # Throughput samples kept for the next report (one a second; the portal keeps the series).
 SAMPLE_SECONDS = 1.0
-SPEED_WINDOW_SAMPLES = 6
+# The speed and ETA a person sees: bytes over the last few seconds (at least half a second of them).
+SPEED_WINDOW_SECONDS = 5.0
+SPEED_MIN_SPAN_SECONDS = 0.5
 MAX_SAMPLES_PER_REPORT = 120
 _BWLIMIT = re.compile(r"^\d+(\.\d+)?[BKMGTPbkmgtp]?i?$")
 # A probe path that cannot exist: statting it costs one HEAD and one tiny listing,
@@ -527,8 +529,8 @@ class _Attempt:
         self.choice: tuning.Choice | None = None
         self.optimizer: tuning.Optimizer | None = None
         self.samples: list[list] = []
-        # The last few seconds of samples (clock, bytes), for the speed and ETA a person sees.
-        self.recent: deque[tuple[float, int]] = deque(maxlen=SPEED_WINDOW_SAMPLES)
+        # (clock, bytes sent) at each look at rclone in the last SPEED_WINDOW_SECONDS.
+        self.recent: deque[tuple[float, int]] = deque()
         self.next_sample = 0.0
         self.sending_started: float | None = None
 
@@ -993,20 +995,24 @@ class _Attempt:
             log.warning("could not read what rclone finished before the stop: %s", exc.message)
 
     def _sample(self) -> None:
-        """Bytes sent so far by this attempt, once a second, for the portal's throughput series."""
-        if self.r.clock() < self.next_sample:
-            return
-        self.next_sample = self.r.clock() + SAMPLE_SECONDS
+        """Bytes sent so far by this attempt: at each look for the speed window, once a second for the
+        portal's throughput series."""
+        now = self.r.clock()
         sent = self.done_stats["bytes"] + int(self.live_stats.get("bytes") or 0)
+        self.recent.append((now, sent))
+        while now - self.recent[0][0] > SPEED_WINDOW_SECONDS:
+            self.recent.popleft()
+        if now < self.next_sample:
+            return
+        self.next_sample = now + SAMPLE_SECONDS
         self.samples.append([round(self.r.now().timestamp(), 3), sent])
-        self.recent.append((self.r.clock(), sent))
         if len(self.samples) > 10 * MAX_SAMPLES_PER_REPORT:
             del self.samples[:len(self.samples) - 10 * MAX_SAMPLES_PER_REPORT]  # the portal was away: keep the newest
 
     def _recent_speed(self) -> float | None:
         """Bytes/s over the last few seconds of this attempt. rclone's own figure is one job's average and
-        starts again from zero with each segment's job; None until two samples a second apart exist."""
-        if len(self.recent) < 2 or self.recent[-1][0] - self.recent[0][0] < 1.0:
+        starts again from zero with each segment's job; None until half a second has been seen."""
+        if len(self.recent) < 2 or self.recent[-1][0] - self.recent[0][0] < SPEED_MIN_SPAN_SECONDS:
             return None
         (t0, b0), (t1, b1) = self.recent[0], self.recent[-1]
         return max(0.0, (b1 - b0) / (t1 - t0))
