@@ -133,6 +133,13 @@ def test_drops_at_a_full_bottleneck_are_congestion_not_loss(tmp_path):
                  "probe": {**c.report["probe"], "single_stream_bytes_per_s": 0.5e6, "parallel_bytes_per_s": 0.6e6}}
     c2._buffers()
     assert c2.report["lossy"] is True
+    # A stream caught fast on a lossy 51 ms path (5x the bound), while 8 carried twice as much: lossy too.
+    c3 = checker(tmp_path / "c")
+    c3.report = {**c.report, "advice": [], "rtt_ms": {"min": 50.0, "median": 51.0, "max": 52.0},
+                 "probe": {**c.report["probe"], "single_stream_bytes_per_s": 2.55e6, "parallel_bytes_per_s": 5.65e6,
+                           "retransmit_ratio": 0.0049}}
+    c3._buffers()
+    assert c3.report["lossy"] is True
 
 
 def test_an_earlier_probe_is_reused_only_on_the_same_path_with_the_same_congestion_control(tmp_path):
@@ -143,3 +150,43 @@ def test_an_earlier_probe_is_reused_only_on_the_same_path_with_the_same_congesti
     # The host now runs BBR: what one stream carries under loss is another story, so it probes again.
     other = checker(tmp_path / "b", cc="bbr").run(earlier_probe=earlier)
     assert other["probe"] is not earlier and other["probe"]["congestion_control"] == "bbr"
+
+
+class TimedS3(FakeS3):
+    """PUTs that take a round trip plus their bytes at a fixed rate, on a fake clock."""
+
+    def __init__(self, rtt: float, rate: float):
+        super().__init__()
+        self.now, self.rtt, self.rate = 0.0, rtt, rate
+
+    def clock(self) -> float:
+        return self.now
+
+    def put(self, key, data):
+        self.now += self.rtt + len(data) / self.rate
+        super().put(key, data)
+
+
+def test_a_probe_phase_runs_its_round_trips_even_when_its_bytes_are_sent_sooner(tmp_path):
+    # One stream at 4.2 MB/s on a 50 ms path sends 2.8 MiB in under a second: mid slow start on a lossy path.
+    MiB = 1024 * 1024
+    block = b"x" * 65536
+    s3 = TimedS3(rtt=0.05, rate=4.2e6)
+    c = Checker(TARGET, s3, limits=LIMITS, clock=s3.clock, proc=proc(tmp_path))
+    quick = c._phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block)
+    assert quick["bytes"] == int(2.8 * MiB) and quick["seconds"] < 1.5
+    s3.now = 0.0
+    full = c._phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
+    assert 1.5 <= full["seconds"] < 1.7 and int(2.8 * MiB) < full["bytes"] <= 4 * int(2.8 * MiB)
+    # On a slow path the last PUT is sized to end about with the phase, not seconds after it.
+    slow = TimedS3(rtt=0.05, rate=0.4e6)
+    c.s3, c.clock = slow, slow.clock
+    timed = c._phase("k", 1, seconds=3.0, max_bytes=48 * MiB, block=block)
+    assert 3.0 <= timed["seconds"] < 3.3
+    c.s3, c.clock = s3, s3.clock
+    # A fast path stops at 4x its bytes, however short the time.
+    fast = TimedS3(rtt=0.0001, rate=1e9)
+    c.s3, c.clock = fast, fast.clock
+    capped = c._phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
+    assert capped["bytes"] == 4 * int(2.8 * MiB) and capped["seconds"] < 1.5
+    assert s3.objects == {} and fast.objects == {}
