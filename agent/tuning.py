@@ -43,12 +43,16 @@ SEGMENT_MIN_FILES = 200
 SEGMENTS = 8
 SEGMENT_MIN_SIZE = 50
 SEGMENT_WAVES = 10
+# A segment under this share of the network check's predicted rate, while more at once helps (or has not been
+# tried), doubles the files at once: the probe's streams carried more than these, so the path can.
+SHORT_OF_PREDICTION = 0.6
 # A small file's work besides its round trips and its bytes (request, TLS records, the S3 server's write):
 # on the bench's clean 2 ms link 4 files at once moved 311 files/s of 64 KiB, 12.9 ms a file each.
 PER_FILE_OVERHEAD_S = 0.006
-# Files in flight beyond what the model needs: too few leave the path idle (4 at once carried 20.4 of
-# 24.1 MB/s there, 16 carried 24.7), too many cost a little memory.
-FILES_IN_FLIGHT_HEADROOM = 2.0
+# Files in flight beyond what the model needs: too few leave the path idle (on the bench's clean link 4 at
+# once carried 20.4 of 24.1 MB/s, the 10-13 that twice the model gave 21.2, 16 carried 24.7), too many cost
+# a little memory.
+FILES_IN_FLIGHT_HEADROOM = 3.0
 
 
 @dataclass(frozen=True)
@@ -291,11 +295,16 @@ class Optimizer:
         if result.files and result.errors > result.files / 10:
             return self._move(max(MIN_TRANSFERS, current // 2),
                               f"{result.errors} of {result.files} files failed in the last segment: fewer at once")
+        predicted = self.choice.predicted_bytes_per_s
+        short = bool(predicted) and result.rate < SHORT_OF_PREDICTION * predicted
+        short_words = (f", under {SHORT_OF_PREDICTION:.0%} of the {predicted / 1e6:.2f} MB/s the network check"
+                       " predicted: twice as many at once" if short else "")
         if len(self.history) < 2:
-            # One segment says nothing about the trend: try a step up, as FTS3 probes.
-            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.25))),
-                              f"first segment ran at {result.rate / 1e6:.1f} MB/s with {current} at once;"
-                              " trying a few more")
+            # One segment says nothing about the trend: try a step up, as FTS3 probes; a big one when the
+            # segment fell far short of what the probe measured, which may have met the path before its losses.
+            return self._move(min(MAX_TRANSFERS, 2 * current if short else max(current + 1, int(current * 1.25))),
+                              f"first segment ran at {result.rate / 1e6:.1f} MB/s with {current} at once"
+                              + (short_words or "; trying a few more"))
         previous_transfers, previous = self.history[-2]
         change = (result.rate - previous.rate) / previous.rate if previous.rate > 0 else 0.0
         words = (f"the last segment ran at {result.rate / 1e6:.2f} MB/s with {current} at once, the one before at"
@@ -310,8 +319,9 @@ class Optimizer:
                               f"{words}: throughput fell by {-change * 100:.0f}%, the path got slower; fewer"
                               " transfers at once fill it and load it less")
         if change > 0.2:
-            return self._move(min(MAX_TRANSFERS, max(current + 1, int(current * 1.5))),
-                              f"{words}: throughput rose by {change * 100:.0f}%; more at once may carry more")
+            return self._move(min(MAX_TRANSFERS, 2 * current if short else max(current + 1, int(current * 1.5))),
+                              f"{words}: throughput rose by {change * 100:.0f}%"
+                              + (short_words or "; more at once may carry more"))
         return self._move(current, f"{words}: about the same; holding at {current}")
 
     def _move(self, transfers: int, why: str) -> tuple[Choice, str]:

@@ -102,3 +102,20 @@ def test_a_segment_holds_many_times_the_files_sent_at_once():
     parts = segments(names, [65536] * 2000, transfers=64)
     assert len(parts) == 3 and all(len(part) >= 640 for part in parts)
     assert [n for part in parts for n in part] == names
+
+
+def test_a_segment_far_short_of_the_prediction_doubles_the_files_at_once_while_that_helps():
+    # The bench's lossy link: a probe that met one stream before its first loss predicted 4.1 MB/s and chose 4
+    # at once; the first segment ran at 1.9-2.1 MB/s. FTS3's small steps took 4 segments to reach 10.
+    opt = Optimizer(Choice(transfers=4, checkers=8, upload_concurrency=4, chunk_size=MIN_CHUNK,
+                           multipart_cutoff=256 * MiB, predicted_bytes_per_s=4.1e6))
+    first, why = opt.next(SegmentResult(files=52, bytes=int(54.5e6), seconds=40, errors=0))
+    assert first.transfers == 8 and "under 60% of the 4.10 MB/s the network check predicted" in why
+    rose, why = opt.next(SegmentResult(files=52, bytes=int(54.5e6), seconds=24, errors=0))
+    assert rose.transfers == 16 and "rose" in why and "twice" in why
+    # Close to the prediction: the usual steps.
+    near, why = opt.next(SegmentResult(files=52, bytes=int(54.5e6), seconds=13, errors=0))
+    assert near.transfers == 24 and "more at once may carry more" in why
+    # A segment as slow as the one before holds, short of the prediction or not: more at once did not help.
+    held, why = opt.next(SegmentResult(files=52, bytes=int(54.5e6), seconds=13.5, errors=0))
+    assert held.transfers == 24 and "about the same" in why
