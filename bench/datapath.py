@@ -215,9 +215,9 @@ class World(ProductInBed):
     """The product in the bed at its defaults (the portal's own heartbeat, the agents' 1 s progress reports),
     and a plain rclone S3 server beside it."""
 
-    def __init__(self, bed, scratch: Path):
+    def __init__(self, bed, scratch: Path, agent_env: dict | None = None):
         super().__init__(bed, scratch, suffix="bench", portal_defaults=("DTN_HEARTBEAT_SECONDS",),
-                         agent_env={"DTN_PROGRESS_SECONDS": "1"}, ready_seconds=90)
+                         agent_env={"DTN_PROGRESS_SECONDS": "1", **(agent_env or {})}, ready_seconds=90)
         self.bucket_dir = self.receive_dir / self.grant["bucket"]
         self.s3 = PlainS3(self)
 
@@ -721,7 +721,16 @@ def main(argv=None) -> int:
                         help="the whole run's limit: repeats that would not fit are skipped (and listed)")
     parser.add_argument("--name", help="bench/results/<name>.json (default datapath or datapath-quick)")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument("--agent-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an agent setting other than its default, e.g. DTN_NETCHECK_REUSE_SECONDS=0 for a"
+                             " fresh probe before every transfer (repeatable)")
     args = parser.parse_args(argv)
+    agent_env = {}
+    for item in args.agent_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("DTN_"):
+            parser.error(f"--agent-env takes DTN_NAME=VALUE, not {item!r}")
+        agent_env[name] = value
     mode = "quick" if args.quick else "full"
     runs = args.runs or (1 if args.quick else 3)
     lossy_default_runs = 1  # the slowest contender on the lossy link: one run, as the issue allows
@@ -757,7 +766,7 @@ def main(argv=None) -> int:
     world = None
     try:
         with Bed(cc="cubic", **{k: v for k, v in LINKS["clean"].items() if k != "cc"}) as bed:
-            world = World(bed, scratch)
+            world = World(bed, scratch, agent_env)
             # The grid pass of hand-tuned rclone needs every dataset of its link.
             written = DATASETS if "rclone-tuned" in wanted_contenders else wanted_datasets
             for link in sorted({name.split("-")[0] for name in chosen}):
@@ -842,7 +851,7 @@ def main(argv=None) -> int:
         "settings": {"runs": runs, "lossy_rclone_defaults_runs": lossy_default_runs, "bbr_runs": bbr_runs,
                      "grid_seconds": grid_seconds, "iperf3_seconds": iperf_seconds, "grid": GRID[mode],
                      "rclone": subprocess.run([str(RCLONE), "version"], capture_output=True, text=True)
-                     .stdout.splitlines()[0], "tls": True},
+                     .stdout.splitlines()[0], "tls": True, "agent_env": agent_env},
         "links": links_out,
         "datasets": sizes,
         "grid": grids,
