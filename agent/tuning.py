@@ -278,6 +278,20 @@ class SegmentResult:
     def rate(self) -> float:
         return self.bytes / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def average(self) -> float:
+        return self.bytes / self.files if self.files else 0.0
+
+
+def _comparable(a: SegmentResult, b: SegmentResult) -> bool:
+    """Segments whose files' average sizes are within 2x of each other."""
+    low, high = sorted((a.average, b.average))
+    return low > 0 and high <= 2 * low
+
+
+def _size(value: float) -> str:
+    return f"{value / MiB:.1f} MiB" if value >= MiB else f"{value / 1024:.0f} KiB"
+
 
 @dataclass
 class Optimizer:
@@ -306,6 +320,11 @@ class Optimizer:
                               f"first segment ran at {result.rate / 1e6:.1f} MB/s with {current} at once"
                               + (short_words or "; trying a few more"))
         previous_transfers, previous = self.history[-2]
+        if not _comparable(result, previous):
+            # Small files move fewer bytes a second than big ones on the same path: the bytes/s of segments
+            # of unlike files say nothing about the path (a tree's 668 small files after 50 big ones).
+            return self._move(current, f"the last segment's files averaged {_size(result.average)}, the ones"
+                              f" before {_size(previous.average)}: their rates do not compare; holding at {current}")
         change = (result.rate - previous.rate) / previous.rate if previous.rate > 0 else 0.0
         words = (f"the last segment ran at {result.rate / 1e6:.2f} MB/s with {current} at once, the one before at"
                  f" {previous.rate / 1e6:.2f} MB/s with {previous_transfers}")

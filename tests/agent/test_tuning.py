@@ -119,3 +119,11 @@ def test_a_segment_far_short_of_the_prediction_doubles_the_files_at_once_while_t
     # A segment as slow as the one before holds, short of the prediction or not: more at once did not help.
     held, why = opt.next(SegmentResult(files=52, bytes=int(54.5e6), seconds=13.5, errors=0))
     assert held.transfers == 24 and "about the same" in why
+
+
+def test_segments_of_unlike_files_are_not_compared_by_their_bytes_per_second():
+    # A tree's 50 big files, then 668 small ones at a third of the bytes/s on the same path: not a slower path.
+    opt = _optimizer(11)
+    opt.next(SegmentResult(files=50, bytes=int(87.5e6), seconds=5.2, errors=0))
+    held, why = opt.next(SegmentResult(files=668, bytes=int(26.8e6), seconds=8.8, errors=0))
+    assert held.transfers == opt.history[-1][0] and "do not compare" in why and "KiB" in why and "MiB" in why
