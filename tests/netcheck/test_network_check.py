@@ -197,7 +197,8 @@ def test_the_tuning_differs_between_one_large_file_and_ten_thousand_small_ones_o
 def test_a_rate_drop_mid_folder_lowers_the_next_segments_concurrency_and_says_why(world, link):
     link.set(rate_mbit=50, rtt_ms=20)
     folder = world.send_dir / "segmented"
-    for i in range(400):
+    # Enough files for at least four segments of ten waves each at the ~14 at once the tuning picks here.
+    for i in range(800):
         write_random(folder / f"s{i:03d}.bin", 64 * 1024)
     transfer = world.send(["segmented"], prefix="segmented")
 
