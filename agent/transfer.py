@@ -806,7 +806,8 @@ class _Attempt:
             raise result["error"]
         report = result["report"]
         fresh = report.get("probe")
-        if fresh and reuse is None and not rate and report["verdict"] != netcheck.NO_GO:
+        # A probe offered for reuse but refused (the path changed) is replaced by the one just made.
+        if fresh and "reused_from_seconds_ago" not in fresh and not rate and report["verdict"] != netcheck.NO_GO:
             self.r.probes[endpoint] = (self.r.clock(), fresh)
         elif report["verdict"] == netcheck.NO_GO:
             self.r.probes.pop(endpoint, None)

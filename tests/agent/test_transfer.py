@@ -156,6 +156,17 @@ def test_back_to_back_transfers_to_one_endpoint_reuse_the_probe_but_check_the_re
     assert puts_first > 1 and puts_second == 1  # only the write/read-back object: the keys are checked again
     check = next(r["network_check"] for r in second_channel.reports if "network_check" in r)
     assert check["probe"]["reused_from_seconds_ago"] >= 0 and "the probe of" in check["summary"]
+    # A kept probe of another path (here: another round trip) is refused and replaced by
+    # the new probe, which the next transfer reuses.
+    [(endpoint, (when, kept))] = run.probes.items()
+    run.probes[endpoint] = (when, {**kept, "rtt_median_ms": 1000.0})
+    rc.scripts.extend([[Frame(finished=True, success=True, stats=stats(5, 1))] for _ in range(2)])
+    puts = []
+    for _ in range(2):
+        before = len(s3.calls)
+        run.run(command(["notes.txt"]), FakeChannel())
+        puts.append(sum(1 for op, _ in s3.calls[before:] if op == "put"))
+    assert puts[0] > 1 and puts[1] == 1
     # A bandwidth-limited transfer neither reuses nor keeps a probe; with reuse off, every transfer probes.
     run.network_limits = Limits(probe_max_bytes=2 * 1024 * 1024, probe_reuse_seconds=0)
     before = len(s3.calls)
