@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 import sys
 from dataclasses import dataclass
@@ -222,13 +223,32 @@ def _http_url(name: str, raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _directory(name: str, raw: str) -> Path:
+def _directory(name: str, raw: str, *, write: bool = False, on_host: str | None = None) -> Path:
     path = Path(raw).expanduser()
     if not path.is_absolute():
         raise ConfigError(f"{name} must be an absolute path, not {raw!r}")
     if not path.is_dir():
         raise ConfigError(f"{name}={raw} is not an existing directory")
+    _check_access(name, path, write, on_host)
     return path.resolve()
+
+
+def _check_access(name: str, path: Path, write: bool, on_host: str | None) -> None:
+    """Refuse a folder this process cannot use, with the command that fixes it. Docker makes a bind
+    mount's missing host folder itself, owned by root: the agent's uid can then read it but not write."""
+    uid, gid = os.geteuid(), os.getegid()
+    # Where the folder is a bind mount, the compose file tells the host's path (NAME_ON_HOST): the fix
+    # is run there, not in the container.
+    folder = shlex.quote(on_host or str(path))
+    where = f" (mounted from {on_host} on the host)" if on_host else ""
+    if write and not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={path}{where} is not writable by this agent (uid {uid}, gid {gid}):"
+                          f" run `chown {uid}:{gid} {folder}` (or `setfacl -m u:{uid}:rwx -m d:u:{uid}:rwx"
+                          f" {folder}`) on the host, then start the agent again")
+    if not write and not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(f"{name}={path}{where} is not readable by this agent (uid {uid}, gid {gid}):"
+                          f" run `setfacl -R -m u:{uid}:rX -m d:u:{uid}:rX {folder}` on the host,"
+                          f" then start the agent again")
 
 
 def load(environ=None) -> Config:
@@ -258,7 +278,8 @@ def load(environ=None) -> Config:
     if send_raw is None and receiver is None:
         raise ConfigError("DTN_SEND_DIR is required: the folder whose files this agent may send"
                           " (or DTN_RECEIVE_DIR for a site that only receives)")
-    send_dir = _directory("DTN_SEND_DIR", send_raw) if send_raw is not None else None
+    send_dir = (_directory("DTN_SEND_DIR", send_raw, on_host=read.text("DTN_SEND_DIR_ON_HOST"))
+                if send_raw is not None else None)
 
     rc_url_raw = read.text("DTN_RCLONE_RC_URL")
     rc_url = rc_user = rc_pass = None
@@ -343,7 +364,7 @@ def _receiver(read: "_Reader") -> ReceiverConfig | MinioReceiverConfig | None:
             if read.text(name) is not None:
                 raise ConfigError(f"{name} is for a receiver: set DTN_RECEIVE_DIR too")
         return None
-    receive_dir = _directory("DTN_RECEIVE_DIR", raw)
+    receive_dir = _directory("DTN_RECEIVE_DIR", raw, write=True, on_host=read.text("DTN_RECEIVE_DIR_ON_HOST"))
     host = read.text("DTN_RECEIVER_HOST", "127.0.0.1")
     if not re.fullmatch(r"[A-Za-z0-9.:-]{1,253}", host):
         raise ConfigError(f"DTN_RECEIVER_HOST must be a host name or an IP address, not {host!r}")

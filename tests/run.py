@@ -1,10 +1,14 @@
 """The test command behind `make test`.
 
 0. Chromium (Debian) and axe-core (npm) for the browser tests, if missing.
-1. Every test once on SQLite (unit, API, agent, end-to-end).
-2. The portal's unit and API tests again on a real PostgreSQL server started
+1. The compose story on a real docker engine (tests/deploy/engine), first and alone: it starts
+   dockerd, which adds firewall tables, bridges and turns on forwarding, and it puts the host back
+   when it stops. The network-bed and fault tests of the next step run on that host after it, so a
+   leftover would show there too.
+2. Every other test once on SQLite (unit, API, agent, end-to-end, network bed, faults).
+3. The portal's unit and API tests again on a real PostgreSQL server started
    here as a throwaway cluster and stopped afterwards, whatever happens.
-3. `make demo` once: the user story through a verified transfer.
+4. `make demo` once: the user story through a verified transfer.
 
 pytest's exit status 5 (nothing collected) counts as a failure: this project
 has tests, so collecting none means the suite is broken."""
@@ -49,8 +53,9 @@ def main(argv) -> int:
     started = time.monotonic()
     browser.ensure_all()
     print(f"=== Chromium and axe-core ready after {time.monotonic() - started:.0f} s", flush=True)
+    engine = pytest(["tests/deploy/engine", "-m", "engine", *extra])
     # PostgreSQL-only tests are deselected, not skipped: under CI a skip fails the run.
-    sqlite = pytest(["tests", "-m", "not postgres_only", *extra])
+    sqlite = pytest(["tests", "-m", "not postgres_only and not engine", *extra])
     cluster = Cluster()
     try:
         url = cluster.start()
@@ -59,7 +64,8 @@ def main(argv) -> int:
     finally:
         cluster.stop()
     demo = run_demo()
-    failed = [name for name, status in (("sqlite", sqlite), ("postgresql", postgres), ("make demo", demo))
+    failed = [name for name, status in (("docker engine", engine), ("sqlite", sqlite), ("postgresql", postgres),
+                                        ("make demo", demo))
               if status != 0]
     if failed:
         print(f"FAILED on: {', '.join(failed)}")

@@ -4,8 +4,9 @@ Docker compose's one-shot `portal-init` runs this before the server starts. With
 `DTN_TLS_KEY` set (the paths gunicorn serves HTTPS with):
 
 - neither file exists: a self-signed certificate is made for the names in `DTN_ALLOWED_HOSTS`
-  (ECDSA P-256, 397 days; the key 0600). Agents trust it with `DTN_PORTAL_CA_FILE` pointing at a copy
-  of the certificate (it is public), browsers after a warning.
+  (ECDSA P-256, 397 days; the key 0600). Agents trust it through a copy of the certificate (it is
+  public): `PORTAL_CA_FILE` in a compose site's `.env`, `DTN_PORTAL_CA_FILE` for an agent run as a
+  process. Browsers show a warning.
 - both exist: a provided certificate is left alone (only a warning when it expires within 30 days);
   one this made earlier is made again when it expires within 30 days or no longer names every host.
 - only one exists: an error, rather than guessing which half to trust.
@@ -84,7 +85,8 @@ def ensure(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime |
             return f"using the self-signed certificate {cert_path}, SHA-256 {fingerprint(cert)}"
     cert = make(cert_path, key_path, names, now)
     return (f"made a self-signed certificate {cert_path} for {', '.join(names)}, SHA-256 {fingerprint(cert)};"
-            " give agents a copy of it as DTN_PORTAL_CA_FILE")
+            " give each agent site a copy of it (PORTAL_CA_FILE in a compose site's .env, DTN_PORTAL_CA_FILE for"
+            " an agent run as a process)")
 
 
 def main(environ=None) -> int:

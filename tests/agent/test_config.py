@@ -116,3 +116,24 @@ def test_the_state_dir_is_made_private(env, tmp_path):
     loaded = config.load(env)
     config.prepare_state_dir(loaded.state_dir)
     assert oct(os.stat(loaded.state_dir).st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.parametrize("name, write, command", [
+    ("DTN_SEND_DIR", False, "setfacl -R -m u:{uid}:rX -m d:u:{uid}:rX '/srv/dtn/my data'"),
+    ("DTN_RECEIVE_DIR", True, "chown {uid}:{gid} '/srv/dtn/my data'"),
+])
+def test_a_folder_the_agent_cannot_use_is_refused_with_the_command_that_fixes_it(env, tmp_path, monkeypatch,
+                                                                                   name, write, command):
+    # As root every folder is usable, so the refusal is shown with os.access answering as for uid 10001;
+    # the real case (a folder docker made, owned by root) runs in tests/deploy/engine.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    env = {**env, name: str(folder), f"{name}_ON_HOST": "/srv/dtn/my data"}
+    if name == "DTN_RECEIVE_DIR":
+        env.pop("DTN_SEND_DIR")
+    monkeypatch.setattr(config.os, "access", lambda path, mode: not mode & (os.W_OK if write else os.R_OK))
+    with pytest.raises(ConfigError) as refused:
+        config.load(env)
+    expected = command.format(uid=os.geteuid(), gid=os.getegid())
+    assert f"run `{expected}`" in str(refused.value)
+    assert "(mounted from /srv/dtn/my data on the host)" in str(refused.value)

@@ -110,6 +110,17 @@ def test_bases_are_pinned_by_full_version(path):
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+-[\w.-]+(@sha256:[0-9a-f]{64})?", stage.base), stage.base
 
 
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_syntax_directive_sends_the_build_to_a_registry(path):
+    # `# syntax=` makes BuildKit (compose v2 builds with it) fetch a frontend image from Docker Hub
+    # before anything else: the build fails where only the base image and the package registries are
+    # reachable (seen on the real engine, tests/deploy/engine).
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        assert not re.match(r"#\s*syntax\s*=", line, flags=re.I), f"{path}: {line}"
+
+
 def test_the_images_install_the_project_with_the_pinned_constraints():
     text = (REPO / "rclone" / "Dockerfile").read_text()
     assert "--constraint /tmp/constraints.txt" in text

@@ -227,19 +227,23 @@ class AgentProcess:
 class Person:
     """A person using the portal's API with a personal token."""
 
-    def __init__(self, portal_url: str, username: str):
+    def __init__(self, portal_url: str, username: str, verify: bool | str = True):
+        """`verify`: as requests takes it; a path trusts that certificate (a self-signed portal's)."""
         self.url = portal_url
         self.username = username
-        body = {"username": username, "email": f"{username}@example.org", "password": "correct horse battery staple 42"}
-        response = requests.post(f"{portal_url}/api/v1/signup", json=body, timeout=30)
-        assert response.status_code == 201, response.text
-        response = requests.post(f"{portal_url}/api/v1/auth/token", json={**body, "name": "e2e"}, timeout=30)
-        assert response.status_code == 201, response.text
+        # Given with each request: requests lets REQUESTS_CA_BUNDLE override a session's `verify`.
+        self.verify = verify
         self.session = requests.Session()
+        body = {"username": username, "email": f"{username}@example.org", "password": "correct horse battery staple 42"}
+        response = self.session.post(f"{portal_url}/api/v1/signup", json=body, timeout=30, verify=verify)
+        assert response.status_code == 201, response.text
+        response = self.session.post(f"{portal_url}/api/v1/auth/token", json={**body, "name": "e2e"}, timeout=30,
+                                     verify=verify)
+        assert response.status_code == 201, response.text
         self.session.headers["Authorization"] = f"Bearer {response.json()['token']}"
 
     def call(self, method: str, path: str, expect: int | tuple = 200, **kwargs):
-        response = self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+        response = self.session.request(method, f"{self.url}{path}", timeout=30, verify=self.verify, **kwargs)
         expected = (expect,) if isinstance(expect, int) else expect
         assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
         return response.json() if response.content else None
