@@ -21,7 +21,8 @@ from typing import Callable
 
 from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, ReportReply, \
     TokenRejected
-from agent.protocol import CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandState
 from agent.sidechannel import SideChannel
 from agent.transfer import Outcome, TransferRunner
 

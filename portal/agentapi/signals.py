@@ -2,7 +2,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from agent.protocol import CommandState
+from dtn_protocol.states import CommandState
 from portal.agentapi.waiters import claims
 from portal.transfers.models import Command
 

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from agent.protocol import AGENT_TOKEN_PREFIX
+from dtn_protocol.api import AGENT_TOKEN_PREFIX
 from portal.lib import tokens
 
 # A container is online while its heartbeats arrive; three missed beats and it is not.

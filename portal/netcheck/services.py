@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from portal.agentapi import tasks as agent_tasks
 from portal.agentapi.models import AgentTask
 from portal.netcheck.models import CheckState, NetworkCheck, Verdict

@@ -3,7 +3,8 @@ cannot drift apart."""
 
 from django.db import models
 
-from agent.protocol import CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandState
 
 CommandStates = models.TextChoices("CommandStates", [(s.name, s.value) for s in CommandState])
 FailureReasons = models.TextChoices("FailureReasons", [(r.name, r.value) for r in FailureReason])

@@ -7,7 +7,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import LEASED_STATES, TERMINAL_STATES, CommandState
 from portal.lib import crypto
 from portal.transfers import validation
 from portal.transfers.signals import transfer_event

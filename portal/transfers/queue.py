@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import LEASED_STATES, TERMINAL_STATES, CommandState
 from portal.containers.models import Container
 from portal.transfers import verification
 from portal.transfers import progress as progress_module

@@ -18,7 +18,7 @@ import statistics
 
 from django.conf import settings
 
-from agent.tuning import limit_bytes_per_s
+from dtn_protocol.options import limit_bytes_per_s
 
 MAX_POINTS = 600
 STALL_FRACTION = 0.1

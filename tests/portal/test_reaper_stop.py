@@ -2,7 +2,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from agent.protocol import CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandState
 from portal.transfers import queue
 from portal.transfers.models import Command
 

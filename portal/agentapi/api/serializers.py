@@ -1,7 +1,7 @@
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
-from agent.protocol import CommandState
+from dtn_protocol.states import CommandState
 from portal.transfers import progress as transfer_progress
 from portal.transfers.choices import FailureReasons
 from portal.transfers.models import Command

@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from portal.agentapi.api.serializers import (
     AgentCommandSerializer,
     AgentGrantListSerializer,
