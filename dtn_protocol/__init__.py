@@ -14,5 +14,6 @@ only one part uses stays with that part.
 - `tasks`: the side channel's task kinds
 - `api`: the agent API's prefix and the tokens' prefixes
 - `units`: the one way bytes and speeds are written for people (IEC units)
+- `progress`: how far a transfer is, as pages and the CLI show it
 - `env`: the one strict reader of settings from the environment
 """
