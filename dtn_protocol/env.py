@@ -123,9 +123,10 @@ def env_list(name: str, default: list[str], environ=None) -> list[str]:
     return Env(environ).items(name, default)
 
 
-def env_secret(name: str, state_dir: Path, generate: Callable[[], str] = new_secret, environ=None) -> str:
-    """No secret has a default in code: one missing is generated into the state directory, so a fresh
-    checkout gets its own."""
+def env_secret(name: str, state_dir: Path | None = None, generate: Callable[[], str] = new_secret,
+               environ=None) -> str | None:
+    """No secret has a default in code: with `state_dir`, one missing is generated into it, so a fresh
+    checkout gets its own; without, a missing one is None."""
     return Env(environ).secret(name, state_dir=state_dir, generate=generate)
 
 

@@ -120,7 +120,7 @@ def wait_for_grant(processes: Processes, bob: PortalAPI, grant_id: str, timeout:
 
 
 def _cert_fingerprint(root: Path) -> str:
-    from agent.tls import fingerprint
+    from portal.lib.certificates import fingerprint
 
     return fingerprint((root / "bob-agent" / "tls" / "s3.crt").read_text())
 

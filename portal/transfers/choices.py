@@ -1,56 +1,38 @@
-"""Model choices built from the protocol's one list, so the portal and the agent
-cannot drift apart."""
+"""Model choices built from the protocol's lists (dtn_protocol), so the portal and
+the agent cannot drift apart. Only the labels a person reads are the portal's."""
 
 from django.db import models
 
+from dtn_protocol import options, states
 from dtn_protocol.failures import FailureReason
-from dtn_protocol.states import CommandState
-
-CommandStates = models.TextChoices("CommandStates", [(s.name, s.value) for s in CommandState])
-FailureReasons = models.TextChoices("FailureReasons", [(r.name, r.value) for r in FailureReason])
-
-
-class TransferState(models.TextChoices):
-    """A transfer's state, derived from its latest command (see TRANSFER_STATE_OF)."""
-
-    QUEUED = "queued"
-    ACTIVE = "active"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
+from dtn_protocol.states import (  # noqa: F401  (the portal reads them from here)
+    FINISHED_TRANSFER_STATES,
+    RESTARTABLE_TRANSFER_STATES,
+    TRANSFER_STATE_OF,
+)
 
 
-TRANSFER_STATE_OF = {
-    CommandState.QUEUED: TransferState.QUEUED,
-    CommandState.CLAIMED: TransferState.ACTIVE,
-    CommandState.RUNNING: TransferState.ACTIVE,
-    CommandState.SUCCEEDED: TransferState.SUCCEEDED,
-    CommandState.FAILED: TransferState.FAILED,
-    CommandState.CANCELED: TransferState.CANCELED,
-}
-FINISHED_TRANSFER_STATES = frozenset({TransferState.SUCCEEDED, TransferState.FAILED, TransferState.CANCELED})
-# Restart is for transfers that did not complete; a succeeded one is done.
-RESTARTABLE_TRANSFER_STATES = frozenset({TransferState.FAILED, TransferState.CANCELED})
+def _choices(name: str, words, labels: dict | None = None) -> type[models.TextChoices]:
+    # Without a label of its own, a choice reads as Django would label it ("Lease Expired").
+    return models.TextChoices(name, [(word.name, (word.value, labels[word]) if labels else word.value)
+                                     for word in words])
 
 
-class Overwrite(models.TextChoices):
-    # Nothing is ever deleted at the destination under either policy.
-    UPDATE_CHANGED = "update_changed", "Replace files whose size or checksum differ"
-    SKIP_EXISTING = "skip_existing", "Never touch a file already there"
-
-
-class FileOutcome(models.TextChoices):
-    SENT = "sent"
-    SKIPPED = "skipped"
-    FAILED = "failed"
+CommandStates = _choices("CommandStates", states.CommandState)
+FailureReasons = _choices("FailureReasons", FailureReason)
+TransferState = _choices("TransferState", states.TransferState)
+FileOutcome = _choices("FileOutcome", states.FileOutcome)
+Overwrite = _choices("Overwrite", options.Overwrite, {
+    options.Overwrite.UPDATE_CHANGED: "Replace files whose size or checksum differ",
+    options.Overwrite.SKIP_EXISTING: "Never touch a file already there",
+})
+NetworkCheckMode = _choices("NetworkCheckMode", options.CheckMode, {
+    options.CheckMode.ENFORCE: "check first; a no-go stops the transfer",
+    options.CheckMode.OVERRIDE: "check first; go ahead even on a no-go",
+    options.CheckMode.SKIP: "only reachability, certificate and keys; no probe",
+})
 
 
 class DestinationKind(models.TextChoices):
     CONTAINER = "container", "A receiver container (by grant)"
     S3 = "s3", "An S3 endpoint entered by hand"
-
-
-class NetworkCheckMode(models.TextChoices):
-    ENFORCE = "enforce", "check first; a no-go stops the transfer"
-    OVERRIDE = "override", "check first; go ahead even on a no-go"
-    SKIP = "skip", "only reachability, certificate and keys; no probe"

@@ -38,7 +38,7 @@ class Command(models.Model):
                                  related_name="commands")
     kind = models.CharField(max_length=30, default="transfer")
     payload = models.JSONField(default=dict, blank=True)
-    state = models.CharField(max_length=10, choices=CommandStates.choices, default=CommandState.QUEUED)
+    state = models.CharField(max_length=10, choices=CommandStates.choices, default=CommandStates.QUEUED)
     reason = models.CharField(max_length=30, choices=FailureReasons.choices, blank=True)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -29,7 +29,7 @@ def test_alice_sends_to_bob_with_files_picked_from_the_listing_and_watches_it_su
     open_picker(page)
     picker = page.locator("#picker")
     expect(picker.get_by_label("run-17.bin")).to_be_visible()
-    expect(picker.get_by_text("6.0 MB")).to_be_visible()
+    expect(picker.get_by_text("6.0 MiB")).to_be_visible()
     picker.get_by_label("run-17.bin").check()
     picker.get_by_role("button", name="Open folder docs").click()
     expect(page.locator("#picker-path")).to_have_text("/docs")

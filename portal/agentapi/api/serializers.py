@@ -2,6 +2,7 @@ from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from dtn_protocol.states import CommandState
+from portal.lib.certificates import fingerprint, first_certificate
 from portal.transfers import progress as transfer_progress
 from portal.transfers.choices import FailureReasons
 from portal.transfers.models import Command
@@ -10,14 +11,6 @@ REPORTED_STATES = [s.value for s in CommandState if s != CommandState.QUEUED]
 
 INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its state dir), so a "
                     "restarted agent gets back the command it held.")
-
-
-def first_certificate(pem: str) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    certificate = x509.load_pem_x509_certificate(pem.encode())
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 endpoint_validator = URLValidator(schemes=["http", "https"], message="an http:// or https:// URL")
@@ -49,8 +42,6 @@ class HeartbeatSerializer(serializers.Serializer):
         if bool(pem) != bool(claimed):
             raise serializers.ValidationError({"certificate_sha256": "send the certificate and its fingerprint together"})
         if pem:
-            from agent.tls import fingerprint
-
             try:
                 actual = fingerprint(pem)
             except ValueError:
