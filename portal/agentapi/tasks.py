@@ -16,6 +16,7 @@ from django.utils import timezone
 from portal.agentapi.models import AgentTask, TaskState
 from portal.agentapi.waiters import tasks as task_waiters
 from portal.containers.models import Container
+from portal.lib.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ OFFER_LIMIT = 20
 REOFFER_AFTER = timedelta(seconds=30)
 
 
-class TaskRefused(Exception):
+class TaskRefused(Refused):
     pass
 
 
@@ -47,9 +48,9 @@ def ask(container: Container, kind: str, params: dict, *, user=None, command=Non
 def ask_for_person(container: Container, kind: str, params: dict, user) -> AgentTask:
     role = PERSON_KINDS.get(kind)
     if role is None:
-        raise TaskRefused(f"unknown task kind {kind!r}; one of: {', '.join(sorted(PERSON_KINDS))}")
+        raise TaskRefused("kind", f"unknown task kind {kind!r}; one of: {', '.join(sorted(PERSON_KINDS))}")
     if not getattr(container, role):
-        raise TaskRefused(f"a {container.role} container does not answer {kind}")
+        raise TaskRefused("kind", f"a {container.role} container does not answer {kind}")
     return ask(container, kind, params, user=user)
 
 
@@ -99,8 +100,8 @@ def expire_if_overdue(task: AgentTask) -> AgentTask:
     return task
 
 
-class AlreadyAnswered(Exception):
-    pass
+class AlreadyAnswered(Refused):
+    status = 409
 
 
 def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
@@ -111,7 +112,7 @@ def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
             state=TaskState.ANSWERED, ok=ok, result=result if ok else None, error="" if ok else error,
             answered_at=timezone.now())
         if changed != 1:
-            raise AlreadyAnswered(f"the task is already {AgentTask.objects.get(pk=task.pk).state}")
+            raise AlreadyAnswered(None, f"the task is already {AgentTask.objects.get(pk=task.pk).state}")
         task.refresh_from_db()
         handler = ON_ANSWER.get(task.kind)
         if handler is not None:

@@ -17,7 +17,7 @@ def containers_page(request):
         try:
             container, token = services.register(request.user, **form.cleaned_data)
         except services.NameTaken as exc:
-            form.add_error("name", str(exc))
+            form.add_error(exc.field, str(exc))
         else:
             registered = {"container": container, "token": token}
             form = RegisterForm()

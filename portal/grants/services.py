@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 
 from portal.containers.models import Container, Role
 from portal.grants.models import AlreadyGranted, Grant
+from portal.lib.errors import Refused
 
 RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
 SYNC_GRANTS = "sync_grants"
@@ -15,11 +16,8 @@ SYNC_GRANTS = "sync_grants"
 SYNC_GRANTS_TTL = timedelta(minutes=2)
 
 
-class GrantRefused(Exception):
-    def __init__(self, field: str, message: str, conflict: bool = False):
-        super().__init__(message)
-        self.field = field
-        self.conflict = conflict
+class GrantRefused(Refused):
+    pass
 
 
 def own_receivers(user):
@@ -49,7 +47,7 @@ def grant(owner, grantee_username: str, receiver_id) -> Grant:
     try:
         issued = Grant.issue(receiver, grantee)
     except AlreadyGranted as exc:
-        raise GrantRefused("grantee", f"{exc}; revoke it first to issue new keys.", conflict=True) from None
+        raise GrantRefused("grantee", f"{exc}; revoke it first to issue new keys.", status=409) from None
     tell_receiver(receiver)
     return issued
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import LEASED_STATES, TERMINAL_STATES, CommandState
 from portal.containers.models import Container
+from portal.lib.errors import Refused
 from portal.transfers import verification
 from portal.transfers import progress as progress_module
 from portal.transfers import throughput
@@ -34,8 +35,10 @@ ALLOWED_REPORTS = {
 }
 
 
-class QueueError(Exception):
+class QueueError(Refused):
     """A request the queue refuses; the message is for the person or agent."""
+
+    status = 409
 
 
 class NotLeaseHolder(QueueError):
@@ -92,9 +95,10 @@ def restart(transfer: Transfer) -> Command:
     with transaction.atomic():
         locked = Transfer.objects.select_for_update().get(pk=transfer.pk)
         if not locked.can_restart:
-            raise IllegalTransition(f"only a failed or stopped transfer can be restarted; this one is {locked.state}")
+            raise IllegalTransition(None, f"only a failed or stopped transfer can be restarted; this one is"
+                                          f" {locked.state}")
         if Command.objects.filter(transfer=locked).exclude(state__in=TERMINAL_STATES).exists():
-            raise IllegalTransition("an attempt of this transfer is still in the queue")
+            raise IllegalTransition(None, "an attempt of this transfer is still in the queue")
         return enqueue_transfer(locked)
 
 
@@ -168,13 +172,13 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
         if current.state in TERMINAL_STATES:
             if current.state == state and current.lease_holder == instance_id:
                 return ReportReply(current, current.cancel_requested)
-            raise NotLeaseHolder(f"command is already {current.state}")
+            raise NotLeaseHolder("state", f"command is already {current.state}")
         if current.state not in LEASED_STATES or current.lease_holder != instance_id:
-            raise NotLeaseHolder("this agent instance does not hold the command's lease")
+            raise NotLeaseHolder("state", "this agent instance does not hold the command's lease")
         if state not in ALLOWED_REPORTS[CommandState(current.state)]:
-            raise IllegalTransition(f"cannot go from {current.state} to {state}")
+            raise IllegalTransition("state", f"cannot go from {current.state} to {state}")
         if state == CommandState.FAILED and reason not in FailureReason.__members__.values():
-            raise IllegalTransition("a failed command needs a reason from the list")
+            raise IllegalTransition("state", "a failed command needs a reason from the list")
         if state == CommandState.FAILED:
             reason, message = _explain_failure(current, reason, message)
         updates = {"state": state, "last_report_at": now, "lease_expires_at": _lease_deadline(now)}
@@ -262,7 +266,7 @@ def request_stop(command: Command) -> Command:
         elif current.state in LEASED_STATES:
             Command.objects.filter(pk=current.pk).update(cancel_requested=True)
         else:
-            raise IllegalTransition(f"the command is already {current.state}")
+            raise IllegalTransition(None, f"the command is already {current.state}")
         current.refresh_from_db()
         transfer = _locked_transfer(current)
         if transfer is not None:
@@ -277,13 +281,13 @@ def request_stop(command: Command) -> Command:
 def stop_transfer(transfer: Transfer) -> Command:
     command = transfer.latest_command
     if command is None or transfer.is_finished:
-        raise IllegalTransition(f"the transfer is already {transfer.state}")
+        raise IllegalTransition(None, f"the transfer is already {transfer.state}")
     return request_stop(command)
 
 
 def delete_finished(command: Command) -> None:
     if command.state not in TERMINAL_STATES:
-        raise IllegalTransition(f"only finished commands can be deleted; this one is {command.state}")
+        raise IllegalTransition(None, f"only finished commands can be deleted; this one is {command.state}")
     with transaction.atomic():
         if command.transfer_id is not None:
             transfer = Transfer.objects.select_for_update().filter(pk=command.transfer_id).first()
@@ -296,7 +300,7 @@ def delete_finished_of_transfer(transfer: Transfer) -> int:
     """Remove a finished transfer's commands from its sender's queue; the record stays."""
     transfer.refresh_from_db(fields=["state"])
     if not transfer.is_finished:
-        raise IllegalTransition(f"only a finished transfer leaves the queue; this one is {transfer.state}")
+        raise IllegalTransition(None, f"only a finished transfer leaves the queue; this one is {transfer.state}")
     commands = list(Command.objects.filter(transfer=transfer, state__in=TERMINAL_STATES))
     for command in commands:
         delete_finished(command)

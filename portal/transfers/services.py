@@ -10,6 +10,7 @@ from django.db import transaction
 from portal.containers.models import Container, Role
 from portal.grants.models import Grant
 from portal.lib import crypto
+from portal.lib.errors import Refused
 from portal.transfers import queue, validation
 from portal.transfers.choices import DestinationKind
 from portal.transfers.models import Command, Transfer
@@ -20,10 +21,8 @@ SENDER_ROLES = (Role.SENDER, Role.BOTH)
 RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
 
 
-class SendRefused(Exception):
-    def __init__(self, field: str | None, message: str):
-        super().__init__(message)
-        self.field = field
+class SendRefused(Refused):
+    pass
 
 
 @dataclass
@@ -101,11 +100,12 @@ def restart(transfer: Transfer) -> Command:
     revoked grant refuses the restart, a new grant (new keys, new bucket) is used."""
     if transfer.destination_kind == DestinationKind.CONTAINER:
         if transfer.receiver_id is None:
-            raise SendRefused("receiver", "The receiver container was deleted; send again to another one.")
+            raise SendRefused("receiver", "The receiver container was deleted; send again to another one.",
+                              status=409)
         grant = usable_grants(transfer.owner).filter(receiver_id=transfer.receiver_id).first()
         if grant is None:
             raise SendRefused("receiver", f"Your grant to '{transfer.receiver_name}' was revoked; "
-                                          "ask its owner for a new one.")
+                                          "ask its owner for a new one.", status=409)
         if grant.pk != transfer.grant_id:
             Transfer.objects.filter(pk=transfer.pk).update(grant=grant, bucket=grant.bucket)
             transfer.grant, transfer.bucket = grant, grant.bucket

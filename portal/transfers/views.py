@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.lib.errors import Refused
 from portal.transfers import queue, services
 from portal.transfers.forms import SendForm
 from portal.transfers.models import Transfer
@@ -99,7 +100,7 @@ def restart_transfer_page(request, transfer_id):
     transfer = _owned(request, transfer_id)
     try:
         services.restart(transfer)
-    except (services.SendRefused, queue.IllegalTransition) as exc:
+    except Refused as exc:
         messages.error(request, f"Not restarted: {exc}")
     else:
         messages.success(request, "Restarted: a new attempt copies only what is missing or different.")

@@ -231,10 +231,7 @@ class TaskAnswerView(PooledView):
         serializer = TaskAnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            agent_tasks.answer(task, data["ok"], data.get("result"), data.get("error", ""))
-        except agent_tasks.AlreadyAnswered as exc:
-            return Response(error_body(str(exc)), status=status.HTTP_409_CONFLICT)
+        agent_tasks.answer(task, data["ok"], data.get("result"), data.get("error", ""))
         return Response({"task_id": task.pk, "state": task.state})
 
 
@@ -279,11 +276,8 @@ class ReportView(PooledView):
         serializer = ReportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            reply = queue.report(command, data["instance_id"], data["state"], progress=data.get("progress"),
-                                 reason=data.get("reason", ""), message=data.get("message", ""))
-        except queue.QueueError as exc:
-            return Response(error_body(str(exc), "state"), status=status.HTTP_409_CONFLICT)
+        reply = queue.report(command, data["instance_id"], data["state"], progress=data.get("progress"),
+                             reason=data.get("reason", ""), message=data.get("message", ""))
         body = {
             "command_id": reply.command.pk,
             "state": reply.command.state,

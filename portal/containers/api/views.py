@@ -16,7 +16,6 @@ from portal.containers.api.serializers import (
     RotatedSerializer,
 )
 from portal.containers.models import Container
-from portal.lib.errors import conflict, error_body
 
 
 def owned_container(request, container_id) -> Container:
@@ -35,10 +34,7 @@ class ContainerListView(APIView):
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            container, token = services.register(request.user, **serializer.validated_data)
-        except services.NameTaken as exc:
-            return conflict(str(exc), "name")
+        container, token = services.register(request.user, **serializer.validated_data)
         container.agent_token = token
         return Response(RegisteredSerializer(container).data, status=status.HTTP_201_CREATED)
 
@@ -75,11 +71,8 @@ class ContainerTasksView(APIView):
         container = owned_container(request, container_id)
         serializer = AskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            task = agent_tasks.ask_for_person(container, serializer.validated_data["kind"],
-                                              serializer.validated_data["params"], request.user)
-        except agent_tasks.TaskRefused as exc:
-            return Response(error_body(str(exc), "kind"), status=status.HTTP_400_BAD_REQUEST)
+        task = agent_tasks.ask_for_person(container, serializer.validated_data["kind"],
+                                          serializer.validated_data["params"], request.user)
         return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
 
 
