@@ -6,12 +6,13 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 
+from dtn_protocol.tasks import TaskKind
+from portal.containers import tasks
 from portal.containers.models import Container, Role
 from portal.grants.models import AlreadyGranted, Grant
 from portal.lib.errors import Refused
 
 RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
-SYNC_GRANTS = "sync_grants"
 # An offline receiver syncs at its first heartbeat anyway: the ask need not outlive that by much.
 SYNC_GRANTS_TTL = timedelta(minutes=2)
 
@@ -64,7 +65,5 @@ def tell_receiver(receiver: Container) -> None:
     """Ask the receiver's agent to fetch its grants now (side channel `sync_grants`), so a new grant is
     served and a revoked key refused within seconds rather than at its next heartbeat. One pending ask
     is enough: it fetches whatever the grants are by then."""
-    from portal.agentapi import tasks
-
-    if not tasks.pending(receiver, kind=SYNC_GRANTS):
-        tasks.ask(receiver, SYNC_GRANTS, {}, ttl=SYNC_GRANTS_TTL)
+    if not tasks.pending(receiver, kind=TaskKind.SYNC_GRANTS):
+        tasks.ask(receiver, TaskKind.SYNC_GRANTS, {}, ttl=SYNC_GRANTS_TTL)

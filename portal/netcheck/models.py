@@ -36,7 +36,7 @@ class NetworkCheck(models.Model):
                                  related_name="network_checks")
     command = models.ForeignKey("transfers.Command", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="+")
-    task = models.OneToOneField("agentapi.AgentTask", on_delete=models.SET_NULL, null=True, blank=True,
+    task = models.OneToOneField("containers.AgentTask", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="network_check")
     endpoint = models.CharField(max_length=255, blank=True)
     total_bytes = models.BigIntegerField(null=True, blank=True, help_text="The size the prediction is for.")

@@ -15,15 +15,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from dtn_protocol.failures import FailureReason
-from portal.agentapi import tasks as agent_tasks
-from portal.agentapi.models import AgentTask
+from dtn_protocol.tasks import TaskKind
+from portal.containers import tasks as agent_tasks
+from portal.containers.models import AgentTask
 from portal.netcheck.models import CheckState, NetworkCheck, Verdict
 from portal.transfers import throughput
 from portal.transfers.services import SendRefused, grant_for, own_senders
 
 log = logging.getLogger(__name__)
 
-KIND = "network_check"
+KIND = TaskKind.NETWORK_CHECK
 # A check takes ~15 s on the agent; it has this long to be taken and answered.
 TASK_TTL = timedelta(seconds=90)
 MAX_RESULT_BYTES = 64 * 1024

@@ -18,7 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from dtn_protocol.failures import FailureReason
-from dtn_protocol.states import LEASED_STATES, TERMINAL_STATES, CommandState
+from dtn_protocol.states import LEASED_STATES, TERMINAL_STATES, CommandState, Phase
 from portal.containers.models import Container
 from portal.lib.errors import Refused
 from portal.transfers import verification
@@ -166,7 +166,7 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     from an instance that no longer holds the lease is refused."""
     now = timezone.now()
     parsed = progress_module.parse(progress) if progress is not None else None
-    verifying = isinstance(progress, dict) and progress.get("phase") == verification.VERIFY_PHASE
+    verifying = isinstance(progress, dict) and progress.get("phase") == Phase.VERIFYING
     with transaction.atomic():
         current = Command.objects.select_for_update().get(pk=command.pk)
         if current.state in TERMINAL_STATES:

@@ -123,14 +123,17 @@ def test_one_refusal_may_answer_otherwise_than_its_kind():
 
 def test_every_refusal_of_the_portal_is_a_refused():
     from portal.containers.services import NameTaken
+    from portal.containers.tasks import AlreadyAnswered, TaskRefused
     from portal.grants.services import GrantRefused
     from portal.lib.errors import Refused
     from portal.transfers.queue import IllegalTransition, NotLeaseHolder, QueueError
     from portal.transfers.services import SendRefused
 
-    kinds = (NameTaken, GrantRefused, SendRefused, QueueError, IllegalTransition, NotLeaseHolder)
+    kinds = (NameTaken, TaskRefused, AlreadyAnswered, GrantRefused, SendRefused, QueueError, IllegalTransition,
+             NotLeaseHolder)
     assert all(issubclass(kind, Refused) for kind in kinds)
-    assert {kind.status for kind in (QueueError, IllegalTransition, NotLeaseHolder, NameTaken)} == {409}
+    conflicts = (QueueError, IllegalTransition, NotLeaseHolder, NameTaken, AlreadyAnswered)
+    assert {kind.status for kind in conflicts} == {409}
 
 
 def test_a_command_reported_by_an_agent_that_lost_its_lease_is_a_409_naming_the_state(alice_agent, alice_sender,

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.agentapi.models import AgentTask
+from portal.containers.models import AgentTask
 from portal.containers.models import Container
 from portal.transfers import queue
 from portal.transfers.models import Command

@@ -27,12 +27,11 @@ from portal.agentapi.api.serializers import (
     TaskWaitSerializer,
 )
 from portal.agentapi.auth import AgentTokenAuthentication, IsAgent
-from portal.agentapi import tasks as agent_tasks
 from portal.agentapi.waiters import Waiters, call_db, wait_any
 from portal.agentapi.waiters import claims as claim_waiters
 from portal.agentapi.waiters import tasks as task_waiters
-from portal.agentapi.models import AgentTask
-from portal.containers.models import Container
+from portal.containers import tasks as agent_tasks
+from portal.containers.models import AgentTask, Container
 from portal.lib.errors import error_body
 from portal.lib.schema import ErrorSerializer
 from portal.transfers import queue

@@ -4,9 +4,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.agentapi import tasks as agent_tasks
-from portal.agentapi.models import AgentTask
-from portal.containers import services
+from portal.containers import services, tasks as agent_tasks
 from portal.containers.api.serializers import (
     AskSerializer,
     TaskSerializer,
@@ -15,7 +13,7 @@ from portal.containers.api.serializers import (
     RegisterSerializer,
     RotatedSerializer,
 )
-from portal.containers.models import Container
+from portal.containers.models import AgentTask, Container
 
 
 def owned_container(request, container_id) -> Container:
