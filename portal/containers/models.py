@@ -20,6 +20,18 @@ class Role(models.TextChoices):
     BOTH = "both"
 
 
+SENDER_ROLES = (Role.SENDER, Role.BOTH)
+RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
+
+
+class ContainerQuerySet(models.QuerySet):
+    def own_senders(self, user):
+        return self.filter(owner=user, role__in=SENDER_ROLES)
+
+    def own_receivers(self, user):
+        return self.filter(owner=user, role__in=RECEIVER_ROLES)
+
+
 class Container(models.Model):
     """A site's agent, registered by its owner. The token is the agent's
     identity; only its HMAC is kept."""
@@ -46,6 +58,8 @@ class Container(models.Model):
     certificate_pem = models.TextField(null=True, blank=True)
     certificate_sha256 = models.CharField(max_length=95, null=True, blank=True)
 
+    objects = ContainerQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="container_name_unique_per_owner")]
@@ -55,11 +69,11 @@ class Container(models.Model):
 
     @property
     def is_sender(self) -> bool:
-        return self.role in (Role.SENDER, Role.BOTH)
+        return self.role in SENDER_ROLES
 
     @property
     def is_receiver(self) -> bool:
-        return self.role in (Role.RECEIVER, Role.BOTH)
+        return self.role in RECEIVER_ROLES
 
     @property
     def online(self) -> bool:

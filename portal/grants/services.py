@@ -8,21 +8,16 @@ from django.contrib.auth import get_user_model
 
 from dtn_protocol.tasks import TaskKind
 from portal.containers import tasks
-from portal.containers.models import Container, Role
+from portal.containers.models import Container
 from portal.grants.models import AlreadyGranted, Grant
 from portal.lib.errors import Refused
 
-RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
 # An offline receiver syncs at its first heartbeat anyway: the ask need not outlive that by much.
 SYNC_GRANTS_TTL = timedelta(minutes=2)
 
 
 class GrantRefused(Refused):
     pass
-
-
-def own_receivers(user):
-    return Container.objects.filter(owner=user, role__in=RECEIVER_ROLES)
 
 
 def given(user):
@@ -39,7 +34,7 @@ def visible(user):
 
 
 def grant(owner, grantee_username: str, receiver_id) -> Grant:
-    receiver = own_receivers(owner).filter(pk=receiver_id).first() if receiver_id else None
+    receiver = Container.objects.own_receivers(owner).filter(pk=receiver_id).first() if receiver_id else None
     if receiver is None:
         raise GrantRefused("receiver", "You have no receiver container with that ID.")
     grantee = get_user_model().objects.filter(username=(grantee_username or "").strip(), is_active=True).first()

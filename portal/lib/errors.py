@@ -10,7 +10,9 @@ Exceptions, from the top:
       containers.tasks.TaskRefused            400  a task kind the container does not answer
       containers.tasks.AlreadyAnswered        409  a task answered or expired already
       grants.services.GrantRefused            400, or 409 when the person holds a grant already
+      grants.models.NotGranted                400  no usable grant to send through to that receiver
       transfers.services.SendRefused          400, or 409 for a restart the grant no longer allows
+      netcheck.services.CheckRefused          400  a check of a path that cannot be checked now
       transfers.queue.QueueError              409  a change the command's state does not allow
         NotLeaseHolder, IllegalTransition
 

@@ -25,6 +25,7 @@ from portal.transfers import verification
 from portal.transfers import progress as progress_module
 from portal.transfers import throughput
 from portal.transfers.models import Command, Transfer
+from portal.transfers.signals import network_check_reported
 
 log = logging.getLogger(__name__)
 
@@ -217,9 +218,8 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
 def _watch_network(transfer: Transfer, command: Command, parsed, progress: dict) -> None:
     """The network check the attempt began with, the throughput series, and stalls in it."""
     if parsed.network_check is not None:
-        from portal.netcheck import services as netcheck
-
-        netcheck.record_for_transfer(transfer, command, parsed.network_check)
+        network_check_reported.send(sender=Transfer, transfer=transfer, command=command,
+                                    report=parsed.network_check)
     if not throughput.add_samples(transfer, list(parsed.samples), f"{command.pk}:{command.attempt}"):
         return
     change = throughput.detect_stall(transfer, progress)

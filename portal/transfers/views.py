@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.grants.models import Grant
 from portal.lib.errors import Refused
 from portal.transfers import queue, services
 from portal.transfers.forms import SendForm
@@ -49,13 +50,13 @@ def send_page(request):
     if request.method == "POST" and form.is_valid():
         try:
             transfer = services.send(request.user, form.to_request())
-        except services.SendRefused as exc:
+        except Refused as exc:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, "Transfer queued on the sender.")
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
-                  {"form": form, "grants": services.usable_grants(request.user), "placeholder": URL_PLACEHOLDER,
+                  {"form": form, "grants": Grant.objects.usable_by(request.user), "placeholder": URL_PLACEHOLDER,
                    "groups": _field_groups(form)},
                   status=400 if form.errors else 200)
 

@@ -1,8 +1,8 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from portal.lib.embedded import Embedded
 from portal.transfers import validation
-from portal.netcheck.api.serializers import NetworkCheckSerializer
 from portal.transfers import throughput
 from portal.transfers.choices import DestinationKind, NetworkCheckMode, Overwrite
 from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
@@ -128,8 +128,8 @@ class TransferStatusSerializer(serializers.ModelSerializer):
     throughput = serializers.SerializerMethodField(
         help_text="{points: [[seconds since the start, bytes/s], ...]}, at most 600 points.")
     stalls = serializers.JSONField(read_only=True, help_text="[{start_s, end_s (null while it lasts), message}]")
-    network_check = NetworkCheckSerializer(read_only=True, allow_null=True,
-                                           help_text="The check this attempt began with (null before it ran).")
+    network_check = Embedded("netcheck.NetworkCheck", allow_null=True,
+                             help_text="The check this attempt began with (null before it ran).")
 
     class Meta:
         model = Transfer
