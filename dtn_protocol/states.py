@@ -11,6 +11,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class CommandKind(StrEnum):
+    """What a command asks its agent to do."""
+
+    TRANSFER = "transfer"
+
+
 class CommandState(StrEnum):
     QUEUED = "queued"
     CLAIMED = "claimed"

@@ -26,6 +26,7 @@ from dtn_protocol.tasks import TaskKind
 from portal.containers import tasks
 from portal.containers.models import AgentTask, TaskState
 from portal.transfers.choices import DestinationKind, FileOutcome
+from portal.transfers import recording
 from portal.transfers.models import Command, Transfer, TransferFile
 from portal.transfers.progress import FileResult
 
@@ -122,7 +123,7 @@ def record_receiver_answer(task: AgentTask) -> None:
     results = [FileResult(path=row.path, size=row.size, sha256=row.sha256,
                           receiver_sha256=answered.get(row.path, ""),
                           outcome=row.outcome, error=row.error) for row in rows]
-    transfer.merge_files(results, receiver_hashes_final=True)
+    recording.merge_files(transfer, results, receiver_hashes_final=True)
 
 
 def verdict(transfer: Transfer | None, command: Command) -> dict | None:

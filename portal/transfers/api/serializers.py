@@ -5,7 +5,7 @@ from portal.lib.embedded import Embedded
 from portal.transfers import validation
 from portal.transfers import throughput
 from portal.transfers.choices import DestinationKind, NetworkCheckMode, Overwrite
-from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
+from portal.transfers.models import Command, Transfer, TransferEvent
 from portal.transfers.services import SendRequest
 
 
@@ -99,14 +99,6 @@ class SendSerializer(serializers.Serializer):
 # --- The transfer record ------------------------------------------------------------------------
 
 
-class CountsSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    transferred = serializers.IntegerField()
-    verified = serializers.IntegerField()
-    skipped = serializers.IntegerField()
-    failed = serializers.IntegerField()
-
-
 class FatalErrorSerializer(serializers.Serializer):
     reason = serializers.CharField()
     message = serializers.CharField()
@@ -191,13 +183,6 @@ class TransferSerializer(TransferStatusSerializer):
 
     def get_commands(self, transfer) -> list:
         return TransferAttemptSerializer(transfer.commands.order_by("created_at", "id"), many=True).data
-
-
-class TransferFileSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = TransferFile
-        fields = ("path", "size", "sha256", "receiver_sha256", "outcome", "error")
-        read_only_fields = fields
 
 
 class TransferEventSerializer(serializers.ModelSerializer):
