@@ -7,22 +7,16 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from dtn_protocol.failures import FailureReason
-from dtn_protocol.states import TERMINAL_STATES, CommandState
+from dtn_protocol.states import (
+    FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF, CommandKind,
+    CommandState,
+)
 from portal.lib import crypto
 from portal.transfers import validation
-from portal.transfers.signals import transfer_event
 from portal.transfers.choices import (
-    FINISHED_TRANSFER_STATES,
-    RESTARTABLE_TRANSFER_STATES,
-    TRANSFER_STATE_OF,
-    CommandStates,
-    DestinationKind,
-    FailureReasons,
-    NetworkCheckMode,
-    FileOutcome,
-    Overwrite,
-    TransferState,
+    CommandStates, DestinationKind, FailureReasons, FileOutcome, NetworkCheckMode, Overwrite, TransferState,
 )
+from portal.transfers.signals import transfer_event
 
 
 class Command(models.Model):
@@ -35,7 +29,7 @@ class Command(models.Model):
     # queue leaves the transfer's record.
     transfer = models.ForeignKey("transfers.Transfer", on_delete=models.CASCADE, null=True, blank=True,
                                  related_name="commands")
-    kind = models.CharField(max_length=30, default="transfer")
+    kind = models.CharField(max_length=30, default=CommandKind.TRANSFER.value)
     payload = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=CommandStates.choices, default=CommandStates.QUEUED)
     reason = models.CharField(max_length=30, choices=FailureReasons.choices, blank=True)

@@ -12,7 +12,7 @@ from portal.grants.models import Grant
 from portal.lib import crypto
 from portal.lib.errors import Refused
 from portal.transfers import queue, validation
-from portal.transfers.choices import DestinationKind
+from portal.transfers.choices import DestinationKind, NetworkCheckMode
 from portal.transfers.models import Command, Transfer
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class SendRequest:
     overwrite: str = validation.DEFAULT_OVERWRITE
     bandwidth_limit: str = ""
     label: str = ""
-    network_check: str = "enforce"
+    network_check: str = NetworkCheckMode.ENFORCE
     tuning: dict = field(default_factory=dict)
 
 
