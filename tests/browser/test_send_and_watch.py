@@ -96,7 +96,7 @@ def test_a_rate_limited_transfer_is_stopped_and_restarted_from_its_page(world):
     percent = page.locator("[data-field=percent]")
     expect(percent).to_have_text(re.compile(r"^([1-9]\d?)%$"), timeout=30_000)
     assert_accessible(page, "a running transfer's page")
-    expect(page.locator("[data-field=rate]")).to_have_text(re.compile(r"[KM]B/s"))
+    expect(page.locator("[data-field=rate]")).to_have_text(re.compile(r"[KM]iB/s"))
     expect(page.locator("[data-field=eta]")).to_have_text(re.compile(r"ETA \d"))
     page.get_by_role("button", name="Stop").click()
     expect(page.locator(".messages")).to_contain_text("Stop")
