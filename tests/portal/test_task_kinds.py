@@ -46,3 +46,17 @@ def test_a_second_answer_is_refused_as_a_conflict(alice_sender):
     with pytest.raises(tasks.AlreadyAnswered) as refused:
         tasks.answer(task, True, {}, "")
     assert refused.value.status == 409
+
+
+def test_a_new_task_wakes_its_containers_waiting_poll_once_committed(alice_sender, django_capture_on_commit_callbacks,
+                                                                    monkeypatch):
+    from portal.agentapi import waiters
+
+    woken = []
+    monkeypatch.setattr(waiters.tasks, "wake_threadsafe", woken.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        task = tasks.ask(alice_sender, "list_send_folder", {})
+        assert woken == []
+    assert woken == [alice_sender.pk]
+    task.save()  # a change to a task is not new work
+    assert woken == [alice_sender.pk]
