@@ -48,25 +48,11 @@ class Env:
         return raw == "true"
 
     def integer(self, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-        return _within(name, value, minimum, maximum, "")
+        return self._bounded(name, default, int, "a whole number", minimum, maximum, "")
 
     def number(self, name: str, default: float, minimum: float | None = None,
                maximum: float | None = None) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-        return _within(name, value, minimum, maximum, "g")
+        return self._bounded(name, default, float, "a number", minimum, maximum, "g")
 
     def items(self, name: str, default: list[str]) -> list[str]:
         """A comma-separated list, each item trimmed, empty items dropped."""
@@ -103,6 +89,16 @@ class Env:
     def given(self, name: str) -> bool:
         """Whether a setting is there in any form a secret may take."""
         return bool(self.text(name) or self.text(f"{name}_FILE") or self.secrets_file.get(name))
+
+    def _bounded(self, name, default, parse, what: str, minimum, maximum, spec: str):
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be {what}, not {raw!r}") from None
+        return _within(name, value, minimum, maximum, spec)
 
 
 # The short spellings the portal's settings read with: each over os.environ unless told.
