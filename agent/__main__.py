@@ -1,5 +1,5 @@
 """`python -m agent` / `dtn-agent`: wire the parts together and map what ends
-the agent to an exit status (agent/protocol.py):
+the agent to an exit status (EXIT_* below):
 
     0  asked to stop (SIGTERM/SIGINT), the current command left resumable
     1  an unexpected error (a bug: the log has the traceback)
@@ -25,15 +25,19 @@ from typing import TYPE_CHECKING
 from agent import __version__, config as config_module, health, logs
 from agent.controller import Controller, ShutdownNow
 from agent.portal import PortalClient, PortalError, TokenRejected
-from agent.protocol import EXIT_CONFIG, EXIT_OK, EXIT_TOKEN_REJECTED
 from agent.rclone import RcClient, RcdProcess, RcError
 from agent.sidechannel import SideChannel, sender_handlers
 from agent.transfer import TransferRunner
+from dtn_protocol.tasks import TaskKind
 
 if TYPE_CHECKING:
     from agent.receiver import ReceiverSite
 
 log = logging.getLogger("agent")
+# Distinct, so a supervisor can tell them apart.
+EXIT_OK = 0
+EXIT_CONFIG = 2
+EXIT_TOKEN_REJECTED = 3
 INSTANCE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -138,7 +142,7 @@ def _run(config: config_module.Config, identity: str) -> int:
             from agent.receiver import ReceiverSite
 
             site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
-            handlers["verify_received"] = site.verify_received
+            handlers[TaskKind.VERIFY_RECEIVED] = site.verify_received
         answers = PortalClient(config.portal_url, token, identity, verify=verify, user_agent=f"dtn-agent/{__version__}")
         side = SideChannel(answers,
                            handlers,
@@ -157,7 +161,7 @@ def _run(config: config_module.Config, identity: str) -> int:
         controller.describe = lambda: describe(config, rc, rcd, controller, side, site)
         if site is not None:
             controller.after_beat = lambda reply: _serve_grants(site, portal, reply)
-            side.register("sync_grants", lambda params: _grants_changed(site, answers, controller.describe))
+            side.register(TaskKind.SYNC_GRANTS, lambda params: _grants_changed(site, answers, controller.describe))
         _install_signals(controller)
         try:
             controller.run()

@@ -1,11 +1,12 @@
 """The agent's settings, read once from the environment into a frozen object.
 
-Every variable is parsed strictly: a typo must stop the agent at start with a
-sentence naming the variable, not turn into a default at 3 a.m. Secrets come
-from the variable itself, from the file named by `NAME_FILE` (docker
-secrets), or from the one secrets file in the state directory, which must be
-0600. They are wrapped in `Secret`, whose repr never shows the value, so a
-stray `log.info(config)` cannot leak them.
+Every variable is parsed strictly, by the reader the portal uses too
+(dtn_protocol.env): a typo must stop the agent at start with a sentence naming
+the variable, not turn into a default at 3 a.m. Secrets come from the variable
+itself, from the file named by `NAME_FILE` (docker secrets), or from the one
+secrets file in the state directory, which must be 0600. They are wrapped in
+`Secret`, whose repr never shows the value, so a stray `log.info(config)`
+cannot leak them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent import netcheck
+from dtn_protocol.api import AGENT_TOKEN_PREFIX
+from dtn_protocol.env import ConfigError, Env
 
 DEFAULT_STATE_DIR = "~/.local/state/dtn-agent"
 SECRETS_FILE_NAME = "secrets.env"
@@ -27,10 +30,6 @@ SECRETS_FILE_NAME = "secrets.env"
 SECRET_FILE_NAMES = frozenset({"DTN_AGENT_TOKEN", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS",
                                "DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message names it."""
 
 
 class Secret:
@@ -54,6 +53,10 @@ class Secret:
 
     def __hash__(self):
         return hash(self._value)
+
+    @classmethod
+    def of(cls, value: str | None) -> "Secret | None":
+        return None if value is None else cls(value)
 
 
 @dataclass(frozen=True)
@@ -144,73 +147,6 @@ def _read_secrets_file(path: Path) -> dict[str, str]:
     return values
 
 
-class _Reader:
-    def __init__(self, environ, secrets_file: dict[str, str]):
-        self.environ = environ
-        self.file_values = secrets_file
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.environ.get(name, "")
-        return value if value != "" else default
-
-    def secret(self, name: str, required: bool) -> Secret | None:
-        direct = self.environ.get(name, "")
-        file_name = self.environ.get(f"{name}_FILE", "")
-        if direct and file_name:
-            raise ConfigError(f"set {name} or {name}_FILE, not both")
-        if file_name:
-            try:
-                value = Path(file_name).read_text().strip()
-            except OSError as exc:
-                raise ConfigError(f"{name}_FILE={file_name} cannot be read: {exc.strerror}") from None
-            if not value:
-                raise ConfigError(f"{name}_FILE={file_name} is empty")
-            return Secret(value)
-        if direct:
-            return Secret(direct)
-        if self.file_values.get(name):
-            return Secret(self.file_values[name])
-        if required:
-            raise ConfigError(f"{name} is required (in the environment, in {name}_FILE, or in the secrets file)")
-        return None
-
-    def given(self, name: str) -> bool:
-        """Whether a setting is there in any form a secret may take."""
-        return bool(self.text(name) or self.text(f"{name}_FILE") or self.file_values.get(name))
-
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{name} must be between {minimum} and {maximum}, not {value}")
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw not in ("true", "false"):
-            raise ConfigError(f"{name} must be 'true' or 'false', not {raw!r}")
-        return raw == "true"
-
-    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, not {value:g}")
-        return value
-
-
 def _http_url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -254,7 +190,7 @@ def _check_access(name: str, path: Path, write: bool, on_host: str | None) -> No
 def load(environ=None) -> Config:
     """The configuration from `environ` (os.environ by default). Raises ConfigError."""
     environ = os.environ if environ is None else environ
-    bare = _Reader(environ, {})
+    bare = Env(environ)
 
     state_dir = Path(bare.text("DTN_STATE_DIR", DEFAULT_STATE_DIR)).expanduser()
     if not state_dir.is_absolute():
@@ -262,16 +198,16 @@ def load(environ=None) -> Config:
     explicit_secrets = bare.text("DTN_SECRETS_FILE")
     secrets_path = Path(explicit_secrets).expanduser() if explicit_secrets else state_dir / SECRETS_FILE_NAME
     file_values = _read_secrets_file(secrets_path) if explicit_secrets or secrets_path.exists() else {}
-    read = _Reader(environ, file_values)
+    read = Env(environ, file_values)
 
     portal_raw = read.text("DTN_PORTAL_URL")
     if portal_raw is None:
         raise ConfigError("DTN_PORTAL_URL is required (e.g. https://portal.example.org)")
     portal_url = _http_url("DTN_PORTAL_URL", portal_raw)
 
-    token = read.secret("DTN_AGENT_TOKEN", required=True)
-    if not token.reveal().startswith("dtn_agent_"):
-        raise ConfigError("DTN_AGENT_TOKEN does not look like an agent token (it starts with dtn_agent_)")
+    token = Secret.of(read.secret("DTN_AGENT_TOKEN", required=True))
+    if not token.reveal().startswith(AGENT_TOKEN_PREFIX):
+        raise ConfigError(f"DTN_AGENT_TOKEN does not look like an agent token (it starts with {AGENT_TOKEN_PREFIX})")
 
     receiver = _receiver(read)
     send_raw = read.text("DTN_SEND_DIR")
@@ -286,7 +222,7 @@ def load(environ=None) -> Config:
     if rc_url_raw is not None:
         rc_url = _http_url("DTN_RCLONE_RC_URL", rc_url_raw)
         rc_user = read.text("DTN_RCLONE_RC_USER") or file_values.get("DTN_RCLONE_RC_USER")
-        rc_pass = read.secret("DTN_RCLONE_RC_PASS", required=False)
+        rc_pass = Secret.of(read.secret("DTN_RCLONE_RC_PASS"))
         if not rc_user or rc_pass is None:
             # rclone's rc without auth would let anyone on that network run commands as the agent.
             raise ConfigError("DTN_RCLONE_RC_URL needs DTN_RCLONE_RC_USER and DTN_RCLONE_RC_PASS")
@@ -348,7 +284,7 @@ MINIO_RECEIVER = ("DTN_RECEIVER_MINIO_URL", "DTN_RECEIVER_MINIO_ROOT_USER", "DTN
                   "DTN_RECEIVER_MINIO_CERT")
 
 
-def _receiver(read: "_Reader") -> ReceiverConfig | MinioReceiverConfig | None:
+def _receiver(read: Env) -> ReceiverConfig | MinioReceiverConfig | None:
     backend = read.text("DTN_RECEIVER_S3")
     if backend not in (None, "rclone", "minio"):
         raise ConfigError(f"DTN_RECEIVER_S3 must be 'rclone' or 'minio', not {backend!r}")
@@ -382,7 +318,7 @@ def _receiver(read: "_Reader") -> ReceiverConfig | MinioReceiverConfig | None:
                           tls=tls)
 
 
-def _minio_receiver(read: "_Reader") -> MinioReceiverConfig:
+def _minio_receiver(read: Env) -> MinioReceiverConfig:
     for name in RCLONE_RECEIVER:
         if read.text(name) is not None:
             # Silently ignored, it would leave the operator believing files land in a folder or a port is used.
@@ -400,8 +336,8 @@ def _minio_receiver(read: "_Reader") -> MinioReceiverConfig:
         parts.port
     except ValueError:
         raise ConfigError(f"DTN_RECEIVER_MINIO_URL has no valid port: {raw!r}") from None
-    user = read.secret("DTN_RECEIVER_MINIO_ROOT_USER", required=True)
-    password = read.secret("DTN_RECEIVER_MINIO_ROOT_PASSWORD", required=True)
+    user = Secret.of(read.secret("DTN_RECEIVER_MINIO_ROOT_USER", required=True))
+    password = Secret.of(read.secret("DTN_RECEIVER_MINIO_ROOT_PASSWORD", required=True))
     if len(password.reveal()) < 8:
         raise ConfigError("DTN_RECEIVER_MINIO_ROOT_PASSWORD is shorter than 8 characters: not a MinIO root password")
     cert_raw = read.text("DTN_RECEIVER_MINIO_CERT")

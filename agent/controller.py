@@ -21,7 +21,8 @@ from typing import Callable
 
 from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, ReportReply, \
     TokenRejected
-from agent.protocol import CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandKind, CommandState
 from agent.sidechannel import SideChannel
 from agent.transfer import Outcome, TransferRunner
 
@@ -192,7 +193,7 @@ class Controller:
         # No claim is held while the command runs: the side channel long-polls for its tasks itself.
         self._side_polls(True)
         try:
-            if kind == "transfer":
+            if kind == CommandKind.TRANSFER:
                 outcome = self.runner.run(command, _CommandChannel(self, command_id))
             else:
                 outcome = Outcome(CommandState.FAILED, FailureReason.AGENT_ERROR,

@@ -1,10 +1,10 @@
 """What a receiver's (or rclone's) words mean, as a reason from the closed list
-(agent/protocol.py). Shared by the transfer runner, which reads rclone's error
+(dtn_protocol/failures.py). Shared by the transfer runner, which reads rclone's error
 text, and the network check, which reads S3 error codes."""
 
 from __future__ import annotations
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 
 _CLASSES = [
     (FailureReason.CERTIFICATE_MISMATCH, ("x509:", "tls: ", "certificate")),

@@ -14,7 +14,7 @@ Steps, each recorded whether it passes or not:
 7. the receiver's free space against the transfer's size.
 
 The verdict is go, warn or no_go. A no-go names the failure reason from the
-closed list (agent/protocol.py): receiver_unreachable, certificate_mismatch,
+closed list (dtn_protocol/failures.py): receiver_unreachable, certificate_mismatch,
 auth_failed, receiver_full, or network_no_go for the rest.
 
 The probe talks S3 through the minio SDK (not rclone) so it can time each PUT
@@ -41,12 +41,13 @@ from typing import Callable, Protocol
 
 from agent.failures import classify
 from agent.tuning import scales_with_streams
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.netcheck import Verdict
+from dtn_protocol.units import MiB, human_bytes, human_speed
 
 log = logging.getLogger(__name__)
 
-GO, WARN, NO_GO = "go", "warn", "no_go"
-MiB = 1024 * 1024
+GO, WARN, NO_GO = Verdict.GO, Verdict.WARN, Verdict.NO_GO
 # Before a transfer the probe moves at most this share of its bytes, but never less than the minimum
 # (fewer bytes say little about a path) in no less than the minimum time.
 PROBE_SHARE = 0.03
@@ -636,15 +637,8 @@ def summarise(report: dict) -> str:
 
 
 def human_rate(bytes_per_s: float) -> str:
-    return f"{bytes_per_s * 8 / 1e6:.1f} Mbit/s ({bytes_per_s / 1e6:.1f} MB/s)"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
+    # A path's rate in the link's own unit (as DTN_NETCHECK_SLOW_MBIT is given), then in bytes.
+    return f"{bytes_per_s * 8 / 1e6:.1f} Mbit/s ({human_speed(bytes_per_s)})"
 
 
 def human_seconds(seconds: float) -> str:

@@ -13,7 +13,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 
 
 class PathRefused(Exception):

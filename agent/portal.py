@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import requests
 
 from agent import logs
-from agent.protocol import API_PREFIX
+from dtn_protocol.api import API_PREFIX
 
 REQUEST_TIMEOUT = 30.0
 # Longer than any hold the server grants, so a held claim is never cut short by us.

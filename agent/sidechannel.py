@@ -25,6 +25,8 @@ from typing import BinaryIO, Callable, ContextManager
 
 from agent import paths
 from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
+from dtn_protocol.netcheck import Verdict
+from dtn_protocol.tasks import TaskKind
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +284,7 @@ def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
             return netcheck.refused(d.endpoint, exc.reason, exc.message)
         report = transfer.run_network_check(d, ca_file, limits=limits, s3_factory=s3_factory or transfer.minio_s3,
                                             total_bytes=total, files=files)
-        if report["verdict"] != netcheck.NO_GO and total:
+        if report["verdict"] != Verdict.NO_GO and total:
             choice = tuning.choose(tuning.Measured.from_report(report), tuning.FileMix.uniform(files, total))
             netcheck.attach_tuning(report, choice)
         return report
@@ -292,9 +294,9 @@ def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
 
 def sender_handlers(send_dir: Path, state_dir: Path | None = None, limits=None) -> dict[str, Handler]:
     folder = FolderTasks(send_dir)
-    handlers = {"list_send_folder": folder.list_folder, "verify_files": folder.verify_files}
+    handlers = {TaskKind.LIST_SEND_FOLDER: folder.list_folder, TaskKind.VERIFY_FILES: folder.verify_files}
     if state_dir is not None:
         from agent import netcheck
 
-        handlers["network_check"] = network_check_task(state_dir, limits or netcheck.Limits())
+        handlers[TaskKind.NETWORK_CHECK] = network_check_task(state_dir, limits or netcheck.Limits())
     return handlers

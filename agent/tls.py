@@ -7,7 +7,6 @@ dir (0600) and never leaves the host."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from dtn_protocol.api import certificate_fingerprint
 
 VALIDITY = dt.timedelta(days=397)
 # Renew well before expiry so a sender never meets an expired pin mid-transfer.
@@ -33,9 +34,7 @@ class Certificate:
 
 def fingerprint(pem: str | bytes) -> str:
     data = pem.encode() if isinstance(pem, str) else pem
-    der = x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
-    digest = hashlib.sha256(der).hexdigest()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return certificate_fingerprint(x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER))
 
 
 def _subject_names(names: list[str]) -> list[x509.GeneralName]:
@@ -88,8 +87,7 @@ def ensure_certificate(directory: Path, names: list[str], now: dt.datetime | Non
 
 def make_self_signed(cert_path: Path, key_path: Path, names: list[str], organization: str,
                      now: dt.datetime | None = None) -> str:
-    """A new key (0600) and a self-signed certificate for `names`; returns its PEM.
-    The portal's own certificate (portal/lib/selfsigned.py) is made here too."""
+    """A new key (0600) and a self-signed certificate for `names`; returns its PEM."""
     now = now or dt.datetime.now(dt.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0][:64]),

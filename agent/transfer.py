@@ -33,8 +33,14 @@ from urllib.parse import urlsplit
 from agent import logs, netcheck, paths, tuning
 from agent.failures import classify
 from agent.portal import PortalError, ReportReply
-from agent.protocol import CommandState, FailureReason
 from agent.rclone import JobNotFound, RcClient, RcError, RcUnavailable
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.netcheck import Verdict
+from dtn_protocol.options import (
+    DEFAULT_CHECK_MODE, DEFAULT_OVERWRITE, TUNING_BOUNDS, CheckMode, Overwrite, limit_bytes_per_s,
+)
+from dtn_protocol.states import VERIFIED_ENOUGH, CommandState, FileOutcome, Phase, Verification
+from dtn_protocol.units import human_bytes, human_speed
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +50,6 @@ RCLONE_COMEBACK_SECONDS = 60.0
 MAX_JOB_RESTARTS = 3
 MAX_FILES_PER_REPORT = 2000
 MAX_TRANSFERRING_SHOWN = 20
-OVERWRITE_POLICIES = ("update_changed", "skip_existing")
-# enforce: a no-go stops the transfer; override: it is recorded and the transfer goes on;
-# skip: only reachability, the pin and the keys are checked (no probe, no verdict enforced).
-NETWORK_CHECK_MODES = ("enforce", "override", "skip")
 # Throughput samples kept for the next report (one a second; the portal keeps the series).
 SAMPLE_SECONDS = 1.0
 # The speed and ETA a person sees: bytes over the last few seconds (at least half a second of them).
@@ -59,10 +61,7 @@ _BWLIMIT = re.compile(r"^\d+(\.\d+)?[BKMGTPbkmgtp]?i?$")
 # and answers whether the receiver is there and takes the keys.
 PROBE_REMOTE = ".dtn-probe/none"
 PROBE_CONFIG = {"ConnectTimeout": "5s", "Timeout": "15s", "LowLevelRetries": 1}
-# The portal's verdicts on the receiver's checksums (portal/transfers/verification.py).
-VERIFY_PHASE = "verifying"
 VERIFY_FIRST_POLL_SECONDS = 0.1
-VERIFIED_ENOUGH = ("passed", "not_applicable")
 RESEND_NOTE = ("files already at the destination are not sent again; a file interrupted mid-way is sent again"
                " from its start (rclone cannot resume a multipart upload)")
 
@@ -154,7 +153,7 @@ class Spec:
     bandwidth_limit: str | None
     resumed: bool
     base_progress: dict
-    network_check: str = "enforce"
+    network_check: str = DEFAULT_CHECK_MODE
     tuning: dict = field(default_factory=dict)
 
 
@@ -207,17 +206,17 @@ def parse_command(command: dict) -> Spec:
     except BadDestination as exc:
         raise bad(str(exc)) from None
     options = payload.get("options") or {}
-    overwrite = options.get("overwrite", "update_changed")
-    if overwrite not in OVERWRITE_POLICIES:
-        raise bad(f"options.overwrite must be one of {', '.join(OVERWRITE_POLICIES)}, not {overwrite!r}")
+    overwrite = options.get("overwrite", DEFAULT_OVERWRITE)
+    if overwrite not in tuple(Overwrite):
+        raise bad(f"options.overwrite must be one of {', '.join(Overwrite)}, not {overwrite!r}")
     limit = options.get("bandwidth_limit") or None
     if limit is not None and (not isinstance(limit, str) or not _BWLIMIT.match(limit.strip())):
         raise bad(f"options.bandwidth_limit is not a rate like '50M': {limit!r}")
-    mode = options.get("network_check") or "enforce"
-    if mode not in NETWORK_CHECK_MODES:
-        raise bad(f"options.network_check must be one of {', '.join(NETWORK_CHECK_MODES)}, not {mode!r}")
+    mode = options.get("network_check") or DEFAULT_CHECK_MODE
+    if mode not in tuple(CheckMode):
+        raise bad(f"options.network_check must be one of {', '.join(CheckMode)}, not {mode!r}")
     overrides = {}
-    for name, (low, high) in tuning.OVERRIDABLE.items():
+    for name, (low, high) in TUNING_BOUNDS.items():
         value = options.get(name)
         if value is None:
             continue
@@ -267,7 +266,7 @@ class FileEntry:
 
     def result(self) -> dict:
         # A failed file's checksum would vouch for bytes that did not land.
-        sha = self.sha256 if self.outcome != "failed" else ""
+        sha = self.sha256 if self.outcome != FileOutcome.FAILED else ""
         return {"path": self.key, "size": self.size, "sha256": sha, "outcome": self.outcome, "error": self.error}
 
 
@@ -290,7 +289,7 @@ class Ledger:
         self.count = 0
         self.total_bytes = 0
         self.done_bytes = 0
-        self.counts = {"sent": 0, "skipped": 0, "failed": 0}
+        self.counts = dict.fromkeys(FileOutcome, 0)
         self.unreported: dict[int, FileEntry] = {}
 
     def add(self, entry: FileEntry) -> FileEntry:
@@ -301,11 +300,11 @@ class Ledger:
     def settle(self, entry: FileEntry, outcome: str, error: str = "") -> None:
         if entry.outcome:
             self.counts[entry.outcome] -= 1
-            if entry.outcome != "failed":
+            if entry.outcome != FileOutcome.FAILED:
                 self.done_bytes -= entry.size
         entry.outcome, entry.error = outcome, error
         self.counts[outcome] += 1
-        if outcome != "failed":
+        if outcome != FileOutcome.FAILED:
             self.done_bytes += entry.size
         # A changed outcome is reported again; the portal keeps the last word per path.
         entry.reported = False
@@ -317,10 +316,10 @@ class Ledger:
         for entry in list(self.unreported.values()):
             if len(ready) >= limit:
                 break
-            if entry.hash_pending and entry.outcome != "failed":
+            if entry.hash_pending and entry.outcome != FileOutcome.FAILED:
                 continue
-            if entry.hash_error and entry.outcome != "failed":
-                self.settle(entry, "failed", entry.hash_error)
+            if entry.hash_error and entry.outcome != FileOutcome.FAILED:
+                self.settle(entry, FileOutcome.FAILED, entry.hash_error)
             ready.append(entry)
         return ready
 
@@ -568,15 +567,15 @@ class _Attempt:
         progress = {
             "bytes": self.base("bytes") + sent_bytes,
             "total_bytes": ledger.total_bytes,
-            "files_done": ledger.counts["sent"] + ledger.counts["skipped"],
+            "files_done": ledger.counts[FileOutcome.SENT] + ledger.counts[FileOutcome.SKIPPED],
             "files_total": ledger.count,
             "errors": self.base("errors") + self.done_stats["errors"] + int(live.get("errors") or 0),
             "retries": self.base("retries") + self.retries,
             "speed": round(speed, 1),
             "eta": eta,
-            "files_sent": ledger.counts["sent"],
-            "files_skipped": ledger.counts["skipped"],
-            "files_failed": ledger.counts["failed"],
+            "files_sent": ledger.counts[FileOutcome.SENT],
+            "files_skipped": ledger.counts[FileOutcome.SKIPPED],
+            "files_failed": ledger.counts[FileOutcome.FAILED],
             # rclone's own counts for this run of the command: what a restart really sent.
             "rclone": {"bytes": sent_bytes,
                        "transfers": self.done_stats["transfers"] + int(live.get("transfers") or 0),
@@ -646,7 +645,7 @@ class _Attempt:
                 if self.spec.verify_checksums:
                     self._verify()
                 self.event("complete", f"{self.ledger.count} files at the destination;"
-                           f" {self.ledger.counts['sent']} sent by this run, {self.ledger.counts['skipped']}"
+                           f" {self.ledger.counts[FileOutcome.SENT]} sent by this run, {self.ledger.counts[FileOutcome.SKIPPED]}"
                            " were already there")
                 return self._outcome(CommandState.SUCCEEDED)
             finally:
@@ -678,10 +677,10 @@ class _Attempt:
             return
         took = max(self.r.clock() - self.sending_started, 1e-3)
         sent = self.done_stats["bytes"]
-        self.event("performance", f"sent {sent / 1e6:.1f} MB in {took:.1f} s ({sent / took / 1e6:.2f} MB/s); the"
+        self.event("performance", f"sent {human_bytes(sent)} in {took:.1f} s ({human_speed(sent / took)}); the"
                    f" network check predicted {self.choice.predicted_seconds:.1f} s"
-                   f" ({(self.choice.predicted_bytes_per_s or 0) / 1e6:.2f} MB/s) for all"
-                   f" {self.ledger.total_bytes / 1e6:.1f} MB")
+                   f" ({human_speed(self.choice.predicted_bytes_per_s or 0)}) for all"
+                   f" {human_bytes(self.ledger.total_bytes)}")
 
     def _outcome(self, state, reason="", message="") -> Outcome:
         progress, _, _ = self.snapshot(final=state == CommandState.SUCCEEDED)
@@ -710,7 +709,7 @@ class _Attempt:
             links += skipped
         if self.spec.verify_checksums:
             self.hasher = Hasher()
-            if self.spec.overwrite == "update_changed":
+            if self.spec.overwrite == Overwrite.UPDATE_CHANGED:
                 # Every file ends up sent or identical at the destination: all get a checksum, start now.
                 for entry in self.entries():
                     self.hasher.add(entry)
@@ -737,7 +736,7 @@ class _Attempt:
         started = self.r.clock()
         attempts = self.r.receiver_attempts
         for attempt in range(1, attempts + 1):
-            report = self._network_check(ca_file, probe=mode != "skip")
+            report = self._network_check(ca_file, probe=mode != CheckMode.SKIP)
             if report["reason"] != FailureReason.RECEIVER_UNREACHABLE:
                 if attempt > 1:
                     self.event("retry", f"{d.endpoint} answered on attempt {attempt}")
@@ -754,10 +753,10 @@ class _Attempt:
         self._choose(report)
         self.event("network_check", report["summary"])
         self.check_report = report
-        if report["verdict"] == netcheck.NO_GO:
+        if report["verdict"] == Verdict.NO_GO:
             reason = FailureReason(report["reason"])
             # Without reachability, the right certificate and working keys nothing can be sent: no override.
-            if mode == "enforce" or reason in (FailureReason.RECEIVER_UNREACHABLE, FailureReason.CERTIFICATE_MISMATCH,
+            if mode == CheckMode.ENFORCE or reason in (FailureReason.RECEIVER_UNREACHABLE, FailureReason.CERTIFICATE_MISMATCH,
                                                FailureReason.AUTH_FAILED):
                 raise TransferFailed(reason, _explain(reason, d, _first_no_go(report)))
             self.event("warning", f"the network check says no-go ({_first_no_go(report)}); going ahead, as the"
@@ -779,7 +778,7 @@ class _Attempt:
         result: dict = {}
 
         endpoint = self.spec.destination.endpoint
-        rate = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
+        rate = limit_bytes_per_s(self.spec.bandwidth_limit)
         limits = self.r.network_limits.for_transfer(self.ledger.total_bytes, rate)
         earlier = self.r.probes.get(endpoint)
         reuse = None
@@ -807,9 +806,9 @@ class _Attempt:
         report = result["report"]
         fresh = report.get("probe")
         # A probe offered for reuse but refused (the path changed) is replaced by the one just made.
-        if fresh and "reused_from_seconds_ago" not in fresh and not rate and report["verdict"] != netcheck.NO_GO:
+        if fresh and "reused_from_seconds_ago" not in fresh and not rate and report["verdict"] != Verdict.NO_GO:
             self.r.probes[endpoint] = (self.r.clock(), fresh)
-        elif report["verdict"] == netcheck.NO_GO:
+        elif report["verdict"] == Verdict.NO_GO:
             self.r.probes.pop(endpoint, None)
         return report
 
@@ -819,7 +818,7 @@ class _Attempt:
         choice = tuning.choose(measured, mix, self.spec.tuning)
         if measured is None and "transfers" not in self.spec.tuning:
             choice = replace(choice, transfers=self.r.transfers)
-        limit = tuning.limit_bytes_per_s(self.spec.bandwidth_limit)
+        limit = limit_bytes_per_s(self.spec.bandwidth_limit)
         if limit and choice.predicted_seconds is not None and mix.total_bytes / choice.predicted_seconds > limit:
             seconds = round(mix.total_bytes / limit + 1.0, 1)
             choice = replace(choice, predicted_seconds=seconds, predicted_bytes_per_s=round(mix.total_bytes / seconds, 1))
@@ -864,7 +863,7 @@ class _Attempt:
             config.update(self.choice.job_config() if self.r.tune else {"Transfers": self.choice.transfers})
         if self.spec.verify_checksums:
             config["CheckSum"] = True  # decide what to send by size and hash, not size and time
-        if self.spec.overwrite == "skip_existing":
+        if self.spec.overwrite == Overwrite.SKIP_EXISTING:
             config["IgnoreExisting"] = True
         return config
 
@@ -922,7 +921,7 @@ class _Attempt:
                 old = self.choice.transfers
                 self.choice, why = self.optimizer.next(result)
                 self.event("tuning", f"segment {number + 1} of {len(groups)} done ({result.files} files,"
-                           f" {result.bytes / 1e6:.1f} MB in {result.seconds:.1f} s); segment {number + 2}:"
+                           f" {human_bytes(result.bytes)} in {result.seconds:.1f} s); segment {number + 2}:"
                            f" {old} -> {self.choice.transfers} files at once: {why}")
 
     def _run_job(self, plan: SourcePlan, ca_file: Path | None, segment: int | None = None,
@@ -1064,18 +1063,18 @@ class _Attempt:
                 entry.checked = True
                 continue
             if error:
-                if entry.outcome != "sent":
-                    self.ledger.settle(entry, "failed", error)
+                if entry.outcome != FileOutcome.SENT:
+                    self.ledger.settle(entry, FileOutcome.FAILED, error)
                 continue
-            if entry.outcome != "sent":
-                self.ledger.settle(entry, "sent")
+            if entry.outcome != FileOutcome.SENT:
+                self.ledger.settle(entry, FileOutcome.SENT)
                 sent += 1
                 self._hash(entry)
         return sent
 
     def _hash(self, entry: FileEntry) -> None:
         # Under skip_existing a skipped file's destination copy is not ours: no checksum to compare.
-        if entry.outcome == "skipped" and self.spec.overwrite == "skip_existing":
+        if entry.outcome == FileOutcome.SKIPPED and self.spec.overwrite == Overwrite.SKIP_EXISTING:
             return
         if self.hasher is not None:
             self.hasher.add(entry)
@@ -1084,7 +1083,7 @@ class _Attempt:
         """A successful job: every file is at the destination. Those whose line in
         rclone's list was missed are told apart by rclone's transfer count."""
         transfers = int(stats.get("transfers") or 0)
-        open_ = [e for e in (files if files is not None else plan.files).values() if e.outcome in (None, "failed")]
+        open_ = [e for e in (files if files is not None else plan.files).values() if e.outcome in (None, FileOutcome.FAILED)]
         if not plan.resolved.is_dir:
             sent_set = open_ if transfers > 0 else []
         else:
@@ -1103,11 +1102,11 @@ class _Attempt:
                                " which is which is inferred")
         chosen = {id(e) for e in sent_set}
         for e in open_:
-            self.ledger.settle(e, "sent" if id(e) in chosen else "skipped")
+            self.ledger.settle(e, FileOutcome.SENT if id(e) in chosen else FileOutcome.SKIPPED)
             self._hash(e)
 
     def _fail(self, plan: SourcePlan, status: dict, stats: dict) -> None:
-        failed = [e for e in plan.files.values() if e.outcome == "failed"]
+        failed = [e for e in plan.files.values() if e.outcome == FileOutcome.FAILED]
         texts = [status.get("error") or "", stats.get("lastError") or ""] + [e.error for e in failed]
         reasons = [classify(t) for t in texts if t]
         reason = next((r for r in reasons if r != FailureReason.RCLONE_ERROR), FailureReason.RCLONE_ERROR)
@@ -1123,7 +1122,7 @@ class _Attempt:
     def _finish_hashes(self) -> None:
         for e in self.entries():
             # Hashing runs beside the transfer; the last files' checksums may still be coming.
-            while e.outcome in ("sent", "skipped") and e.hash_pending:
+            while e.outcome in (FileOutcome.SENT, FileOutcome.SKIPPED) and e.hash_pending:
                 self.channel.tick()
                 self.send_progress()
                 self.r.sleep(0.05)
@@ -1133,7 +1132,7 @@ class _Attempt:
     def _verify(self) -> None:
         """Everything is sent and hashed: report the `verifying` phase until the portal
         has the receiver's SHA-256 of what landed and answers with its verdict."""
-        self.phase = VERIFY_PHASE
+        self.phase = Phase.VERIFYING
         self.event("verifying", "every file is at the receiver; waiting for its SHA-256 of what landed")
         # The receiver usually answers within a second: ask often at first, then at the report interval,
         # so the verdict does not wait a whole interval.
@@ -1150,7 +1149,7 @@ class _Attempt:
                     # No verdict at all: a portal without receiver-side verification.
                     self.event("verification", f"{state or 'not_applicable'}: {verdict.get('message', '')}".rstrip(": "))
                     return
-                if state == "failed":
+                if state == Verification.FAILED:
                     named = verdict.get("files") or []
                     message = verdict.get("message") or ("SHA-256 at the receiver differs for " + ", ".join(named[:20]))
                     raise TransferFailed(FailureReason.CHECKSUM_MISMATCH, message)
@@ -1199,5 +1198,5 @@ def _explain(reason: FailureReason, d: Destination, detail: str) -> str:
 
 
 def _first_no_go(report: dict) -> str:
-    return next((r["message"] for r in report.get("reasons", []) if r["level"] == netcheck.NO_GO), report["summary"])
+    return next((r["message"] for r in report.get("reasons", []) if r["level"] == Verdict.NO_GO), report["summary"])
 

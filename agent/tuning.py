@@ -30,12 +30,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-MiB = 1024 * 1024
+from dtn_protocol.options import S3_MAX_PART, S3_MIN_PART, TUNING_BOUNDS
+from dtn_protocol.units import MiB, human_bytes, human_speed
+
 # rclone's --multi-thread-cutoff default: files from here on are multipart with upload concurrency.
 MULTIPART_CUTOFF = 256 * MiB
 MIN_TRANSFERS, MAX_TRANSFERS = 4, 128
 MIN_CONCURRENCY, MAX_CONCURRENCY = 4, 64
-MIN_CHUNK, MAX_CHUNK = 5 * MiB, 64 * MiB
+MIN_CHUNK, MAX_CHUNK = S3_MIN_PART, 64 * MiB
 # At most this much memory in upload buffers (concurrency x chunk x multipart files at once).
 MEMORY_BUDGET = 1024 * MiB
 # Folders with at least this many files go in segments, so the choice can be corrected on the way.
@@ -151,7 +153,7 @@ class Choice:
     def remote_params(self) -> dict:
         """The S3 remote's own options."""
         return {"upload_concurrency": str(self.upload_concurrency), "chunk_size": f"{self.chunk_size // MiB}Mi",
-                "upload_cutoff": f"{min(self.multipart_cutoff, 5 * 1024 * MiB) // MiB}Mi"}
+                "upload_cutoff": f"{min(self.multipart_cutoff, S3_MAX_PART) // MiB}Mi"}
 
     def describe(self) -> str:
         return (f"{self.transfers} files at once, {self.checkers} checkers, {self.upload_concurrency} parts at once"
@@ -186,7 +188,7 @@ def choose(measured: Measured | None, mix: FileMix, overrides: dict | None = Non
         else:
             streams = _clamp(math.ceil(1.5 * link / max(m.single, 1)), MIN_CONCURRENCY, MAX_CONCURRENCY)
             reasons.append(f"one stream carried {m.single / max(link, 1) * 100:.0f}% of the path's"
-                           f" {link / 1e6:.1f} MB/s: {streams} streams fill it")
+                           f" {human_speed(link)}: {streams} streams fill it")
         transfers = MIN_TRANSFERS
         if mix.small_count:
             avg = max(mix.small_bytes / mix.small_count, 1)
@@ -229,13 +231,9 @@ def choose(measured: Measured | None, mix: FileMix, overrides: dict | None = Non
     return predict(choice, measured, mix)
 
 
-OVERRIDABLE = {"transfers": (1, 256), "checkers": (1, 256), "upload_concurrency": (1, 256),
-               "chunk_size": (MIN_CHUNK, 5 * 1024 * MiB)}
-
-
 def apply_overrides(choice: Choice, overrides: dict) -> tuple[Choice, list[str]]:
     changes, named = {}, []
-    for name, (low, high) in OVERRIDABLE.items():
+    for name, (low, high) in TUNING_BOUNDS.items():
         value = overrides.get(name)
         if value is None:
             continue
@@ -289,10 +287,6 @@ def _comparable(a: SegmentResult, b: SegmentResult) -> bool:
     return low > 0 and high <= 2 * low
 
 
-def _size(value: float) -> str:
-    return f"{value / MiB:.1f} MiB" if value >= MiB else f"{value / 1024:.0f} KiB"
-
-
 @dataclass
 class Optimizer:
     """FTS3-style: move the number of parallel transfers from what the last segment achieved."""
@@ -311,23 +305,23 @@ class Optimizer:
                               f"{result.errors} of {result.files} files failed in the last segment: fewer at once")
         predicted = self.choice.predicted_bytes_per_s
         short = bool(predicted) and result.rate < SHORT_OF_PREDICTION * predicted
-        short_words = (f", under {SHORT_OF_PREDICTION:.0%} of the {predicted / 1e6:.2f} MB/s the network check"
+        short_words = (f", under {SHORT_OF_PREDICTION:.0%} of the {human_speed(predicted)} the network check"
                        " predicted: twice as many at once" if short else "")
         if len(self.history) < 2:
             # One segment says nothing about the trend: try a step up, as FTS3 probes; a big one when the
             # segment fell far short of what the probe measured, which may have met the path before its losses.
             return self._move(min(MAX_TRANSFERS, 2 * current if short else max(current + 1, int(current * 1.25))),
-                              f"first segment ran at {result.rate / 1e6:.1f} MB/s with {current} at once"
+                              f"first segment ran at {human_speed(result.rate)} with {current} at once"
                               + (short_words or "; trying a few more"))
         previous_transfers, previous = self.history[-2]
         if not _comparable(result, previous):
             # Small files move fewer bytes a second than big ones on the same path: the bytes/s of segments
             # of unlike files say nothing about the path (a tree's 668 small files after 50 big ones).
-            return self._move(current, f"the last segment's files averaged {_size(result.average)}, the ones"
-                              f" before {_size(previous.average)}: their rates do not compare; holding at {current}")
+            return self._move(current, f"the last segment's files averaged {human_bytes(result.average)}, the ones"
+                              f" before {human_bytes(previous.average)}: their rates do not compare; holding at {current}")
         change = (result.rate - previous.rate) / previous.rate if previous.rate > 0 else 0.0
-        words = (f"the last segment ran at {result.rate / 1e6:.2f} MB/s with {current} at once, the one before at"
-                 f" {previous.rate / 1e6:.2f} MB/s with {previous_transfers}")
+        words = (f"the last segment ran at {human_speed(result.rate)} with {current} at once, the one before at"
+                 f" {human_speed(previous.rate)} with {previous_transfers}")
         if change < -0.2:
             # A small step up cannot explain a big fall: that is the path.
             if current > previous_transfers and change > -0.5:
@@ -368,14 +362,3 @@ def segments(names: list[str], sizes: list[int], transfers: int = MIN_TRANSFERS)
     if current:
         out.append(current)
     return out
-
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
-
-
-def limit_bytes_per_s(limit: str | None) -> float | None:
-    """rclone's --bwlimit value in bytes/s ('50M' is 50 MiB/s), or None."""
-    import re
-
-    match = re.match(r"^(\d+(?:\.\d+)?)([BKMGTPbkmgtp]?)i?$", (limit or "").strip())
-    return float(match.group(1)) * _UNITS[match.group(2).lower()] if match else None

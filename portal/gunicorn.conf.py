@@ -6,7 +6,7 @@ The box, the compose file and the tests all start the portal this way."""
 
 import os
 
-from portal.lib.env import env_bool, env_int, env_str
+from dtn_protocol.env import env_bool, env_int, env_str
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 

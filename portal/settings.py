@@ -1,6 +1,6 @@
 """The one settings module. Every value comes from the environment through the
-strict readers in portal.lib.env; docs/configuration.md lists each variable and
-a test checks that list against this file."""
+strict reader the agent uses too (dtn_protocol.env); docs/configuration.md lists
+each variable and a test checks that list against this file."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from dtn_protocol.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
 from portal.lib import crypto
-from portal.lib.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(env_str("DTN_STATE_DIR", str(BASE_DIR / "var" / "portal"))).resolve()
@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["portal.lib.templatefilters"],
         },
     },
 ]
@@ -233,13 +234,7 @@ EMAIL_FILE_PATH = env_str("DTN_EMAIL_FILE_PATH", str(STATE_DIR / "mail"))
 EMAIL_HOST = env_str("DTN_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("DTN_EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("DTN_EMAIL_USER", "")
-EMAIL_HOST_PASSWORD = env_str("DTN_EMAIL_PASSWORD", "")
-_email_password_file = env_str("DTN_EMAIL_PASSWORD_FILE")
-if _email_password_file and not EMAIL_HOST_PASSWORD:
-    try:
-        EMAIL_HOST_PASSWORD = Path(_email_password_file).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"DTN_EMAIL_PASSWORD_FILE={_email_password_file} cannot be read: {exc.strerror}") from None
+EMAIL_HOST_PASSWORD = env_secret("DTN_EMAIL_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("DTN_EMAIL_STARTTLS", False)
 EMAIL_USE_SSL = env_bool("DTN_EMAIL_SSL", False)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:

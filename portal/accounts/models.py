@@ -4,9 +4,9 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
+from dtn_protocol.api import PERSONAL_TOKEN_PREFIX
 from portal.lib import tokens
 
-PERSONAL_TOKEN_PREFIX = "dtn_pat_"
 # Writing last_used on every request would turn each API read into a write.
 LAST_USED_RESOLUTION_SECONDS = 60
 

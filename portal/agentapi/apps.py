@@ -6,4 +6,4 @@ class AgentApiConfig(AppConfig):
     label = "agentapi"
 
     def ready(self):
-        from portal.agentapi import signals  # noqa: F401  (connects the wake-up on queueing)
+        from portal.agentapi import signals  # noqa: F401  (connects the wake-ups on new work)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 async def reaper_loop():
-    from portal.transfers.queue import reap_expired_leases
+    from portal.transfers.reaper import reap_expired_leases
 
     while True:
         try:

@@ -131,4 +131,4 @@ async def wait_any(waiters, container_id, timeout: float) -> bool:
 
 
 claims = Waiters("claims", "portal.transfers.queue.queued_containers")
-tasks = Waiters("tasks", "portal.agentapi.tasks.pending_containers")
+tasks = Waiters("tasks", "portal.containers.tasks.pending_containers")

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from portal.cli.progress import human_bytes
+from dtn_protocol.states import FINISHED_TRANSFER_STATES as FINISHED, TransferState
+from dtn_protocol.units import human_bytes, human_speed
 from portal.box.client import PortalAPI
 from portal.box.processes import BoxError, Processes, portal_env, start_agent, start_portal
 
 BIG_FILE_MIB = 200
 SMALL_FILES = 520
-FINISHED = ("succeeded", "failed", "canceled")
 
 
 @dataclass
@@ -120,7 +120,7 @@ def wait_for_grant(processes: Processes, bob: PortalAPI, grant_id: str, timeout:
 
 
 def _cert_fingerprint(root: Path) -> str:
-    from agent.tls import fingerprint
+    from portal.lib.certificates import fingerprint
 
     return fingerprint((root / "bob-agent" / "tls" / "s3.crt").read_text())
 
@@ -134,7 +134,7 @@ def progress_line(status: dict) -> str:
     eta = status.get("eta")
     files = status["files"]
     return (f"  [{bar:<30}] {share * 100:5.1f}%  {human_bytes(done)} / {human_bytes(total)}"
-            f"  {human_bytes(speed)}/s  ETA {eta if eta is not None else '?'} s"
+            f"  {human_speed(speed)}  ETA {eta if eta is not None else '?'} s"
             f"  files {files['transferred'] + files['skipped']}/{files['total']}  {status['state']}")
 
 
@@ -200,7 +200,7 @@ def send_and_verify(processes: Processes, box: Box) -> int:
     say(f"• Alice sent run-0042 to Bob's container {box.bob_box['container_id']} (transfer {transfer['transfer_id']})")
     record = watch(processes, box.alice, transfer["transfer_id"])
     wall = time.monotonic() - started
-    if record["state"] != "succeeded":
+    if record["state"] != TransferState.SUCCEEDED:
         error = record.get("fatal_error") or {}
         say(f"✗ The transfer {record['state']}: {error.get('reason', '')} {error.get('message', '')}")
         return 1
@@ -213,8 +213,8 @@ def send_and_verify(processes: Processes, box: Box) -> int:
     say("Summary")
     say(f"  files          {files} ({record['files']['transferred']} sent, {record['files']['skipped']} skipped)")
     say(f"  bytes          {human_bytes(size)} ({size} B)")
-    say(f"  speed          {human_bytes(record.get('effective_speed') or 0)}/s effective (portal);"
-        f" {human_bytes(size / wall)}/s from send to verified")
+    say(f"  speed          {human_speed(record.get('effective_speed') or 0)} effective (portal);"
+        f" {human_speed(size / wall)} from send to verified")
     say(f"  wall time      {wall:.1f} s from send to verified success")
     say(f"  verification   {both_hashes}/{files} files with the sender's SHA-256 equal to the receiver's"
         f" (portal: {record['files']['verified']} verified)")
@@ -222,7 +222,7 @@ def send_and_verify(processes: Processes, box: Box) -> int:
     if check:
         predicted = check.get("predicted_seconds")
         say(f"  network check  {check.get('verdict')}: RTT {((check.get('rtt_ms') or {}).get('median') or 0):.1f} ms,"
-            f" probe {human_bytes((check.get('probe') or {}).get('parallel_bytes_per_s') or 0)}/s;"
+            f" probe {human_speed((check.get('probe') or {}).get('parallel_bytes_per_s') or 0)};"
             f" predicted {predicted:.1f} s for the data, took {_sent_seconds(box.alice, transfer['transfer_id'])}"
             if predicted is not None else f"  network check  {check.get('verdict')}: {check.get('summary')}")
         for reason in check.get("reasons") or []:

@@ -13,9 +13,12 @@ import time
 import uuid
 from pathlib import Path
 
+from dtn_protocol.options import Overwrite
+from dtn_protocol.states import TransferState
+from dtn_protocol.units import human_bytes
 from portal.cli import config
 from portal.cli.client import APIError, PortalAPI
-from portal.cli.progress import FINISHED, final_line, human_bytes, progress_line
+from portal.cli.progress import FINISHED, final_line, progress_line
 
 EXIT_OK = 0
 EXIT_TRANSFER_FAILED = 1
@@ -247,7 +250,7 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
         _json(api.transfer(transfer_id))
     else:
         print(final_line(status), flush=True)
-    return EXIT_OK if status["state"] == "succeeded" else EXIT_TRANSFER_FAILED
+    return EXIT_OK if status["state"] == TransferState.SUCCEEDED else EXIT_TRANSFER_FAILED
 
 
 def _columns() -> int:
@@ -348,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("containers", cmd_containers, "list your containers")
 
     transfers = command("transfers", cmd_transfers, "list your transfers, newest first")
-    transfers.add_argument("--state", choices=["queued", "active", "succeeded", "failed", "canceled"])
+    transfers.add_argument("--state", choices=[state.value for state in TransferState])
     transfers.add_argument("--limit", type=int, default=50)
 
     send = command("send", cmd_send, "send files from one of your sender containers")
@@ -358,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("paths", nargs="+", metavar="PATH", help="files or folders, relative to the send folder")
     send.add_argument("--prefix", default="", help="where under the bucket the files land")
     send.add_argument("--label", default="")
-    send.add_argument("--overwrite", choices=["update_changed", "skip_existing"])
+    send.add_argument("--overwrite", choices=[policy.value for policy in Overwrite])
     send.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check of what landed")
     send.add_argument("--bwlimit", default="", metavar="RATE", help="bytes per second, e.g. 50M")
     s3 = send.add_argument_group("an S3 endpoint entered by hand (instead of --to); the secret key comes "

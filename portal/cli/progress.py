@@ -1,20 +1,11 @@
-"""How `dtn` shows numbers: sizes, durations, and the one-line progress of a transfer."""
+"""How `dtn` shows numbers: durations, and the one-line progress of a transfer (sizes and speeds as
+dtn_protocol.units writes them everywhere)."""
 
 from __future__ import annotations
 
-FINISHED = ("succeeded", "failed", "canceled")
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def human_bytes(value: float | int | None) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    for unit in _UNITS:
-        if abs(value) < 1024 or unit == _UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+from dtn_protocol.progress import fraction
+from dtn_protocol.states import FINISHED_TRANSFER_STATES as FINISHED, TransferState
+from dtn_protocol.units import human_bytes, human_speed
 
 
 def human_duration(seconds: float | int | None) -> str:
@@ -26,21 +17,6 @@ def human_duration(seconds: float | int | None) -> str:
     if hours >= 100:
         return f"{hours // 24}d{hours % 24:02}h"
     return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes:02}:{secs:02}"
-
-
-def fraction(status: dict) -> float | None:
-    """Done fraction 0..1 by bytes (files when the bytes are not known yet), None when nothing is known."""
-    files, moved = status.get("files") or {}, status.get("bytes") or {}
-    if status.get("state") == "succeeded":
-        return 1.0
-    total = moved.get("total") or 0
-    if total > 0:
-        done = (moved.get("transferred") or 0) + (moved.get("skipped") or 0)
-        return max(0.0, min(1.0, done / total))
-    if files.get("total"):
-        done = (files.get("transferred") or 0) + (files.get("skipped") or 0)
-        return max(0.0, min(1.0, done / files["total"]))
-    return None
 
 
 def bar(value: float | None, width: int = 20) -> str:
@@ -63,8 +39,8 @@ def progress_line(status: dict, width: int = 20, with_bar: bool = True) -> str:
     speed = status.get("effective_speed") if finished else status.get("speed")
     parts = [percent,
              f"{human_bytes(done_bytes)}/{human_bytes(total_bytes) if total_bytes else '?'}",
-             f"{human_bytes(speed)}/s" if speed else "-/s",
-             "ETA " + ("00:00" if state == "succeeded" else human_duration(status.get("eta"))),
+             human_speed(speed) if speed else "-/s",
+             "ETA " + ("00:00" if state == TransferState.SUCCEEDED else human_duration(status.get("eta"))),
              f"files {done_files}/{files.get('total') or '?'}"]
     if files.get("failed"):
         parts.append(f"{files['failed']} failed")
@@ -80,7 +56,7 @@ def final_line(status: dict) -> str:
     """What is left on screen when watching ends."""
     state = status.get("state")
     files = status.get("files") or {}
-    if state == "succeeded":
+    if state == TransferState.SUCCEEDED:
         return (f"transfer {status.get('transfer_id')} succeeded: {files.get('total', 0)} files, "
                 f"{human_bytes((status.get('bytes') or {}).get('total'))}, "
                 f"{files.get('verified', 0)} verified, {files.get('skipped', 0)} skipped")

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from agent.protocol import AGENT_TOKEN_PREFIX
+from dtn_protocol.api import AGENT_TOKEN_PREFIX
 from portal.lib import tokens
 
 # A container is online while its heartbeats arrive; three missed beats and it is not.
@@ -18,6 +18,18 @@ class Role(models.TextChoices):
     SENDER = "sender"
     RECEIVER = "receiver"
     BOTH = "both"
+
+
+SENDER_ROLES = (Role.SENDER, Role.BOTH)
+RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
+
+
+class ContainerQuerySet(models.QuerySet):
+    def own_senders(self, user):
+        return self.filter(owner=user, role__in=SENDER_ROLES)
+
+    def own_receivers(self, user):
+        return self.filter(owner=user, role__in=RECEIVER_ROLES)
 
 
 class Container(models.Model):
@@ -46,6 +58,8 @@ class Container(models.Model):
     certificate_pem = models.TextField(null=True, blank=True)
     certificate_sha256 = models.CharField(max_length=95, null=True, blank=True)
 
+    objects = ContainerQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="container_name_unique_per_owner")]
@@ -55,11 +69,11 @@ class Container(models.Model):
 
     @property
     def is_sender(self) -> bool:
-        return self.role in (Role.SENDER, Role.BOTH)
+        return self.role in SENDER_ROLES
 
     @property
     def is_receiver(self) -> bool:
-        return self.role in (Role.RECEIVER, Role.BOTH)
+        return self.role in RECEIVER_ROLES
 
     @property
     def online(self) -> bool:
@@ -91,3 +105,49 @@ class Container(models.Model):
         self.token_rotated_at = timezone.now()
         self.save(update_fields=["token_lookup", "token_digest", "token_rotated_at"])
         return minted.token
+
+
+class TaskState(models.TextChoices):
+    PENDING = "pending"
+    ANSWERED = "answered"
+    EXPIRED = "expired"
+
+
+class AgentTask(models.Model):
+    """A short side-channel task for a container's agent: answered within seconds,
+    beside the command queue (docs/protocol.md, "Side channel"). Asked by the apps
+    above (portal/containers/tasks.py); the agents' API hands it over."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    container = models.ForeignKey(Container, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=40)
+    params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=TaskState.choices, default=TaskState.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+                                     related_name="+")
+    # Set when the portal itself asked, on behalf of a transfer (e.g. receiver verification).
+    command = models.ForeignKey("transfers.Command", on_delete=models.CASCADE, null=True, blank=True,
+                                related_name="tasks")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # When it was last handed to the agent: it is not handed again while the agent works on it.
+    offered_at = models.DateTimeField(null=True, blank=True)
+    ok = models.BooleanField(null=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["container", "state", "created_at"], name="agent_task_pending_idx"),
+                   # The tasks sweeper: every pending task not yet due, whichever container it is for.
+                   models.Index(fields=["state", "expires_at"], name="agent_task_due_idx")]
+
+    def __str__(self):
+        return f"{self.kind} {self.id} ({self.state})"
+
+    @property
+    def overdue(self) -> bool:
+        """Past its deadline: expired, whether or not that has been written yet."""
+        return self.state == TaskState.EXPIRED or (self.state == TaskState.PENDING
+                                                   and self.expires_at <= timezone.now())

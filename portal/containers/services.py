@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from portal.containers.models import Container
+from portal.lib.errors import Refused
 
 
-class NameTaken(Exception):
-    pass
+class NameTaken(Refused):
+    status = 409
 
 
 def register(owner, name: str, role: str) -> tuple[Container, str]:
@@ -18,4 +19,4 @@ def register(owner, name: str, role: str) -> tuple[Container, str]:
             return Container.register(owner, name, role)
     except IntegrityError:
         # Two registrations racing with one name, or a repeat: never a 500.
-        raise NameTaken(f"you already have a container named '{name}'") from None
+        raise NameTaken("name", f"you already have a container named '{name}'") from None

@@ -6,7 +6,6 @@ from django.views.decorators.http import require_POST
 from portal.containers import services
 from portal.containers.api.views import owned_container
 from portal.containers.forms import RegisterForm
-from portal.grants import services as grants
 
 
 @login_required
@@ -17,25 +16,21 @@ def containers_page(request):
         try:
             container, token = services.register(request.user, **form.cleaned_data)
         except services.NameTaken as exc:
-            form.add_error("name", str(exc))
+            form.add_error(exc.field, str(exc))
         else:
             registered = {"container": container, "token": token}
             form = RegisterForm()
     return render(
         request,
         "containers/list.html",
-        {"form": form, "containers": request.user.containers.all(), "registered": registered,
-         "given": grants.given(request.user).order_by("receiver__name", "grantee__username"),
-         "received": grants.received(request.user).order_by("receiver__name")},
+        {"form": form, "containers": request.user.containers.all(), "registered": registered},
         status=400 if form.errors else 200,
     )
 
 
 def _detail(request, container, **extra):
     commands = container.commands.order_by("-created_at")[:50]
-    given = grants.given(request.user).filter(receiver=container).order_by("grantee__username")
-    return render(request, "containers/detail.html",
-                  {"container": container, "commands": commands, "given": given, **extra})
+    return render(request, "containers/detail.html", {"container": container, "commands": commands, **extra})
 
 
 @login_required

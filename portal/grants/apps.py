@@ -6,4 +6,4 @@ class GrantsConfig(AppConfig):
     label = "grants"
 
     def ready(self):
-        from portal.grants import signals  # noqa: F401  (a deleted receiver retires its grants)
+        from portal.grants import receivers  # noqa: F401  (a deleted receiver retires its grants)

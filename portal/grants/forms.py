@@ -1,6 +1,6 @@
 from django import forms
 
-from portal.grants.services import own_receivers
+from portal.containers.models import Container
 
 
 class ReceiverChoiceField(forms.ModelChoiceField):
@@ -16,4 +16,4 @@ class GrantForm(forms.Form):
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["receiver"].queryset = own_receivers(user)
+        self.fields["receiver"].queryset = Container.objects.own_receivers(user)

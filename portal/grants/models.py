@@ -19,7 +19,10 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.containers.models import RECEIVER_ROLES
+from portal.grants.signals import grant_revoked
 from portal.lib import crypto
+from portal.lib.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +52,31 @@ def bucket_name_for(username: str) -> str:
     return f"{slug}-{secrets.token_hex(4)}"
 
 
+class NotGranted(Refused):
+    pass
+
+
 class GrantQuerySet(models.QuerySet):
     def active(self):
         return self.filter(revoked_at__isnull=True)
+
+    def usable_by(self, user):
+        """Active grants to this person on receivers that still serve."""
+        return (self.active().filter(grantee=user, receiver__role__in=RECEIVER_ROLES)
+                .select_related("receiver", "receiver__owner"))
+
+    def grant_for(self, owner, receiver_id) -> "Grant":
+        """The grant `owner` sends through to that receiver, which must have reported where it serves."""
+        grant = self.usable_by(owner).filter(receiver_id=receiver_id).first()
+        if grant is None:
+            # The same words whether the container does not exist, is not a
+            # receiver, or its owner never granted you: no probing for IDs.
+            raise NotGranted("receiver", "You have no grant to send to a receiver container with that ID; "
+                                         "ask its owner to grant you.")
+        if not grant.receiver.endpoint:
+            raise NotGranted("receiver", f"The receiver '{grant.receiver.name}' has not reported its S3 endpoint "
+                                         "yet: its agent must run and check in first.")
+        return grant
 
 
 class AlreadyGranted(Exception):
@@ -130,15 +155,14 @@ class Grant(models.Model):
         raise RuntimeError("could not find a free bucket name or access key after 5 tries")
 
     def revoke(self) -> bool:
-        """Retire the grant and fail the commands still queued under it. Returns
-        False if it was already revoked (revoking twice changes nothing)."""
-        from portal.transfers import queue
-
+        """Retire the grant; the sends still queued under it fail with it (portal/transfers/receivers.py).
+        Returns False if it was already revoked (revoking twice changes nothing)."""
         now = timezone.now()
         with transaction.atomic():
             changed = Grant.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=now)
             if changed:
-                failed = queue.fail_queued_under_grant(self.pk, "the receiver's owner revoked the grant")
+                answers = grant_revoked.send(sender=Grant, grant=self)
+                failed = sum(count for _, count in answers if isinstance(count, int))
         self.refresh_from_db(fields=["revoked_at"])
         if changed:
             log.info("grant %s revoked; %s queued command(s) failed", self.pk, failed)

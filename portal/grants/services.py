@@ -6,24 +6,18 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 
-from portal.containers.models import Container, Role
+from dtn_protocol.tasks import TaskKind
+from portal.containers import tasks
+from portal.containers.models import Container
 from portal.grants.models import AlreadyGranted, Grant
+from portal.lib.errors import Refused
 
-RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
-SYNC_GRANTS = "sync_grants"
 # An offline receiver syncs at its first heartbeat anyway: the ask need not outlive that by much.
 SYNC_GRANTS_TTL = timedelta(minutes=2)
 
 
-class GrantRefused(Exception):
-    def __init__(self, field: str, message: str, conflict: bool = False):
-        super().__init__(message)
-        self.field = field
-        self.conflict = conflict
-
-
-def own_receivers(user):
-    return Container.objects.filter(owner=user, role__in=RECEIVER_ROLES)
+class GrantRefused(Refused):
+    pass
 
 
 def given(user):
@@ -40,7 +34,7 @@ def visible(user):
 
 
 def grant(owner, grantee_username: str, receiver_id) -> Grant:
-    receiver = own_receivers(owner).filter(pk=receiver_id).first() if receiver_id else None
+    receiver = Container.objects.own_receivers(owner).filter(pk=receiver_id).first() if receiver_id else None
     if receiver is None:
         raise GrantRefused("receiver", "You have no receiver container with that ID.")
     grantee = get_user_model().objects.filter(username=(grantee_username or "").strip(), is_active=True).first()
@@ -49,7 +43,7 @@ def grant(owner, grantee_username: str, receiver_id) -> Grant:
     try:
         issued = Grant.issue(receiver, grantee)
     except AlreadyGranted as exc:
-        raise GrantRefused("grantee", f"{exc}; revoke it first to issue new keys.", conflict=True) from None
+        raise GrantRefused("grantee", f"{exc}; revoke it first to issue new keys.", status=409) from None
     tell_receiver(receiver)
     return issued
 
@@ -66,7 +60,5 @@ def tell_receiver(receiver: Container) -> None:
     """Ask the receiver's agent to fetch its grants now (side channel `sync_grants`), so a new grant is
     served and a revoked key refused within seconds rather than at its next heartbeat. One pending ask
     is enough: it fetches whatever the grants are by then."""
-    from portal.agentapi import tasks
-
-    if not tasks.pending(receiver, kind=SYNC_GRANTS):
-        tasks.ask(receiver, SYNC_GRANTS, {}, ttl=SYNC_GRANTS_TTL)
+    if not tasks.pending(receiver, kind=TaskKind.SYNC_GRANTS):
+        tasks.ask(receiver, TaskKind.SYNC_GRANTS, {}, ttl=SYNC_GRANTS_TTL)

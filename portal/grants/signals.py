@@ -1,12 +1,11 @@
-from django.db.models.signals import pre_delete
-from django.dispatch import receiver
+"""What other apps may listen to (transfers, for one).
 
-from portal.containers.models import Container
+`grant_revoked` is sent when a grant is revoked, inside the transaction that
+revokes it: a listener's changes commit or roll back with the revocation. A
+listener answers how many queued sends it failed (the revocation logs the sum).
+Arguments: sender=Grant, grant=<Grant>.
+"""
 
+from django.dispatch import Signal
 
-@receiver(pre_delete, sender=Container)
-def retire_grants_of_deleted_receiver(sender, instance: Container, **kwargs):
-    # The grants go with the container (cascade); revoking first fails the
-    # commands queued to it now, rather than when a sender claims them.
-    for grant in instance.grants.active():
-        grant.revoke()
+grant_revoked = Signal()

@@ -4,6 +4,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.containers.models import Container
 from portal.grants import services
 from portal.grants.forms import GrantForm
 
@@ -24,7 +25,7 @@ def grants_page(request):
         "form": form,
         "given": services.given(request.user),
         "received": services.received(request.user),
-        "has_receivers": services.own_receivers(request.user).exists(),
+        "has_receivers": Container.objects.own_receivers(request.user).exists(),
     }, status=400 if form.errors else 200)
 
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.db import models
 
-from portal.lib.env import ConfigError
+from dtn_protocol.env import ConfigError
 
 
 class DecryptionError(Exception):

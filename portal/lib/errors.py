@@ -2,14 +2,44 @@
 
 Clients (the agent, the CLI, scripts) read `error` for a sentence a person
 can act on and `field` to put it beside the right input.
+
+Exceptions, from the top:
+
+    Refused(field, message)       a request the portal turns down: 400 unless the kind says otherwise
+      containers.services.NameTaken           409  a second container of that name
+      containers.tasks.TaskRefused            400  a task kind the container does not answer
+      containers.tasks.AlreadyAnswered        409  a task answered or expired already
+      grants.services.GrantRefused            400, or 409 when the person holds a grant already
+      grants.models.NotGranted                400  no usable grant to send through to that receiver
+      transfers.services.SendRefused          400, or 409 for a restart the grant no longer allows
+      netcheck.services.CheckRefused          400  a check of a path that cannot be checked now
+      transfers.queue.QueueError              409  a change the command's state does not allow
+        NotLeaseHolder, IllegalTransition
+
+The API answers every Refused here, once (exception_handler); the pages catch
+them to put the message beside the field.
 """
 
 from __future__ import annotations
 
 from django.http import JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, status as http
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Refused(Exception):
+    """A request turned down, with a sentence for the person and the input it is about (None for the
+    request as a whole). `status` is the kind's answer; one instance may say otherwise."""
+
+    status = http.HTTP_400_BAD_REQUEST
+
+    def __init__(self, field: str | None, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        if status is not None:
+            self.status = status
 
 
 def error_body(message: str, field: str | None = None, **extra) -> dict:
@@ -37,6 +67,8 @@ def _flatten(detail) -> dict[str, str]:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, Refused):
+        return Response(error_body(exc.message, exc.field), status=exc.status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -53,12 +85,3 @@ def exception_handler(exc, context):
     response.data = body
     return response
 
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "conflict"
-    default_code = "conflict"
-
-
-def conflict(message: str, field: str | None = None) -> Response:
-    return Response(error_body(message, field), status=status.HTTP_409_CONFLICT)

@@ -1,8 +1,12 @@
-"""What drf-spectacular cannot infer: our bearer schemes, the error shape, and
-the required fields of PATCH bodies that are not partial updates."""
+"""What drf-spectacular cannot infer: our bearer schemes, the error shape, the
+required fields of PATCH bodies that are not partial updates, and records
+embedded across apps (portal/lib/embedded.py)."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
+
+from dtn_protocol.api import AGENT_TOKEN_PREFIX, PERSONAL_TOKEN_PREFIX
+from portal.lib.embedded import serializer_for
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -33,7 +37,7 @@ class PersonalTokenScheme(OpenApiAuthenticationExtension):
     name = "personalToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "dtn_pat_…",
+        return {"type": "http", "scheme": "bearer", "bearerFormat": f"{PERSONAL_TOKEN_PREFIX}…",
                 "description": "A personal API token from /accounts/tokens/ or POST /api/v1/auth/token."}
 
 
@@ -42,5 +46,14 @@ class AgentTokenScheme(OpenApiAuthenticationExtension):
     name = "agentToken"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "bearerFormat": "dtn_agent_…",
+        return {"type": "http", "scheme": "bearer", "bearerFormat": f"{AGENT_TOKEN_PREFIX}…",
                 "description": "A container's agent token, shown once at registration."}
+
+
+class EmbeddedField(OpenApiSerializerFieldExtension):
+    """An Embedded field is documented as the lent serializer's component, as a nested serializer is."""
+
+    target_class = "portal.lib.embedded.Embedded"
+
+    def map_serializer_field(self, auto_schema, direction):
+        return auto_schema.resolve_serializer(serializer_for(self.target.record), direction).ref

@@ -25,11 +25,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent import tls
+from portal.lib.certificates import RENEW_BEFORE, covers, fingerprint, make_self_signed
 
 # Marks certificates made here, so a provided one is never replaced.
 ORGANIZATION = "DTN-in-a-Box portal (self-signed)"
-RENEW_BEFORE = tls.RENEW_BEFORE
 
 
 class CertificateError(Exception):
@@ -55,13 +54,8 @@ def _made_here(cert: x509.Certificate) -> bool:
     return cert.issuer == cert.subject and any(attr.value == ORGANIZATION for attr in organizations)
 
 
-def fingerprint(cert: x509.Certificate) -> str:
-    return tls.fingerprint(cert.public_bytes(tls.serialization.Encoding.PEM))
-
-
 def make(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime | None = None) -> x509.Certificate:
-    pem = tls.make_self_signed(cert_path, key_path, names, ORGANIZATION, now)
-    return x509.load_pem_x509_certificate(pem.encode())
+    return make_self_signed(cert_path, key_path, names, ORGANIZATION, now)
 
 
 def ensure(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime | None = None) -> str:
@@ -81,7 +75,7 @@ def ensure(cert_path: Path, key_path: Path, names: list[str], now: dt.datetime |
         if not _made_here(cert):
             note = " (it expires within 30 days: renew it)" if expiring else ""
             return f"using the provided certificate {cert_path}, SHA-256 {fingerprint(cert)}{note}"
-        if not expiring and tls.covers(cert, names):
+        if not expiring and covers(cert, names):
             return f"using the self-signed certificate {cert_path}, SHA-256 {fingerprint(cert)}"
     cert = make(cert_path, key_path, names, now)
     return (f"made a self-signed certificate {cert_path} for {', '.join(names)}, SHA-256 {fingerprint(cert)};"

@@ -8,6 +8,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from dtn_protocol import netcheck
+from portal.lib.choices import text_choices
 from portal.transfers.choices import FailureReasons
 
 
@@ -18,10 +20,8 @@ class CheckState(models.TextChoices):
     EXPIRED = "expired", "the agent did not answer in time"
 
 
-class Verdict(models.TextChoices):
-    GO = "go", "go"
-    WARN = "warn", "warn"
-    NO_GO = "no_go", "no-go"
+Verdict = text_choices("Verdict", netcheck.Verdict, {
+    netcheck.Verdict.GO: "go", netcheck.Verdict.WARN: "warn", netcheck.Verdict.NO_GO: "no-go"})
 
 
 class NetworkCheck(models.Model):
@@ -36,7 +36,7 @@ class NetworkCheck(models.Model):
                                  related_name="network_checks")
     command = models.ForeignKey("transfers.Command", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="+")
-    task = models.OneToOneField("agentapi.AgentTask", on_delete=models.SET_NULL, null=True, blank=True,
+    task = models.OneToOneField("containers.AgentTask", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="network_check")
     endpoint = models.CharField(max_length=255, blank=True)
     total_bytes = models.BigIntegerField(null=True, blank=True, help_text="The size the prediction is for.")

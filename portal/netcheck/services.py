@@ -14,34 +14,40 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from agent.protocol import FailureReason
-from portal.agentapi import tasks as agent_tasks
-from portal.agentapi.models import AgentTask
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.tasks import TaskKind
+from portal.containers import tasks as agent_tasks
+from portal.containers.models import AgentTask, Container
+from portal.grants.models import Grant
+from portal.lib.errors import Refused
 from portal.netcheck.models import CheckState, NetworkCheck, Verdict
 from portal.transfers import throughput
-from portal.transfers.services import SendRefused, grant_for, own_senders
 
 log = logging.getLogger(__name__)
 
-KIND = "network_check"
+KIND = TaskKind.NETWORK_CHECK
 # A check takes ~15 s on the agent; it has this long to be taken and answered.
 TASK_TTL = timedelta(seconds=90)
 MAX_RESULT_BYTES = 64 * 1024
 MAX_TOTAL_BYTES = 2**62
 
 
+class CheckRefused(Refused):
+    pass
+
+
 def start(owner, sender_id, receiver_id, *, total_bytes: int | None = None, files: int | None = None) -> NetworkCheck:
     """A check of the path from one of your senders to a receiver you may send to."""
-    sender = own_senders(owner).filter(pk=sender_id).first()
+    sender = Container.objects.own_senders(owner).filter(pk=sender_id).first()
     if sender is None:
-        raise SendRefused("sender", "You have no sender container with that ID.")
+        raise CheckRefused("sender", "You have no sender container with that ID.")
     if not sender.online:
-        raise SendRefused("sender", f"The sender '{sender.name}' is offline: its agent must run to check the network.")
-    grant = grant_for(owner, receiver_id)
+        raise CheckRefused("sender", f"The sender '{sender.name}' is offline: its agent must run to check the network.")
+    grant = Grant.objects.grant_for(owner, receiver_id)
     if total_bytes is not None and not 0 <= total_bytes <= MAX_TOTAL_BYTES:
-        raise SendRefused("total_bytes", "total_bytes must be a size in bytes, at least 0.")
+        raise CheckRefused("total_bytes", "total_bytes must be a size in bytes, at least 0.")
     if files is not None and not 1 <= files <= 10**9:
-        raise SendRefused("files", "files must be between 1 and 1,000,000,000.")
+        raise CheckRefused("files", "files must be between 1 and 1,000,000,000.")
     with transaction.atomic():
         check = NetworkCheck.objects.create(owner=owner, sender=sender, receiver=grant.receiver, grant=grant,
                                             endpoint=grant.endpoint or grant.receiver.endpoint,

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 
-from portal.cli.progress import human_bytes
+from dtn_protocol.units import human_bytes
 from portal.notifications import signing
 from portal.notifications.models import Channel, Event, NotificationSettings
 from portal.notifications.validation import WebhookRefused, origin, resolve

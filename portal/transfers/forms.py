@@ -1,9 +1,10 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from portal.containers.models import Container
 from portal.transfers import validation
 from portal.transfers.choices import NetworkCheckMode, Overwrite
-from portal.transfers.services import SendRequest, own_senders
+from portal.transfers.services import SendRequest
 
 
 class SenderChoiceField(forms.ModelChoiceField):
@@ -55,7 +56,7 @@ class SendForm(forms.Form):
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["sender"].queryset = own_senders(user)
+        self.fields["sender"].queryset = Container.objects.own_senders(user)
 
     def clean_sources(self):
         return validation.source_paths(self.cleaned_data["sources"])

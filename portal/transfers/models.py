@@ -1,28 +1,22 @@
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import (
+    FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF, CommandKind,
+    CommandState,
+)
 from portal.lib import crypto
 from portal.transfers import validation
-from portal.transfers.signals import transfer_event
 from portal.transfers.choices import (
-    FINISHED_TRANSFER_STATES,
-    RESTARTABLE_TRANSFER_STATES,
-    TRANSFER_STATE_OF,
-    CommandStates,
-    DestinationKind,
-    FailureReasons,
-    NetworkCheckMode,
-    FileOutcome,
-    Overwrite,
-    TransferState,
+    CommandStates, DestinationKind, FailureReasons, FileOutcome, NetworkCheckMode, Overwrite, TransferState,
 )
+from portal.transfers.signals import transfer_event
 
 
 class Command(models.Model):
@@ -35,9 +29,9 @@ class Command(models.Model):
     # queue leaves the transfer's record.
     transfer = models.ForeignKey("transfers.Transfer", on_delete=models.CASCADE, null=True, blank=True,
                                  related_name="commands")
-    kind = models.CharField(max_length=30, default="transfer")
+    kind = models.CharField(max_length=30, default=CommandKind.TRANSFER.value)
     payload = models.JSONField(default=dict, blank=True)
-    state = models.CharField(max_length=10, choices=CommandStates.choices, default=CommandState.QUEUED)
+    state = models.CharField(max_length=10, choices=CommandStates.choices, default=CommandStates.QUEUED)
     reason = models.CharField(max_length=30, choices=FailureReasons.choices, blank=True)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -65,10 +59,6 @@ class Command(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
-
-    @property
-    def is_leased(self) -> bool:
-        return self.state in LEASED_STATES
 
 
 class DestinationUnavailable(Exception):
@@ -253,6 +243,7 @@ class Transfer(models.Model):
         return destination
 
     # --- changes, called by portal.transfers.queue inside its transactions -----
+    # (what a report records, counters, files and events, is portal/transfers/recording.py)
 
     def follow(self, command: Command) -> None:
         """Take state and times from the command that is now this transfer's latest."""
@@ -274,111 +265,13 @@ class Transfer(models.Model):
         self.save(update_fields=["latest_command", "state", "started_at", "completed_at", "speed", "eta",
                                  "fatal_reason", "fatal_message"])
 
-    def begin_lease(self) -> None:
-        """A new lease starts counting from zero: bank what the last one moved."""
-        self.bytes_before_lease = self.bytes_transferred
-        self.faults_before_lease = self.faults
-        self.save(update_fields=["bytes_before_lease", "faults_before_lease"])
-
-    def record_progress(self, progress) -> None:
-        """Counters from a progress report (portal.transfers.progress.Progress).
-        Absolute values, not increments, so a repeated report changes nothing."""
-        counters = progress.counters
-        fields = []
-        if "bytes" in counters:
-            self.bytes_transferred = self.bytes_before_lease + counters["bytes"]
-            fields.append("bytes_transferred")
-        if "total_bytes" in counters:
-            self.bytes_total = counters["total_bytes"]
-            fields.append("bytes_total")
-        if "files_total" in counters:
-            self.files_total = counters["files_total"]
-            fields.append("files_total")
-        if "retries" in counters:
-            self.faults = self.faults_before_lease + counters["retries"]
-            fields.append("faults")
-        if progress.has_speed:
-            self.speed = progress.speed
-            fields.append("speed")
-        if progress.has_eta:
-            self.eta = progress.eta
-            fields.append("eta")
-        if fields:
-            self.save(update_fields=fields)
-
-    def merge_files(self, results, *, receiver_hashes_final: bool = False) -> None:
-        """Upsert per-file results keyed by path and move the counters by the
-        difference each row made (the transfer row is locked by the caller), so
-        a report costs the same for the tenth file or the millionth.
-
-        A later attempt's result replaces an earlier one, except that 'skipped'
-        does not overwrite 'sent': on a restart the agent finds the file already
-        there because an earlier attempt sent it. A checksum already known is
-        kept when a later report leaves it out."""
-        if not results:
-            return
-        latest = {}
-        for result in results:  # within one report, the last word on a path wins
-            latest[result.path] = result
-        keys = {path_key(path): path for path in latest}
-        existing = {}
-        key_list = list(keys)
-        for start in range(0, len(key_list), 500):
-            for row in TransferFile.objects.filter(transfer=self, path_key__in=key_list[start:start + 500]):
-                existing[row.path_key] = row
-        now = timezone.now()
-        rows = []
-        delta = dict.fromkeys(FILE_COUNTERS, 0)
-        for key, path in keys.items():
-            new, old = latest[path], existing.get(key)
-            row = TransferFile(transfer=self, path=path, path_key=key, size=new.size, sha256=new.sha256,
-                               receiver_sha256=new.receiver_sha256, outcome=new.outcome, error=new.error,
-                               updated_at=now)
-            if old is not None:
-                if old.outcome == FileOutcome.SENT and new.outcome == FileOutcome.SKIPPED:
-                    row.outcome, row.size, row.error = old.outcome, old.size, old.error
-                row.sha256 = row.sha256 or old.sha256
-                if not receiver_hashes_final:
-                    # The receiver's own answer is final, even when it has no checksum for a file.
-                    row.receiver_sha256 = row.receiver_sha256 or old.receiver_sha256
-                for name, value in old.contribution().items():
-                    delta[name] -= value
-            for name, value in row.contribution().items():
-                delta[name] += value
-            rows.append(row)
-        TransferFile.objects.bulk_create(
-            rows, batch_size=500, update_conflicts=True, unique_fields=["transfer", "path_key"],
-            update_fields=["path", "size", "sha256", "receiver_sha256", "outcome", "error", "updated_at"])
-        changed = [name for name, value in delta.items() if value]
-        for name in changed:
-            setattr(self, name, getattr(self, name) + delta[name])
-        if changed:
-            self.save(update_fields=changed)
-
-    def add_events(self, events, source: str = "agent") -> None:
-        """Append events; one already recorded (same time and kind) is not repeated."""
-        TransferEvent.objects.bulk_create(
-            [TransferEvent(transfer=self, at=e.at, kind=e.kind, message=e.message, source=source) for e in events],
-            ignore_conflicts=True)
-
     def log(self, kind: str, message: str) -> None:
         """An event the portal itself records (queued, started, stop, restart, ...)."""
-        # Through add_events: an event of the same kind in the same microsecond
+        # Ignoring a conflict: an event of the same kind in the same microsecond
         # must not abort the transaction that is recording a state change.
-        from portal.transfers.progress import Event
-
-        self.add_events([Event(at=timezone.now(), kind=kind, message=message)], source=TransferEvent.Source.PORTAL)
+        TransferEvent.objects.bulk_create([TransferEvent(transfer=self, at=timezone.now(), kind=kind, message=message,
+                                                         source=TransferEvent.Source.PORTAL)], ignore_conflicts=True)
         transaction.on_commit(lambda: transfer_event.send(sender=Transfer, transfer=self, kind=kind, message=message))
-
-
-def path_key(path: str) -> str:
-    # Paths can be longer than an index entry may be; their hash is the key.
-    return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-# The transfer's counters that its per-file results make up.
-FILE_COUNTERS = ("files_transferred", "files_skipped", "files_failed", "files_verified",
-                 "bytes_skipped", "bytes_failed", "bytes_verified")
 
 
 class TransferFile(models.Model):
@@ -407,7 +300,7 @@ class TransferFile(models.Model):
                 and self.sha256 == self.receiver_sha256)
 
     def contribution(self) -> dict:
-        """What this row adds to its transfer's FILE_COUNTERS."""
+        """What this row adds to its transfer's counters (recording.FILE_COUNTERS)."""
         sent, skipped, failed = (self.outcome == o for o in (FileOutcome.SENT, FileOutcome.SKIPPED,
                                                                    FileOutcome.FAILED))
         return {"files_transferred": int(sent), "files_skipped": int(skipped), "files_failed": int(failed),

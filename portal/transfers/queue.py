@@ -1,40 +1,42 @@
 """The queue's state machine. Every change of a command's state goes through
-here, inside a transaction, as a conditional update: the database, not the
-calling code, decides who wins a race.
+change_state(), inside a transaction, as a conditional update allowed by the
+protocol's TRANSITIONS (dtn_protocol.states): the database, not the calling
+code, decides who wins a race, and no caller can invent a change.
 
-A command that is an attempt of a transfer carries its transfer along: the
-transfer's state, counters, per-file results and event log change in the same
-transaction as the command (Transfer's methods do the bookkeeping)."""
+A command that is an attempt of a transfer carries its transfer along (carry()):
+the transfer's state, counters, per-file results and event log change in the
+same transaction as the command. The lease reaper is portal/transfers/reaper.py."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from agent.protocol import LEASED_STATES, TERMINAL_STATES, CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import (
+    LEASED_STATES, REPORTED_STATES, TERMINAL_STATES, CommandKind, CommandState, Phase, may_change,
+)
 from portal.containers.models import Container
-from portal.transfers import verification
+from portal.lib.errors import Refused
 from portal.transfers import progress as progress_module
-from portal.transfers import throughput
+from portal.transfers import recording, throughput, verification
 from portal.transfers.models import Command, Transfer
+from portal.transfers.signals import network_check_reported
 
 log = logging.getLogger(__name__)
 
-# What an agent may report from each state. Terminal states never change.
-ALLOWED_REPORTS = {
-    CommandState.CLAIMED: {CommandState.CLAIMED, CommandState.RUNNING, *TERMINAL_STATES},
-    CommandState.RUNNING: {CommandState.RUNNING, *TERMINAL_STATES},
-}
 
-
-class QueueError(Exception):
+class QueueError(Refused):
     """A request the queue refuses; the message is for the person or agent."""
+
+    status = 409
 
 
 class NotLeaseHolder(QueueError):
@@ -49,6 +51,25 @@ def _lease_deadline(now):
     return now + timedelta(seconds=settings.DTN_LEASE_SECONDS)
 
 
+def change_state(pk, old: str | frozenset, new: str, *, now, where: dict | None = None, **fields) -> int:
+    """Change a command from `old` (a state, or any of several) to `new`, with `fields`, if it is
+    still there (and matches `where`): one conditional UPDATE; the row count says whether this call
+    won. A finished command stamps its finish and gives up its lease; one back in the queue
+    belongs to nobody. Its holder's name stays on a finished command: a repeated last report is
+    recognised by it."""
+    olds = frozenset({old}) if isinstance(old, str) else frozenset(old)
+    refused = sorted(state for state in olds if not may_change(state, new))
+    if refused:
+        raise IllegalTransition("state", f"cannot go from {refused[0]} to {new}")
+    updates = {**fields, "state": new}
+    if new in TERMINAL_STATES:
+        updates.setdefault("finished_at", now)
+        updates["lease_expires_at"] = None
+    elif new == CommandState.QUEUED:
+        updates.update(lease_holder="", lease_expires_at=None)
+    return Command.objects.filter(pk=pk, state__in=olds, **(where or {})).update(**updates)
+
+
 def _locked_transfer(command: Command) -> Transfer | None:
     """The command's transfer, row-locked, if this command is its latest attempt.
     An older attempt (already finished before a restart) no longer speaks for it."""
@@ -57,6 +78,25 @@ def _locked_transfer(command: Command) -> Transfer | None:
     transfer = Transfer.objects.select_for_update().filter(pk=command.transfer_id).first()
     if transfer is None or transfer.latest_command_id not in (None, command.pk):
         return None
+    return transfer
+
+
+def carry(command: Command, *, before: Callable[[Transfer], None] | None = None,
+          note: tuple[str, str] | None = None) -> Transfer | None:
+    """After a change of `command`, its transfer follows it, if the command is still the
+    transfer's latest attempt: `before` records what the change brought (a report's progress,
+    a new lease), the transfer takes the command's state and times, and its log says how it
+    ended, or `note` (kind, message) while it goes on. Returns the transfer, row-locked."""
+    transfer = _locked_transfer(command)
+    if transfer is None:
+        return None
+    if before is not None:
+        before(transfer)
+    transfer.follow(command)
+    if command.is_terminal:
+        _outcome_event(transfer, command)
+    elif note is not None:
+        transfer.log(*note)
     return transfer
 
 
@@ -73,7 +113,7 @@ def enqueue_transfer(transfer: Transfer) -> Command:
     """A new attempt of the transfer at the end of its sender's queue."""
     with transaction.atomic():
         locked = Transfer.objects.select_for_update().get(pk=transfer.pk)
-        command = Command.objects.create(container_id=locked.sender_id, kind="transfer",
+        command = Command.objects.create(container_id=locked.sender_id, kind=CommandKind.TRANSFER,
                                          payload=locked.command_payload(), transfer=locked)
         Transfer.objects.filter(pk=locked.pk).update(attempts=F("attempts") + 1)
         locked.refresh_from_db(fields=["attempts"])
@@ -91,9 +131,10 @@ def restart(transfer: Transfer) -> Command:
     with transaction.atomic():
         locked = Transfer.objects.select_for_update().get(pk=transfer.pk)
         if not locked.can_restart:
-            raise IllegalTransition(f"only a failed or stopped transfer can be restarted; this one is {locked.state}")
+            raise IllegalTransition(None, f"only a failed or stopped transfer can be restarted; this one is"
+                                          f" {locked.state}")
         if Command.objects.filter(transfer=locked).exclude(state__in=TERMINAL_STATES).exists():
-            raise IllegalTransition("an attempt of this transfer is still in the queue")
+            raise IllegalTransition(None, "an attempt of this transfer is still in the queue")
         return enqueue_transfer(locked)
 
 
@@ -128,21 +169,14 @@ def claim_next(container: Container, instance_id: str) -> Command | None:
         )
         if candidate is None:
             return None
-        claimed = Command.objects.filter(pk=candidate, state=CommandState.QUEUED).update(
-            state=CommandState.CLAIMED,
-            lease_holder=instance_id,
-            lease_expires_at=_lease_deadline(now),
-            claimed_at=now,
-            attempt=F("attempt") + 1,
-        )
+        claimed = change_state(candidate, CommandState.QUEUED, CommandState.CLAIMED, now=now,
+                               lease_holder=instance_id, lease_expires_at=_lease_deadline(now), claimed_at=now,
+                               attempt=F("attempt") + 1)
         if claimed != 1:
             return None
         command = Command.objects.get(pk=candidate)
-        transfer = _locked_transfer(command)
-        if transfer is not None:
-            transfer.begin_lease()
-            transfer.follow(command)
-            transfer.log("started", f"the sender's agent took the command (lease {command.attempt})")
+        carry(command, before=recording.begin_lease,
+              note=("started", f"the sender's agent took the command (lease {command.attempt})"))
     log.info("command %s claimed by container %s (attempt %s)", command.pk, container.pk, command.attempt)
     return command
 
@@ -161,48 +195,46 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     from an instance that no longer holds the lease is refused."""
     now = timezone.now()
     parsed = progress_module.parse(progress) if progress is not None else None
-    verifying = isinstance(progress, dict) and progress.get("phase") == verification.VERIFY_PHASE
+    verifying = isinstance(progress, dict) and progress.get("phase") == Phase.VERIFYING
     with transaction.atomic():
         current = Command.objects.select_for_update().get(pk=command.pk)
         if current.state in TERMINAL_STATES:
             if current.state == state and current.lease_holder == instance_id:
                 return ReportReply(current, current.cancel_requested)
-            raise NotLeaseHolder(f"command is already {current.state}")
+            raise NotLeaseHolder("state", f"command is already {current.state}")
         if current.state not in LEASED_STATES or current.lease_holder != instance_id:
-            raise NotLeaseHolder("this agent instance does not hold the command's lease")
-        if state not in ALLOWED_REPORTS[CommandState(current.state)]:
-            raise IllegalTransition(f"cannot go from {current.state} to {state}")
+            raise NotLeaseHolder("state", "this agent instance does not hold the command's lease")
+        if state not in REPORTED_STATES or not may_change(current.state, state):
+            raise IllegalTransition("state", f"cannot go from {current.state} to {state}")
         if state == CommandState.FAILED and reason not in FailureReason.__members__.values():
-            raise IllegalTransition("a failed command needs a reason from the list")
+            raise IllegalTransition("state", "a failed command needs a reason from the list")
         if state == CommandState.FAILED:
             reason, message = _explain_failure(current, reason, message)
-        updates = {"state": state, "last_report_at": now, "lease_expires_at": _lease_deadline(now)}
+        updates = {"last_report_at": now, "lease_expires_at": _lease_deadline(now)}
         if progress is not None:
             updates["progress"] = progress_module.without_lists(progress) if current.transfer_id else progress
         if state == CommandState.RUNNING and current.started_at is None:
             updates["started_at"] = now
         if state in TERMINAL_STATES:
-            updates["finished_at"] = now
-            updates["lease_expires_at"] = None
             updates["reason"] = reason if state == CommandState.FAILED else (
                 FailureReason.CANCELED_BY_USER if state == CommandState.CANCELED else "")
             updates["message"] = message
-        Command.objects.filter(pk=current.pk).update(**updates)
+        # The row is locked and checked above: this cannot lose a race, only keep to the rules.
+        change_state(current.pk, current.state, state, now=now, where={"lease_holder": instance_id}, **updates)
         current.refresh_from_db()
-        transfer = _locked_transfer(current)
-        if transfer is not None:
+
+        def record(transfer: Transfer) -> None:
             if parsed is not None:
-                transfer.record_progress(parsed)
-                transfer.merge_files(parsed.files)
-                transfer.add_events(parsed.events)
+                recording.record_progress(transfer, parsed)
+                recording.merge_files(transfer, parsed.files)
+                recording.add_events(transfer, parsed.events)
                 _watch_network(transfer, current, parsed, progress)
-            transfer.follow(current)
-            if current.is_terminal:
-                if throughput.close_stalls(transfer):
-                    transfer.save(update_fields=["stalls"])
-                _outcome_event(transfer, current)
-            elif verifying or (parsed is not None and parsed.files):
-                verification.request(transfer, current, final=verifying)
+            if current.is_terminal and throughput.close_stalls(transfer):
+                transfer.save(update_fields=["stalls"])
+
+        transfer = carry(current, before=record)
+        if transfer is not None and not current.is_terminal and (verifying or (parsed is not None and parsed.files)):
+            verification.request(transfer, current, final=verifying)
     reply = ReportReply(current, current.cancel_requested)
     if verifying and not current.is_terminal:
         reply.verification = verification.verdict(transfer, current)
@@ -212,9 +244,8 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
 def _watch_network(transfer: Transfer, command: Command, parsed, progress: dict) -> None:
     """The network check the attempt began with, the throughput series, and stalls in it."""
     if parsed.network_check is not None:
-        from portal.netcheck import services as netcheck
-
-        netcheck.record_for_transfer(transfer, command, parsed.network_check)
+        network_check_reported.send(sender=Transfer, transfer=transfer, command=command,
+                                    report=parsed.network_check)
     if not throughput.add_samples(transfer, list(parsed.samples), f"{command.pk}:{command.attempt}"):
         return
     change = throughput.detect_stall(transfer, progress)
@@ -255,34 +286,28 @@ def request_stop(command: Command) -> Command:
     with transaction.atomic():
         current = Command.objects.select_for_update().get(pk=command.pk)
         if current.state == CommandState.QUEUED:
-            Command.objects.filter(pk=current.pk).update(
-                state=CommandState.CANCELED, reason=FailureReason.CANCELED_BY_USER,
-                message="stopped before it started", finished_at=now)
+            change_state(current.pk, CommandState.QUEUED, CommandState.CANCELED, now=now,
+                         reason=FailureReason.CANCELED_BY_USER, message="stopped before it started")
         elif current.state in LEASED_STATES:
+            # Not a change of state: the agent learns of it on its next report's reply.
             Command.objects.filter(pk=current.pk).update(cancel_requested=True)
         else:
-            raise IllegalTransition(f"the command is already {current.state}")
+            raise IllegalTransition(None, f"the command is already {current.state}")
         current.refresh_from_db()
-        transfer = _locked_transfer(current)
-        if transfer is not None:
-            transfer.follow(current)
-            if current.is_terminal:
-                _outcome_event(transfer, current)
-            else:
-                transfer.log("stop_requested", "stop requested; the agent stops at its next report")
+        carry(current, note=("stop_requested", "stop requested; the agent stops at its next report"))
     return current
 
 
 def stop_transfer(transfer: Transfer) -> Command:
     command = transfer.latest_command
     if command is None or transfer.is_finished:
-        raise IllegalTransition(f"the transfer is already {transfer.state}")
+        raise IllegalTransition(None, f"the transfer is already {transfer.state}")
     return request_stop(command)
 
 
 def delete_finished(command: Command) -> None:
     if command.state not in TERMINAL_STATES:
-        raise IllegalTransition(f"only finished commands can be deleted; this one is {command.state}")
+        raise IllegalTransition(None, f"only finished commands can be deleted; this one is {command.state}")
     with transaction.atomic():
         if command.transfer_id is not None:
             transfer = Transfer.objects.select_for_update().filter(pk=command.transfer_id).first()
@@ -295,7 +320,7 @@ def delete_finished_of_transfer(transfer: Transfer) -> int:
     """Remove a finished transfer's commands from its sender's queue; the record stays."""
     transfer.refresh_from_db(fields=["state"])
     if not transfer.is_finished:
-        raise IllegalTransition(f"only a finished transfer leaves the queue; this one is {transfer.state}")
+        raise IllegalTransition(None, f"only a finished transfer leaves the queue; this one is {transfer.state}")
     commands = list(Command.objects.filter(transfer=transfer, state__in=TERMINAL_STATES))
     for command in commands:
         delete_finished(command)
@@ -309,55 +334,13 @@ def fail_queued_under_grant(grant_id, message: str) -> int:
     with transaction.atomic():
         for pk in list(Command.objects.filter(transfer__grant_id=grant_id, state=CommandState.QUEUED)
                        .values_list("pk", flat=True)):
-            changed = Command.objects.filter(pk=pk, state=CommandState.QUEUED).update(
-                state=CommandState.FAILED, reason=FailureReason.GRANT_REVOKED, message=message, finished_at=now)
+            changed = change_state(pk, CommandState.QUEUED, CommandState.FAILED, now=now,
+                                   reason=FailureReason.GRANT_REVOKED, message=message)
             if not changed:
                 continue  # claimed meanwhile: the claim answer checks the grant again
             count += 1
-            command = Command.objects.get(pk=pk)
-            transfer = _locked_transfer(command)
-            if transfer is not None:
-                transfer.follow(command)
-                _outcome_event(transfer, command)
+            carry(Command.objects.get(pk=pk))
     return count
-
-
-def reap_expired_leases(now=None) -> dict[str, int]:
-    """Give expired leases back to the queue, or fail them after the last attempt."""
-    now = now or timezone.now()
-    counts = {"requeued": 0, "failed": 0}
-    expired = Command.objects.filter(state__in=LEASED_STATES, lease_expires_at__lt=now)
-    for pk, attempt, deadline in expired.values_list("pk", "attempt", "lease_expires_at")[:500]:
-        with transaction.atomic():
-            # Conditional on the deadline we read: a report that renewed the lease meanwhile wins.
-            still_expired = Command.objects.filter(pk=pk, state__in=LEASED_STATES, lease_expires_at=deadline)
-            if still_expired.filter(cancel_requested=True).exists():
-                # Stopped by a person while its agent went silent: it stays stopped.
-                changed = still_expired.update(
-                    state=CommandState.CANCELED, reason=FailureReason.CANCELED_BY_USER, finished_at=now,
-                    lease_expires_at=None, message="stopped while the agent was not reporting")
-                counts["failed"] += changed
-            elif attempt >= settings.DTN_MAX_ATTEMPTS:
-                changed = still_expired.update(
-                    state=CommandState.FAILED, reason=FailureReason.LEASE_EXPIRED, finished_at=now,
-                    lease_expires_at=None,
-                    message=f"the agent stopped reporting; gave up after {attempt} attempts")
-                counts["failed"] += changed
-            else:
-                changed = still_expired.update(state=CommandState.QUEUED, lease_holder="", lease_expires_at=None)
-                counts["requeued"] += changed
-            if changed:
-                command = Command.objects.get(pk=pk)
-                transfer = _locked_transfer(command)
-                if transfer is not None:
-                    transfer.follow(command)
-                    if command.is_terminal:
-                        _outcome_event(transfer, command)
-                    else:
-                        transfer.log("retry", f"the agent stopped reporting; lease {attempt} expired, back in the queue")
-        if changed:
-            log.warning("lease of command %s expired (attempt %s)", pk, attempt)
-    return counts
 
 
 def queued_containers(container_ids) -> set:

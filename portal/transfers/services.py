@@ -7,23 +7,18 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from portal.containers.models import Container, Role
+from portal.containers.models import Container
 from portal.grants.models import Grant
 from portal.lib import crypto
+from portal.lib.errors import Refused
 from portal.transfers import queue, validation
-from portal.transfers.choices import DestinationKind
+from portal.transfers.choices import DestinationKind, NetworkCheckMode
 from portal.transfers.models import Command, Transfer
 
 log = logging.getLogger(__name__)
 
-SENDER_ROLES = (Role.SENDER, Role.BOTH)
-RECEIVER_ROLES = (Role.RECEIVER, Role.BOTH)
-
-
-class SendRefused(Exception):
-    def __init__(self, field: str | None, message: str):
-        super().__init__(message)
-        self.field = field
+class SendRefused(Refused):
+    pass
 
 
 @dataclass
@@ -39,39 +34,16 @@ class SendRequest:
     overwrite: str = validation.DEFAULT_OVERWRITE
     bandwidth_limit: str = ""
     label: str = ""
-    network_check: str = "enforce"
+    network_check: str = NetworkCheckMode.ENFORCE
     tuning: dict = field(default_factory=dict)
 
 
-def own_senders(user):
-    return Container.objects.filter(owner=user, role__in=SENDER_ROLES)
-
-
-def usable_grants(user):
-    """Active grants to this person on receivers that still serve."""
-    return (Grant.objects.active().filter(grantee=user, receiver__role__in=RECEIVER_ROLES)
-            .select_related("receiver", "receiver__owner"))
-
-
-def grant_for(owner, receiver_id) -> Grant:
-    grant = usable_grants(owner).filter(receiver_id=receiver_id).first()
-    if grant is None:
-        # The same words whether the container does not exist, is not a
-        # receiver, or its owner never granted you: no probing for IDs.
-        raise SendRefused("receiver", "You have no grant to send to a receiver container with that ID; "
-                                      "ask its owner to grant you.")
-    if not grant.receiver.endpoint:
-        raise SendRefused("receiver", f"The receiver '{grant.receiver.name}' has not reported its S3 endpoint "
-                                      "yet: its agent must run and check in first.")
-    return grant
-
-
 def send(owner, request: SendRequest) -> Transfer:
-    sender = own_senders(owner).filter(pk=request.sender_id).first()
+    sender = Container.objects.own_senders(owner).filter(pk=request.sender_id).first()
     if sender is None:
         raise SendRefused("sender", "You have no sender container with that ID.")
     if request.receiver_id:
-        grant = grant_for(owner, request.receiver_id)
+        grant = Grant.objects.grant_for(owner, request.receiver_id)
         destination = {
             "destination_kind": DestinationKind.CONTAINER, "receiver": grant.receiver, "grant": grant,
             "receiver_name": grant.receiver.name, "receiver_owner_name": grant.receiver.owner.username,
@@ -101,11 +73,12 @@ def restart(transfer: Transfer) -> Command:
     revoked grant refuses the restart, a new grant (new keys, new bucket) is used."""
     if transfer.destination_kind == DestinationKind.CONTAINER:
         if transfer.receiver_id is None:
-            raise SendRefused("receiver", "The receiver container was deleted; send again to another one.")
-        grant = usable_grants(transfer.owner).filter(receiver_id=transfer.receiver_id).first()
+            raise SendRefused("receiver", "The receiver container was deleted; send again to another one.",
+                              status=409)
+        grant = Grant.objects.usable_by(transfer.owner).filter(receiver_id=transfer.receiver_id).first()
         if grant is None:
             raise SendRefused("receiver", f"Your grant to '{transfer.receiver_name}' was revoked; "
-                                          "ask its owner for a new one.")
+                                          "ask its owner for a new one.", status=409)
         if grant.pk != transfer.grant_id:
             Transfer.objects.filter(pk=transfer.pk).update(grant=grant, bucket=grant.bucket)
             transfer.grant, transfer.bucket = grant, grant.bucket

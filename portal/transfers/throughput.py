@@ -18,7 +18,8 @@ import statistics
 
 from django.conf import settings
 
-from agent.tuning import limit_bytes_per_s
+from dtn_protocol.options import limit_bytes_per_s
+from dtn_protocol.units import human_speed
 
 MAX_POINTS = 600
 STALL_FRACTION = 0.1
@@ -125,9 +126,9 @@ def detect_stall(transfer, progress: dict) -> tuple[str, str] | None:
         return None
     left = transfer.bytes_total - transfer.bytes_transferred
     if open_stall is None and mean < STALL_FRACTION * reference and left > 0:
-        what = ("no bytes moved" if mean < 1 else f"throughput fell to {mean / 1e6:.2f} MB/s")
+        what = ("no bytes moved" if mean < 1 else f"throughput fell to {human_speed(mean)}")
         message = (f"{what} over the last {stall_seconds:.0f} s, under {STALL_FRACTION:.0%} of the"
-                   f" {reference / 1e6:.2f} MB/s expected; retries so far: {progress.get('retries', 0)},"
+                   f" {human_speed(reference)} expected; retries so far: {progress.get('retries', 0)},"
                    f" errors: {progress.get('errors', 0)}")
         if progress.get("last_error"):
             message += f"; last error: {str(progress['last_error'])[:300]}"
@@ -137,7 +138,7 @@ def detect_stall(transfer, progress: dict) -> tuple[str, str] | None:
     if open_stall is not None and (mean >= RECOVER_FRACTION * reference or left <= 0):
         open_stall["end_s"] = now
         transfer.stalls = stalls
-        return "recovered", (f"throughput is back at {mean / 1e6:.2f} MB/s after"
+        return "recovered", (f"throughput is back at {human_speed(mean)} after"
                              f" {now - open_stall['start_s']:.0f} s of stall")
     return None
 

@@ -13,7 +13,8 @@ import unicodedata
 
 from django.core.exceptions import ValidationError
 
-from agent.tuning import OVERRIDABLE, MiB
+from dtn_protocol.options import TUNING_BOUNDS as AGENT_TUNING_BOUNDS
+from dtn_protocol.units import MiB
 from portal.transfers.choices import Overwrite
 
 MAX_SOURCES = 1000
@@ -113,9 +114,10 @@ def bandwidth_limit(value: str | None) -> str:
     return text
 
 
-# The agent's own bounds (agent/tuning.py), so the portal refuses what the agent would; part sizes in MiB here.
-TUNING_BOUNDS = {"transfers": OVERRIDABLE["transfers"], "upload_concurrency": OVERRIDABLE["upload_concurrency"],
-                 "chunk_size_mib": tuple(b // MiB for b in OVERRIDABLE["chunk_size"])}
+# The agent's own bounds, so the portal refuses what the agent would; part sizes in MiB here.
+TUNING_BOUNDS = {"transfers": AGENT_TUNING_BOUNDS["transfers"],
+                 "upload_concurrency": AGENT_TUNING_BOUNDS["upload_concurrency"],
+                 "chunk_size_mib": tuple(b // MiB for b in AGENT_TUNING_BOUNDS["chunk_size"])}
 
 
 def tuning(values: dict) -> dict:

@@ -21,16 +21,18 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.agentapi import tasks
-from portal.agentapi.models import AgentTask, TaskState
+from dtn_protocol.states import Verification
+from dtn_protocol.tasks import TaskKind
+from portal.containers import tasks
+from portal.containers.models import AgentTask, TaskState
 from portal.transfers.choices import DestinationKind, FileOutcome
+from portal.transfers import recording
 from portal.transfers.models import Command, Transfer, TransferFile
 from portal.transfers.progress import FileResult
 
-VERIFY_PHASE = "verifying"
 # The receiver's own kind: a container that both sends and receives answers
 # verify_files over its send folder and verify_received over its receive folder.
-RECEIVER_TASK = "verify_received"
+RECEIVER_TASK = TaskKind.VERIFY_RECEIVED
 FILES_PER_TASK = 1000
 # During a transfer, the receiver is asked once this many files (or bytes) are ready to verify.
 BATCH_FILES = 500
@@ -96,6 +98,8 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 def record_receiver_answer(task: AgentTask) -> None:
     """Put the receiver's checksums beside the sender's (inside tasks.answer's transaction)."""
     command = task.command
+    if command is None:
+        return  # asked by no transfer: nothing to record it in
     transfer = Transfer.objects.select_for_update().get(pk=command.transfer_id)
     if command.is_terminal or transfer.latest_command_id != command.pk:
         return  # a late answer for an attempt that is over changes nothing
@@ -119,7 +123,7 @@ def record_receiver_answer(task: AgentTask) -> None:
     results = [FileResult(path=row.path, size=row.size, sha256=row.sha256,
                           receiver_sha256=answered.get(row.path, ""),
                           outcome=row.outcome, error=row.error) for row in rows]
-    transfer.merge_files(results, receiver_hashes_final=True)
+    recording.merge_files(transfer, results, receiver_hashes_final=True)
 
 
 def verdict(transfer: Transfer | None, command: Command) -> dict | None:
@@ -127,27 +131,29 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
     if transfer is None:
         return None
     if not applies(transfer):
-        return {"state": "not_applicable",
+        return {"state": Verification.NOT_APPLICABLE,
                 "message": "no receiver agent to ask; rclone's own hash checks apply"}
     if transfer.receiver is None:
-        return {"state": "failed", "message": "the receiver container was deleted: nothing can verify what landed",
+        return {"state": Verification.FAILED,
+                "message": "the receiver container was deleted: nothing can verify what landed",
                 "files": []}
     asked = list(_this_claims_tasks(command).values("state", "ok", "error", "expires_at"))
     checked = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
                    .exclude(sha256="").values_list("path", "sha256", "receiver_sha256"))
     if not asked:
-        return {"state": "pending"} if checked else {"state": "passed", "message": "no file to verify"}
+        return {"state": Verification.PENDING} if checked else {"state": Verification.PASSED,
+                                                                 "message": "no file to verify"}
     now = timezone.now()
     if any(t["state"] == TaskState.PENDING and t["expires_at"] > now for t in asked):
-        return {"state": "pending"}
+        return {"state": Verification.PENDING}
     troubles = [t["error"] or "no answer in time" for t in asked if not t["ok"]]
     if troubles:
-        return {"state": "failed", "message": f"the receiver could not verify: {troubles[0]}", "files": []}
+        return {"state": Verification.FAILED, "message": f"the receiver could not verify: {troubles[0]}", "files": []}
     # A file the receiver could not read has no checksum there: a mismatch too.
     mismatched = [path for path, sent, landed in checked if sent != landed]
     if mismatched:
         named = ", ".join(mismatched[:NAMED_IN_VERDICT])
         more = f" and {len(mismatched) - NAMED_IN_VERDICT} more" if len(mismatched) > NAMED_IN_VERDICT else ""
-        return {"state": "failed", "files": mismatched[:1000],
+        return {"state": Verification.FAILED, "files": mismatched[:1000],
                 "message": f"SHA-256 at the receiver differs from the sender's for {named}{more}"}
-    return {"state": "passed", "message": f"{len(checked)} file(s) match at the receiver"}
+    return {"state": Verification.PASSED, "message": f"{len(checked)} file(s) match at the receiver"}

@@ -4,6 +4,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.grants.models import Grant
+from portal.lib.errors import Refused
 from portal.transfers import queue, services
 from portal.transfers.forms import SendForm
 from portal.transfers.models import Transfer
@@ -48,13 +50,13 @@ def send_page(request):
     if request.method == "POST" and form.is_valid():
         try:
             transfer = services.send(request.user, form.to_request())
-        except services.SendRefused as exc:
+        except Refused as exc:
             form.add_error(exc.field, str(exc))
         else:
             messages.success(request, "Transfer queued on the sender.")
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
-                  {"form": form, "grants": services.usable_grants(request.user), "placeholder": URL_PLACEHOLDER,
+                  {"form": form, "grants": Grant.objects.usable_by(request.user), "placeholder": URL_PLACEHOLDER,
                    "groups": _field_groups(form)},
                   status=400 if form.errors else 200)
 
@@ -99,7 +101,7 @@ def restart_transfer_page(request, transfer_id):
     transfer = _owned(request, transfer_id)
     try:
         services.restart(transfer)
-    except (services.SendRefused, queue.IllegalTransition) as exc:
+    except Refused as exc:
         messages.error(request, f"Not restarted: {exc}")
     else:
         messages.success(request, "Restarted: a new attempt copies only what is missing or different.")

@@ -8,7 +8,8 @@ import pytest
 
 from agent.controller import Controller
 from agent.portal import PortalClient, TokenRejected
-from agent.protocol import CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandState
 from agent.sidechannel import SideChannel
 from agent.transfer import Outcome
 from tests.agent.fakes import FakeClock, FakeResponse, FakeSession, unavailable

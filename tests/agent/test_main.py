@@ -11,7 +11,7 @@ import pytest
 
 from agent.__main__ import instance_id
 from agent.config import ConfigError
-from agent.protocol import EXIT_CONFIG, EXIT_OK
+from agent.__main__ import EXIT_CONFIG, EXIT_OK
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "dtn_agent_0123456789ab_secretsecretsecret"

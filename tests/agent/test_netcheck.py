@@ -5,7 +5,7 @@ The same check against real servers and a real WAN: tests/netcheck."""
 import pytest
 
 from agent.netcheck import Checker, Limits, S3Error, Target, host_tcp
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from tests.agent.fakes import FakeS3
 
 TARGET = Target("https://10.0.0.2:9443", "10.0.0.2", 9443, True, "ab" * 32)

@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from agent.protocol import CommandState, FailureReason
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandState
 from agent.rclone import JobNotFound, RcError
 from agent.transfer import TransferRunner, classify, parse_command, TransferFailed
 from agent.netcheck import Limits

@@ -23,7 +23,7 @@ def test_alice_checks_the_network_to_bobs_receiver_from_the_send_page(world):
     # Loopback: a go (perhaps with warnings, each shown), with what was measured.
     expect(card.locator(".badge")).to_have_text(re.compile(r"^(Go|Go, with warnings)$"))
     expect(card).to_contain_text("Round trip")
-    expect(card).to_contain_text(re.compile(r"Probe, one stream\s*[\d.]+ [KMG]B/s"))
+    expect(card).to_contain_text(re.compile(r"Probe, one stream\s*[\d.]+ [KMG]iB/s"))
     assert_accessible(page, "the send page with a network check")
     screenshot(page, "network-check", upto="#netcheck-card")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from portal.cli.__main__ import build_parser, main
-from portal.cli.progress import final_line, fraction, human_bytes, human_duration, progress_line
+from dtn_protocol.progress import fraction
+from portal.cli.progress import final_line, human_duration, progress_line
 
 
 def status(**overrides) -> dict:
@@ -16,12 +17,6 @@ def status(**overrides) -> dict:
             "stop_requested": False}
     base.update(overrides)
     return base
-
-
-@pytest.mark.parametrize("value, text", [(None, "-"), (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"),
-                                         (1536 * 2**20, "1.5 GiB"), (3 * 2**50, "3.0 PiB")])
-def test_human_bytes(value, text):
-    assert human_bytes(value) == text
 
 
 @pytest.mark.parametrize("seconds, text", [(None, "--:--"), (-1, "--:--"), (0, "00:00"), (65, "01:05"),

@@ -1,4 +1,4 @@
-from agent.protocol import CommandState
+from dtn_protocol.states import CommandState
 
 
 def test_an_agent_of_a_deactivated_person_is_refused(alice, alice_agent):

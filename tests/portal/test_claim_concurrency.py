@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from django.db import connection
 
-from agent.protocol import LEASED_STATES, CommandState
+from dtn_protocol.states import LEASED_STATES, CommandState
 from portal.transfers import queue
 from portal.transfers.models import Command
 

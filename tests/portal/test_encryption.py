@@ -13,9 +13,9 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 
+from dtn_protocol.env import ConfigError
 from portal.grants.models import Grant
 from portal.lib import crypto
-from portal.lib.env import ConfigError
 from portal.transfers.models import Transfer
 from tests.portal.sending import HAND_S3, HAND_SECRET, checked_in, grant, send
 

@@ -99,3 +99,50 @@ def test_a_bug_in_an_api_view_is_a_json_500(monkeypatch, alice):
     assert response.status_code == 500
     assert response.json() == {"error": "internal error; it has been logged", "field": None}
     assert "a bug" not in response.content.decode()
+
+
+# --- Refusals: one base, answered in one place -------------------------------------------------
+
+
+def test_a_refusal_is_answered_with_its_field_and_its_kinds_status():
+    from portal.containers.services import NameTaken
+    from portal.lib.errors import Refused, exception_handler
+
+    response = exception_handler(Refused("label", "too long"), {})
+    assert (response.status_code, response.data) == (400, {"error": "too long", "field": "label"})
+    assert exception_handler(NameTaken("name", "taken"), {}).status_code == 409
+
+
+def test_one_refusal_may_answer_otherwise_than_its_kind():
+    from portal.grants.services import GrantRefused
+    from portal.lib.errors import exception_handler
+
+    assert exception_handler(GrantRefused("grantee", "no such user"), {}).status_code == 400
+    assert exception_handler(GrantRefused("grantee", "granted already", status=409), {}).status_code == 409
+
+
+def test_every_refusal_of_the_portal_is_a_refused():
+    from portal.containers.services import NameTaken
+    from portal.containers.tasks import AlreadyAnswered, TaskRefused
+    from portal.grants.services import GrantRefused
+    from portal.lib.errors import Refused
+    from portal.transfers.queue import IllegalTransition, NotLeaseHolder, QueueError
+    from portal.transfers.services import SendRefused
+
+    kinds = (NameTaken, TaskRefused, AlreadyAnswered, GrantRefused, SendRefused, QueueError, IllegalTransition,
+             NotLeaseHolder)
+    assert all(issubclass(kind, Refused) for kind in kinds)
+    conflicts = (QueueError, IllegalTransition, NotLeaseHolder, NameTaken, AlreadyAnswered)
+    assert {kind.status for kind in conflicts} == {409}
+
+
+def test_a_command_reported_by_an_agent_that_lost_its_lease_is_a_409_naming_the_state(alice_agent, alice_sender,
+                                                                                          queued):
+    from portal.transfers import queue
+
+    command = queued()
+    queue.claim_next(alice_sender, "inst-1")
+    response = alice_agent.patch(f"/api/agent/v1/commands/{command.id}", {"instance_id": "inst-2", "state": "running"},
+                                 format="json")
+    body = assert_error_shape(response, 409, "state")
+    assert "does not hold the command's lease" in body["error"]

@@ -1,4 +1,4 @@
-"""The closed list of failure reasons: defined once in agent.protocol, and the
+"""The closed list of failure reasons: defined once in dtn_protocol.failures, and the
 same in the portal's model, the report serializer, the heartbeat reply and the
 OpenAPI schema."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from portal.agentapi.api.serializers import ReportSerializer
 from portal.transfers.models import Command
 

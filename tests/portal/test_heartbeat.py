@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from portal.containers.models import Container
 
 URL = "/api/agent/v1/heartbeat"

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.agentapi.models import AgentTask
+from portal.containers.models import AgentTask
 from portal.containers.models import Container
 from portal.netcheck.models import NetworkCheck
 from portal.transfers import throughput

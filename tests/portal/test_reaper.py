@@ -1,4 +1,4 @@
-"""The lease reaper (portal.transfers.queue.reap_expired_leases): an expired
+"""The lease reaper (portal.transfers.reaper.reap_expired_leases): an expired
 lease goes back to the queue with its attempt count, and fails with
 lease_expired once DTN_MAX_ATTEMPTS is used. Times are explicit: expiry is set
 on the row, not waited for."""
@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from portal.transfers import queue
+from portal.transfers import queue, reaper
 from portal.transfers.models import Command
 
 
@@ -31,7 +31,7 @@ def claimed(alice_sender, queued):
 
 def test_it_requeues_an_expired_lease_and_keeps_the_attempt(claimed):
     expire(claimed)
-    counts = queue.reap_expired_leases()
+    counts = reaper.reap_expired_leases()
     assert counts == {"requeued": 1, "failed": 0}
     claimed.refresh_from_db()
     assert claimed.state == "queued"
@@ -44,7 +44,7 @@ def test_it_requeues_an_expired_lease_and_keeps_the_attempt(claimed):
 def test_it_requeues_an_expired_running_command(claimed):
     queue.report(claimed, "inst-1", "running", progress={"bytes": 10})
     expire(claimed)
-    assert queue.reap_expired_leases() == {"requeued": 1, "failed": 0}
+    assert reaper.reap_expired_leases() == {"requeued": 1, "failed": 0}
     claimed.refresh_from_db()
     assert claimed.state == "queued"
     assert claimed.attempt == 1
@@ -52,7 +52,7 @@ def test_it_requeues_an_expired_running_command(claimed):
 
 def test_a_requeued_command_is_claimed_again_with_the_next_attempt(alice_sender, claimed):
     expire(claimed)
-    queue.reap_expired_leases()
+    reaper.reap_expired_leases()
     again = queue.claim_next(alice_sender, "inst-2")
     assert again.pk == claimed.pk
     claimed.refresh_from_db()
@@ -62,7 +62,7 @@ def test_a_requeued_command_is_claimed_again_with_the_next_attempt(alice_sender,
 
 def test_the_old_instance_is_refused_after_a_requeue(alice_agent, alice_sender, claimed):
     expire(claimed)
-    queue.reap_expired_leases()
+    reaper.reap_expired_leases()
     queue.claim_next(alice_sender, "inst-2")
 
     response = alice_agent.patch(f"/api/agent/v1/commands/{claimed.id}",
@@ -76,14 +76,14 @@ def test_the_old_instance_is_refused_after_a_requeue(alice_agent, alice_sender, 
 def test_it_fails_the_command_after_the_last_attempt(settings, alice_sender, claimed):
     settings.DTN_MAX_ATTEMPTS = 2
     expire(claimed)
-    assert queue.reap_expired_leases() == {"requeued": 1, "failed": 0}
+    assert reaper.reap_expired_leases() == {"requeued": 1, "failed": 0}
     queue.claim_next(alice_sender, "inst-1")
     claimed.refresh_from_db()
     assert claimed.attempt == 2
 
     expire(claimed)
     now = timezone.now()
-    assert queue.reap_expired_leases(now=now) == {"requeued": 0, "failed": 1}
+    assert reaper.reap_expired_leases(now=now) == {"requeued": 0, "failed": 1}
     claimed.refresh_from_db()
     assert claimed.state == "failed"
     assert claimed.reason == "lease_expired"
@@ -98,7 +98,7 @@ def test_it_fails_the_command_after_the_last_attempt(settings, alice_sender, cla
 def test_with_one_attempt_allowed_the_first_expiry_fails_it(settings, claimed):
     settings.DTN_MAX_ATTEMPTS = 1
     expire(claimed)
-    assert queue.reap_expired_leases() == {"requeued": 0, "failed": 1}
+    assert reaper.reap_expired_leases() == {"requeued": 0, "failed": 1}
     claimed.refresh_from_db()
     assert claimed.state == "failed"
     assert claimed.reason == "lease_expired"
@@ -106,15 +106,15 @@ def test_with_one_attempt_allowed_the_first_expiry_fails_it(settings, claimed):
 
 def test_a_live_lease_is_left_alone(claimed):
     before = (claimed.state, claimed.lease_holder, claimed.lease_expires_at)
-    assert queue.reap_expired_leases() == {"requeued": 0, "failed": 0}
+    assert reaper.reap_expired_leases() == {"requeued": 0, "failed": 0}
     claimed.refresh_from_db()
     assert (claimed.state, claimed.lease_holder, claimed.lease_expires_at) == before
 
 
 def test_it_uses_the_time_it_is_given(claimed):
     deadline = claimed.lease_expires_at
-    assert queue.reap_expired_leases(now=deadline - timedelta(seconds=1)) == {"requeued": 0, "failed": 0}
-    assert queue.reap_expired_leases(now=deadline + timedelta(seconds=1)) == {"requeued": 1, "failed": 0}
+    assert reaper.reap_expired_leases(now=deadline - timedelta(seconds=1)) == {"requeued": 0, "failed": 0}
+    assert reaper.reap_expired_leases(now=deadline + timedelta(seconds=1)) == {"requeued": 1, "failed": 0}
     claimed.refresh_from_db()
     assert claimed.state == "queued"
 
@@ -125,7 +125,7 @@ def test_a_report_that_renewed_the_lease_is_not_reaped(alice_agent, claimed):
                                  {"instance_id": "inst-1", "state": "running"}, format="json")
     assert response.status_code == 200
 
-    assert queue.reap_expired_leases() == {"requeued": 0, "failed": 0}
+    assert reaper.reap_expired_leases() == {"requeued": 0, "failed": 0}
     claimed.refresh_from_db()
     assert claimed.state == "running"
     assert claimed.lease_holder == "inst-1"
@@ -155,7 +155,7 @@ def test_a_report_landing_between_the_reapers_read_and_its_update_wins(monkeypat
         return Rows(listed[0])
 
     monkeypatch.setattr(Command.objects, "filter", filter_then_report)
-    counts = queue.reap_expired_leases()
+    counts = reaper.reap_expired_leases()
     monkeypatch.undo()
 
     assert [row[0] for row in listed[0]] == [claimed.pk]
@@ -169,7 +169,7 @@ def test_a_report_landing_between_the_reapers_read_and_its_update_wins(monkeypat
 def test_it_leaves_queued_and_finished_commands_alone(queued):
     waiting = queued()
     done = queued(state="succeeded")
-    assert queue.reap_expired_leases(now=timezone.now() + timedelta(days=1)) == {"requeued": 0, "failed": 0}
+    assert reaper.reap_expired_leases(now=timezone.now() + timedelta(days=1)) == {"requeued": 0, "failed": 0}
     waiting.refresh_from_db()
     done.refresh_from_db()
     assert (waiting.state, waiting.attempt) == ("queued", 0)
@@ -182,7 +182,7 @@ def test_it_reaps_each_containers_expired_leases(alice_sender, charlie_sender, q
     queue.claim_next(alice_sender, "a")
     queue.claim_next(charlie_sender, "c")
     expire(mine)
-    assert queue.reap_expired_leases() == {"requeued": 1, "failed": 0}
+    assert reaper.reap_expired_leases() == {"requeued": 1, "failed": 0}
     mine.refresh_from_db()
     theirs.refresh_from_db()
     assert mine.state == "queued"

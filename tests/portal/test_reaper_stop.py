@@ -2,8 +2,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from agent.protocol import CommandState, FailureReason
-from portal.transfers import queue
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.states import CommandState
+from portal.transfers import queue, reaper
 from portal.transfers.models import Command
 
 
@@ -12,7 +13,7 @@ def test_a_stopped_command_whose_agent_went_silent_stays_stopped(alice_sender, q
     claimed = queue.claim_next(alice_sender, "inst-1")
     queue.request_stop(claimed)
     Command.objects.filter(pk=command.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    queue.reap_expired_leases()
+    reaper.reap_expired_leases()
     command.refresh_from_db()
     assert command.state == CommandState.CANCELED
     assert command.reason == FailureReason.CANCELED_BY_USER

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from portal.containers.models import Container
 from tests.portal.sending import HAND_S3, checked_in, claim, grant, report, send
 

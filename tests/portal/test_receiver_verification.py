@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from portal.agentapi.models import AgentTask
+from portal.containers.models import AgentTask
 from portal.transfers.models import Transfer
 from tests.portal.conftest import agent_client
 from tests.portal.sending import HAND_S3, checked_in, claim, grant, report, send

@@ -70,7 +70,7 @@ def _alice_token(world):
 
 
 def _alice_task(world):
-    from portal.agentapi import tasks
+    from portal.containers import tasks
 
     if "task" not in world.extra:
         world.extra["task"] = tasks.ask_for_person(world.alice_sender, "list_send_folder", {}, world.alice)
@@ -165,7 +165,7 @@ def _converter_name(converter) -> str:
 def protected_state(world: World) -> str:
     """Every row that belongs to Alice or Bob, serialised: it must not change."""
     from portal.accounts.models import PersonalToken, User
-    from portal.agentapi.models import AgentTask
+    from portal.containers.models import AgentTask
     from portal.containers.models import Container
     from portal.grants.models import Grant
     from portal.notifications.models import Delivery, NotificationSettings

@@ -16,7 +16,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import Client
 
-from agent.protocol import AGENT_TOKEN_PREFIX
+from dtn_protocol.api import AGENT_TOKEN_PREFIX
 from portal.accounts.models import PERSONAL_TOKEN_PREFIX
 from portal.lib import crypto, tokens
 from tests.portal.conftest import agent_client

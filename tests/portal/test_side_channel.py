@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.agentapi.models import AgentTask, TaskState
+from portal.containers.models import AgentTask, TaskState
 
 TASKS_NEXT = "/api/agent/v1/tasks/next?wait=0"
 
@@ -134,7 +134,7 @@ def test_granting_and_revoking_ask_the_receiver_to_sync_its_grants_once(alice, b
 
 
 def test_a_task_handed_over_is_not_handed_again_while_the_agent_works_on_it(alice_api, alice_sender, alice_agent):
-    from portal.agentapi.tasks import REOFFER_AFTER
+    from portal.containers.tasks import REOFFER_AFTER
 
     task_id = ask(alice_api, alice_sender).json()["task_id"]
     first = alice_agent.post(TASKS_NEXT, {"instance_id": "inst-1"}, format="json")

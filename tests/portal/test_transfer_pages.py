@@ -145,7 +145,7 @@ def test_the_detail_page_shows_the_record(browser, alice, to_bob, granted):
     in_progress(to_bob)
     html = browser(alice).get(f"/portal/transfers/{to_bob.pk}/").content.decode()
     for text in (str(to_bob.pk), "active", "data/run-17", "bob-dtn", granted.bucket, "from-alice",
-                 "1 transferred, 1 verified, 0 skipped, 0 failed, of 2", "2.0\xa0KB transferred",
+                 "1 transferred, 1 verified, 0 skipped, 0 failed, of 2", "2.0\xa0KiB transferred",
                  "1 retries", "data/run-17/a.bin", "verified", "network_check", "go",
                  f"/api/v1/transfers/{to_bob.pk}/status", f"/api/v1/transfers/{to_bob.pk}/manifest.csv",
                  f"/api/v1/transfers/{to_bob.pk}/manifest.json"):

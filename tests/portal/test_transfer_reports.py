@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal.transfers import queue
+from portal.transfers import queue, reaper
 from portal.transfers.models import Command, Transfer
 from tests.portal.sending import checked_in, claim, grant, report, send
 
@@ -212,7 +212,7 @@ def test_a_new_lease_adds_to_the_bytes_moved_before(settings, alice_agent, runni
     report(alice_agent, running.command_id, "running", progress=progress(bytes=1200, retries=1))
     # The agent vanished; the reaper gives the command back to the queue.
     Command.objects.filter(pk=running.command_id).update(lease_expires_at="2000-01-01T00:00:00Z")
-    assert queue.reap_expired_leases() == {"requeued": 1, "failed": 0}
+    assert reaper.reap_expired_leases() == {"requeued": 1, "failed": 0}
     transfer = fresh(running)
     assert transfer.state == "queued"
     assert transfer.events.filter(kind="retry", source="portal").exists()
@@ -226,7 +226,7 @@ def test_a_new_lease_adds_to_the_bytes_moved_before(settings, alice_agent, runni
 def test_the_last_lease_expiring_fails_the_transfer(settings, alice_agent, running):
     settings.DTN_MAX_ATTEMPTS = 1
     Command.objects.filter(pk=running.command_id).update(lease_expires_at="2000-01-01T00:00:00Z")
-    queue.reap_expired_leases()
+    reaper.reap_expired_leases()
     transfer = fresh(running)
     assert (transfer.state, transfer.fatal_reason) == ("failed", "lease_expired")
 

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal.agentapi.models import AgentTask
+from portal.containers.models import AgentTask
 from portal.containers.models import Container
-from portal.transfers import queue
+from portal.transfers import reaper
 from portal.transfers.models import Command
 from tests.portal.conftest import agent_client
 from tests.portal.sending import checked_in, claim, grant, report, send
@@ -68,7 +68,7 @@ def test_a_command_claimed_again_asks_the_receiver_afresh(alice_agent, bob_recei
     AgentTask.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     # The sender goes silent; the reaper puts the command back; it is claimed again.
     Command.objects.filter(pk=command_id).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    queue.reap_expired_leases()
+    reaper.reap_expired_leases()
     assert claim(alice_agent, instance_id="inst-2").status_code == 201
     report(alice_agent, command_id, "running", instance_id="inst-2", progress={"phase": "verifying"})
     assert AgentTask.objects.filter(kind="verify_received").count() == 2

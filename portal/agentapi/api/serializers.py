@@ -1,23 +1,17 @@
 from django.core.validators import URLValidator
 from rest_framework import serializers
 
-from agent.protocol import CommandState
+from dtn_protocol import states
+from dtn_protocol.states import CommandState, Verification
+from portal.lib.certificates import fingerprint, first_certificate
 from portal.transfers import progress as transfer_progress
 from portal.transfers.choices import FailureReasons
 from portal.transfers.models import Command
 
-REPORTED_STATES = [s.value for s in CommandState if s != CommandState.QUEUED]
+REPORTED_STATES = [state.value for state in states.REPORTED_STATES]
 
 INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its state dir), so a "
                     "restarted agent gets back the command it held.")
-
-
-def first_certificate(pem: str) -> str:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    certificate = x509.load_pem_x509_certificate(pem.encode())
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 endpoint_validator = URLValidator(schemes=["http", "https"], message="an http:// or https:// URL")
@@ -49,8 +43,6 @@ class HeartbeatSerializer(serializers.Serializer):
         if bool(pem) != bool(claimed):
             raise serializers.ValidationError({"certificate_sha256": "send the certificate and its fingerprint together"})
         if pem:
-            from agent.tls import fingerprint
-
             try:
                 actual = fingerprint(pem)
             except ValueError:
@@ -137,7 +129,7 @@ class ReportSerializer(serializers.Serializer):
 
 
 class VerificationSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["pending", "passed", "failed", "not_applicable"])
+    state = serializers.ChoiceField(choices=[verdict.value for verdict in Verification])
     message = serializers.CharField(required=False)
     files = serializers.ListField(child=serializers.CharField(), required=False,
                                   help_text="Files whose SHA-256 at the receiver differs (at most 1,000).")

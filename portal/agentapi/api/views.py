@@ -13,7 +13,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from agent.protocol import FailureReason
+from dtn_protocol.failures import FailureReason
 from portal.agentapi.api.serializers import (
     AgentCommandSerializer,
     AgentGrantListSerializer,
@@ -27,12 +27,11 @@ from portal.agentapi.api.serializers import (
     TaskWaitSerializer,
 )
 from portal.agentapi.auth import AgentTokenAuthentication, IsAgent
-from portal.agentapi import tasks as agent_tasks
 from portal.agentapi.waiters import Waiters, call_db, wait_any
 from portal.agentapi.waiters import claims as claim_waiters
 from portal.agentapi.waiters import tasks as task_waiters
-from portal.agentapi.models import AgentTask
-from portal.containers.models import Container
+from portal.containers import tasks as agent_tasks
+from portal.containers.models import AgentTask, Container
 from portal.lib.errors import error_body
 from portal.lib.schema import ErrorSerializer
 from portal.transfers import queue
@@ -231,10 +230,7 @@ class TaskAnswerView(PooledView):
         serializer = TaskAnswerSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            agent_tasks.answer(task, data["ok"], data.get("result"), data.get("error", ""))
-        except agent_tasks.AlreadyAnswered as exc:
-            return Response(error_body(str(exc)), status=status.HTTP_409_CONFLICT)
+        agent_tasks.answer(task, data["ok"], data.get("result"), data.get("error", ""))
         return Response({"task_id": task.pk, "state": task.state})
 
 
@@ -279,11 +275,8 @@ class ReportView(PooledView):
         serializer = ReportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            reply = queue.report(command, data["instance_id"], data["state"], progress=data.get("progress"),
-                                 reason=data.get("reason", ""), message=data.get("message", ""))
-        except queue.QueueError as exc:
-            return Response(error_body(str(exc), "state"), status=status.HTTP_409_CONFLICT)
+        reply = queue.report(command, data["instance_id"], data["state"], progress=data.get("progress"),
+                             reason=data.get("reason", ""), message=data.get("message", ""))
         body = {
             "command_id": reply.command.pk,
             "state": reply.command.state,

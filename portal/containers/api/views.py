@@ -4,9 +4,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.agentapi import tasks as agent_tasks
-from portal.agentapi.models import AgentTask
-from portal.containers import services
+from portal.containers import services, tasks as agent_tasks
 from portal.containers.api.serializers import (
     AskSerializer,
     TaskSerializer,
@@ -15,8 +13,7 @@ from portal.containers.api.serializers import (
     RegisterSerializer,
     RotatedSerializer,
 )
-from portal.containers.models import Container
-from portal.lib.errors import conflict, error_body
+from portal.containers.models import AgentTask, Container
 
 
 def owned_container(request, container_id) -> Container:
@@ -35,10 +32,7 @@ class ContainerListView(APIView):
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            container, token = services.register(request.user, **serializer.validated_data)
-        except services.NameTaken as exc:
-            return conflict(str(exc), "name")
+        container, token = services.register(request.user, **serializer.validated_data)
         container.agent_token = token
         return Response(RegisteredSerializer(container).data, status=status.HTTP_201_CREATED)
 
@@ -75,11 +69,8 @@ class ContainerTasksView(APIView):
         container = owned_container(request, container_id)
         serializer = AskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            task = agent_tasks.ask_for_person(container, serializer.validated_data["kind"],
-                                              serializer.validated_data["params"], request.user)
-        except agent_tasks.TaskRefused as exc:
-            return Response(error_body(str(exc), "kind"), status=status.HTTP_400_BAD_REQUEST)
+        task = agent_tasks.ask_for_person(container, serializer.validated_data["kind"],
+                                          serializer.validated_data["params"], request.user)
         return Response(TaskSerializer(task).data, status=status.HTTP_201_CREATED)
 
 

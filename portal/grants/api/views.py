@@ -11,7 +11,6 @@ from portal.grants.api.serializers import (
     GrantSerializer,
     NewGrantSerializer,
 )
-from portal.lib.errors import conflict, error_body
 
 
 def _shown(grant, user):
@@ -35,12 +34,7 @@ class GrantListView(APIView):
         serializer = NewGrantSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            grant = services.grant(request.user, data["grantee"], data["receiver"])
-        except services.GrantRefused as exc:
-            if exc.conflict:
-                return conflict(str(exc), exc.field)
-            return Response(error_body(str(exc), exc.field), status=status.HTTP_400_BAD_REQUEST)
+        grant = services.grant(request.user, data["grantee"], data["receiver"])
         return Response(GivenGrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 

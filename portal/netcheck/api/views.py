@@ -4,11 +4,9 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.lib.errors import error_body
 from portal.netcheck import services
 from portal.netcheck.api.serializers import NetworkCheckSerializer, NewCheckSerializer
 from portal.netcheck.models import NetworkCheck
-from portal.transfers.services import SendRefused
 
 LIST_LIMIT = 50
 
@@ -35,11 +33,8 @@ class NetworkCheckListView(APIView):
         serializer = NewCheckSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            check = services.start(request.user, data["sender"], data["receiver"],
-                                   total_bytes=data.get("total_bytes"), files=data.get("files"))
-        except SendRefused as exc:
-            return Response(error_body(str(exc), exc.field), status=status.HTTP_400_BAD_REQUEST)
+        check = services.start(request.user, data["sender"], data["receiver"],
+                               total_bytes=data.get("total_bytes"), files=data.get("files"))
         return Response(NetworkCheckSerializer(check).data, status=status.HTTP_201_CREATED)
 
 

@@ -10,13 +10,13 @@
 
   DTN.isFinished = function (state) { return FINISHED.indexOf(state) !== -1; };
 
-  // Django's filesizeformat units (1024-based, "KB"), so server- and client-rendered numbers agree.
+  // IEC units as the server writes them (dtn_protocol/units.py), so server- and client-rendered numbers agree.
   DTN.size = function (n) {
     if (n === null || n === undefined) return "?";
-    var units = ["bytes", "KB", "MB", "GB", "TB", "PB"], i = 0;
+    var units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"], i = 0;
     n = Number(n);
     while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-    return i === 0 ? Math.round(n) + " bytes" : n.toFixed(1) + " " + units[i];
+    return i === 0 ? Math.trunc(n) + " B" : n.toFixed(1) + " " + units[i];
   };
   DTN.rate = function (n) { return n === null || n === undefined ? "–/s" : DTN.size(n) + "/s"; };
   DTN.duration = function (s) {

@@ -1,11 +1,11 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from portal.lib.embedded import Embedded
 from portal.transfers import validation
-from portal.netcheck.api.serializers import NetworkCheckSerializer
 from portal.transfers import throughput
 from portal.transfers.choices import DestinationKind, NetworkCheckMode, Overwrite
-from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
+from portal.transfers.models import Command, Transfer, TransferEvent
 from portal.transfers.services import SendRequest
 
 
@@ -99,14 +99,6 @@ class SendSerializer(serializers.Serializer):
 # --- The transfer record ------------------------------------------------------------------------
 
 
-class CountsSerializer(serializers.Serializer):
-    total = serializers.IntegerField()
-    transferred = serializers.IntegerField()
-    verified = serializers.IntegerField()
-    skipped = serializers.IntegerField()
-    failed = serializers.IntegerField()
-
-
 class FatalErrorSerializer(serializers.Serializer):
     reason = serializers.CharField()
     message = serializers.CharField()
@@ -128,8 +120,8 @@ class TransferStatusSerializer(serializers.ModelSerializer):
     throughput = serializers.SerializerMethodField(
         help_text="{points: [[seconds since the start, bytes/s], ...]}, at most 600 points.")
     stalls = serializers.JSONField(read_only=True, help_text="[{start_s, end_s (null while it lasts), message}]")
-    network_check = NetworkCheckSerializer(read_only=True, allow_null=True,
-                                           help_text="The check this attempt began with (null before it ran).")
+    network_check = Embedded("netcheck.NetworkCheck", allow_null=True,
+                             help_text="The check this attempt began with (null before it ran).")
 
     class Meta:
         model = Transfer
@@ -191,13 +183,6 @@ class TransferSerializer(TransferStatusSerializer):
 
     def get_commands(self, transfer) -> list:
         return TransferAttemptSerializer(transfer.commands.order_by("created_at", "id"), many=True).data
-
-
-class TransferFileSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = TransferFile
-        fields = ("path", "size", "sha256", "receiver_sha256", "outcome", "error")
-        read_only_fields = fields
 
 
 class TransferEventSerializer(serializers.ModelSerializer):

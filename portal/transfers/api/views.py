@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.containers.api.views import owned_container
-from portal.lib.errors import conflict, error_body
+from portal.lib.errors import error_body
 from portal.transfers import queue, services
 from portal.transfers.api.serializers import (
     CommandSerializer,
@@ -54,10 +54,7 @@ class CommandView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request, command_id):
         """Remove a finished command from the queue. A transfer it belonged to keeps its record."""
-        try:
-            queue.delete_finished(owned_command(request, command_id))
-        except queue.IllegalTransition as exc:
-            return conflict(str(exc))
+        queue.delete_finished(owned_command(request, command_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -65,10 +62,7 @@ class StopCommandView(APIView):
     @extend_schema(request=None, responses=CommandSerializer)
     def post(self, request, command_id):
         """Cancel a queued command now, or ask the agent to stop a running one."""
-        try:
-            command = queue.request_stop(owned_command(request, command_id))
-        except queue.IllegalTransition as exc:
-            return conflict(str(exc))
+        command = queue.request_stop(owned_command(request, command_id))
         return Response(CommandSerializer(command).data)
 
 
@@ -101,10 +95,7 @@ class TransferListView(APIView):
         """Send: a transfer and its first command in the sender container's queue."""
         serializer = SendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            transfer = services.send(request.user, serializer.to_request())
-        except services.SendRefused as exc:
-            return Response(error_body(str(exc), exc.field), status=status.HTTP_400_BAD_REQUEST)
+        transfer = services.send(request.user, serializer.to_request())
         transfer = owned_transfer(request, transfer.pk)
         return Response(TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
 
@@ -130,10 +121,7 @@ class StopTransferView(APIView):
     def post(self, request, transfer_id):
         """Stop: a queued attempt is canceled now; a running one stops at its agent's next report."""
         transfer = owned_transfer(request, transfer_id)
-        try:
-            queue.stop_transfer(transfer)
-        except queue.IllegalTransition as exc:
-            return conflict(str(exc))
+        queue.stop_transfer(transfer)
         return Response(TransferStatusSerializer(owned_transfer(request, transfer_id)).data)
 
 
@@ -143,12 +131,7 @@ class RestartTransferView(APIView):
         """Restart a stopped or failed transfer: a new attempt that copies only
         what is missing or different at the destination."""
         transfer = owned_transfer(request, transfer_id)
-        try:
-            services.restart(transfer)
-        except services.SendRefused as exc:
-            return conflict(str(exc), exc.field)
-        except queue.IllegalTransition as exc:
-            return conflict(str(exc))
+        services.restart(transfer)
         return Response(TransferSerializer(owned_transfer(request, transfer_id)).data,
                         status=status.HTTP_201_CREATED)
 

@@ -1,10 +1,11 @@
 """The progress block of a transfer, rendered on the server so a page is right
 before its script polls; portal/static/portal/live.js keeps it current with the
-same markup. The fraction is the CLI's (portal.cli.progress), so both agree."""
+same markup. The fraction is the CLI's (dtn_protocol.progress), so both agree."""
 
 from django import template
 
-from portal.cli.progress import FINISHED, fraction
+from dtn_protocol.progress import fraction
+from dtn_protocol.states import FINISHED_TRANSFER_STATES
 
 register = template.Library()
 
@@ -23,6 +24,6 @@ def transfer_progress(transfer, compact=False):
         "percent": None if done is None else int(done * 100),
         "done_bytes": transfer.bytes_transferred + transfer.bytes_skipped,
         "done_files": transfer.files_transferred + transfer.files_skipped,
-        "finished": transfer.state in FINISHED,
+        "finished": transfer.state in FINISHED_TRANSFER_STATES,
         "compact": compact,
     }

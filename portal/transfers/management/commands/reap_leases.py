@@ -3,7 +3,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from portal.transfers import queue
+from portal.transfers import reaper
 
 
 class Command(BaseCommand):
@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once=False, **options):
         while True:
-            counts = queue.reap_expired_leases()
+            counts = reaper.reap_expired_leases()
             if once:
                 self.stdout.write(f"requeued {counts['requeued']}, failed {counts['failed']}")
                 return

@@ -1,28 +1,28 @@
-"""Side-channel tasks: ask an agent something short, get the answer in seconds.
+"""Side-channel tasks: ask a container's agent something short, get the answer in seconds.
 
-Kinds a person may ask for are listed in PERSON_KINDS with the roles that
-answer them; the portal asks for others itself (a receiver's verify_received for
-a transfer). What happens on an answer is looked up in ON_ANSWER by kind."""
+This is the one place tasks are asked, handed over and answered. What a kind
+means belongs to the app that asks it: each registers its kind here at start-up
+(its AppConfig.ready) with what to do on an answer, what to add to the offer, and
+whether a person may ask it. The portal asks for others itself (a receiver's
+verify_received for a transfer). The agents' API (portal/agentapi) hands tasks over
+and takes the answers; a new task wakes its waiting poll (agentapi/signals.py)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.agentapi.models import AgentTask, TaskState
-from portal.agentapi.waiters import tasks as task_waiters
-from portal.containers.models import Container
+from portal.containers.models import AgentTask, Container, TaskState
+from portal.lib.errors import Refused
 
 log = logging.getLogger(__name__)
 
-# kind -> which containers can answer it (by role property)
-PERSON_KINDS = {
-    "list_send_folder": "is_sender",
-}
 DEFAULT_TTL = timedelta(minutes=2)
 # At most this many tasks offered in one reply: each is short, and more will follow.
 OFFER_LIMIT = 20
@@ -32,24 +32,48 @@ OFFER_LIMIT = 20
 REOFFER_AFTER = timedelta(seconds=30)
 
 
-class TaskRefused(Exception):
+class TaskRefused(Refused):
     pass
+
+
+class AlreadyAnswered(Refused):
+    status = 409
+
+
+@dataclass(frozen=True)
+class Kind:
+    # Inside answer()'s transaction, once the answer is stored.
+    on_answer: Callable[[AgentTask], None] | None = None
+    # The params the agent gets, when they hold more than the stored ones (keys, looked up at offer time).
+    on_offer: Callable[[AgentTask], dict] | None = None
+    # The Container property that says whether it answers this kind when a person asks; None: only the
+    # portal asks it.
+    for_people: str | None = None
+
+
+_kinds: dict[str, Kind] = {}
+
+
+def register(kind: str, *, on_answer=None, on_offer=None, for_people: str | None = None) -> None:
+    _kinds[kind] = Kind(on_answer, on_offer, for_people)
+
+
+def people_may_ask() -> list[str]:
+    return sorted(kind for kind, known in _kinds.items() if known.for_people)
 
 
 def ask(container: Container, kind: str, params: dict, *, user=None, command=None,
         ttl: timedelta = DEFAULT_TTL) -> AgentTask:
-    task = AgentTask.objects.create(container=container, kind=kind, params=params, requested_by=user,
+    return AgentTask.objects.create(container=container, kind=kind, params=params, requested_by=user,
                                     command=command, expires_at=timezone.now() + ttl)
-    transaction.on_commit(lambda: task_waiters.wake_threadsafe(container.pk))
-    return task
 
 
 def ask_for_person(container: Container, kind: str, params: dict, user) -> AgentTask:
-    role = PERSON_KINDS.get(kind)
+    role = _kinds[kind].for_people if kind in _kinds else None
     if role is None:
-        raise TaskRefused(f"unknown task kind {kind!r}; one of: {', '.join(sorted(PERSON_KINDS))}")
+        raise TaskRefused("kind", f"unknown task kind {kind!r}; one of: {', '.join(people_may_ask())}")
     if not getattr(container, role):
-        raise TaskRefused(f"a {container.role} container does not answer {kind}")
+        raise TaskRefused("kind", f"a {container.role} container does not answer {kind}")
     return ask(container, kind, params, user=user)
 
 
@@ -79,7 +103,7 @@ def to_offer(container: Container) -> list[AgentTask]:
 
 def pending_containers(container_ids) -> set:
     """Which of these containers have a task to hand over (one query over the pending tasks, whatever the
-    number of waiting agents: see queue.queued_containers)."""
+    number of waiting agents: see transfers.queue.queued_containers)."""
     offerable = _offerable(timezone.now()).values_list("container_id", flat=True).distinct()
     return set(container_ids).intersection(offerable)
 
@@ -99,10 +123,6 @@ def expire_if_overdue(task: AgentTask) -> AgentTask:
     return task
 
 
-class AlreadyAnswered(Exception):
-    pass
-
-
 def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
     with transaction.atomic():
         # Past its deadline a task is over even before a sweep marks it expired.
@@ -111,38 +131,14 @@ def answer(task: AgentTask, ok: bool, result, error: str) -> AgentTask:
             state=TaskState.ANSWERED, ok=ok, result=result if ok else None, error="" if ok else error,
             answered_at=timezone.now())
         if changed != 1:
-            raise AlreadyAnswered(f"the task is already {AgentTask.objects.get(pk=task.pk).state}")
+            raise AlreadyAnswered(None, f"the task is already {AgentTask.objects.get(pk=task.pk).state}")
         task.refresh_from_db()
-        handler = ON_ANSWER.get(task.kind)
+        handler = _kinds[task.kind].on_answer if task.kind in _kinds else None
         if handler is not None:
             handler(task)
     return task
 
 
-def _verification_answered(task: AgentTask) -> None:
-    from portal.transfers import verification
-
-    if task.command_id is not None:
-        verification.record_receiver_answer(task)
-
-
-def _network_check_answered(task: AgentTask) -> None:
-    from portal.netcheck import services
-
-    services.on_answer(task)
-
-
-def _network_check_offer(task: AgentTask) -> dict:
-    from portal.netcheck import services
-
-    return services.offer_params(task)
-
-
-ON_ANSWER = {"verify_received": _verification_answered, "network_check": _network_check_answered}
-# Kinds whose offer carries more than the stored params (keys, looked up at offer time).
-ON_OFFER = {"network_check": _network_check_offer}
-
-
 def offer(task: AgentTask) -> dict:
-    expand = ON_OFFER.get(task.kind)
+    expand = _kinds[task.kind].on_offer if task.kind in _kinds else None
     return {"task_id": task.pk, "kind": task.kind, "params": expand(task) if expand else task.params}

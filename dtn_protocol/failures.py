@@ -1,0 +1,22 @@
+"""Why a command failed: a closed list. A failure that fits none of these is
+added here, with its help text in docs/troubleshooting.md."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FailureReason(StrEnum):
+    AUTH_FAILED = "auth_failed"
+    RECEIVER_UNREACHABLE = "receiver_unreachable"
+    CERTIFICATE_MISMATCH = "certificate_mismatch"
+    RECEIVER_FULL = "receiver_full"
+    NETWORK_NO_GO = "network_no_go"
+    SOURCE_MISSING = "source_missing"
+    SOURCE_OUTSIDE_ROOT = "source_outside_root"
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    RCLONE_ERROR = "rclone_error"
+    LEASE_EXPIRED = "lease_expired"
+    CANCELED_BY_USER = "canceled_by_user"
+    GRANT_REVOKED = "grant_revoked"
+    AGENT_ERROR = "agent_error"

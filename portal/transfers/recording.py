@@ -1,0 +1,112 @@
+"""What an agent's reports add to a transfer's record: its counters, its per-file
+results and its event log. Called by the queue (and by receiver verification)
+inside the transaction that holds the transfer's row locked."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.utils import timezone
+
+from portal.transfers.choices import FileOutcome
+from portal.transfers.models import Transfer, TransferEvent, TransferFile
+
+# The transfer's counters that its per-file results make up.
+FILE_COUNTERS = ("files_transferred", "files_skipped", "files_failed", "files_verified",
+                 "bytes_skipped", "bytes_failed", "bytes_verified")
+
+
+def path_key(path: str) -> str:
+    # Paths can be longer than an index entry may be; their hash is the key.
+    return hashlib.sha256(path.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def begin_lease(transfer: Transfer) -> None:
+    """A new lease starts counting from zero: bank what the last one moved."""
+    transfer.bytes_before_lease = transfer.bytes_transferred
+    transfer.faults_before_lease = transfer.faults
+    transfer.save(update_fields=["bytes_before_lease", "faults_before_lease"])
+
+
+def record_progress(transfer: Transfer, progress) -> None:
+    """Counters from a progress report (portal.transfers.progress.Progress).
+    Absolute values, not increments, so a repeated report changes nothing."""
+    counters = progress.counters
+    fields = []
+    if "bytes" in counters:
+        transfer.bytes_transferred = transfer.bytes_before_lease + counters["bytes"]
+        fields.append("bytes_transferred")
+    if "total_bytes" in counters:
+        transfer.bytes_total = counters["total_bytes"]
+        fields.append("bytes_total")
+    if "files_total" in counters:
+        transfer.files_total = counters["files_total"]
+        fields.append("files_total")
+    if "retries" in counters:
+        transfer.faults = transfer.faults_before_lease + counters["retries"]
+        fields.append("faults")
+    if progress.has_speed:
+        transfer.speed = progress.speed
+        fields.append("speed")
+    if progress.has_eta:
+        transfer.eta = progress.eta
+        fields.append("eta")
+    if fields:
+        transfer.save(update_fields=fields)
+
+
+def merge_files(transfer: Transfer, results, *, receiver_hashes_final: bool = False) -> None:
+    """Upsert per-file results keyed by path and move the counters by the
+    difference each row made (the transfer row is locked by the caller), so
+    a report costs the same for the tenth file or the millionth.
+
+    A later attempt's result replaces an earlier one, except that 'skipped'
+    does not overwrite 'sent': on a restart the agent finds the file already
+    there because an earlier attempt sent it. A checksum already known is
+    kept when a later report leaves it out."""
+    if not results:
+        return
+    latest = {}
+    for result in results:  # within one report, the last word on a path wins
+        latest[result.path] = result
+    keys = {path_key(path): path for path in latest}
+    existing = {}
+    key_list = list(keys)
+    for start in range(0, len(key_list), 500):
+        for row in TransferFile.objects.filter(transfer=transfer, path_key__in=key_list[start:start + 500]):
+            existing[row.path_key] = row
+    now = timezone.now()
+    rows = []
+    delta = dict.fromkeys(FILE_COUNTERS, 0)
+    for key, path in keys.items():
+        new, old = latest[path], existing.get(key)
+        row = TransferFile(transfer=transfer, path=path, path_key=key, size=new.size, sha256=new.sha256,
+                           receiver_sha256=new.receiver_sha256, outcome=new.outcome, error=new.error,
+                           updated_at=now)
+        if old is not None:
+            if old.outcome == FileOutcome.SENT and new.outcome == FileOutcome.SKIPPED:
+                row.outcome, row.size, row.error = old.outcome, old.size, old.error
+            row.sha256 = row.sha256 or old.sha256
+            if not receiver_hashes_final:
+                # The receiver's own answer is final, even when it has no checksum for a file.
+                row.receiver_sha256 = row.receiver_sha256 or old.receiver_sha256
+            for name, value in old.contribution().items():
+                delta[name] -= value
+        for name, value in row.contribution().items():
+            delta[name] += value
+        rows.append(row)
+    TransferFile.objects.bulk_create(
+        rows, batch_size=500, update_conflicts=True, unique_fields=["transfer", "path_key"],
+        update_fields=["path", "size", "sha256", "receiver_sha256", "outcome", "error", "updated_at"])
+    changed = [name for name, value in delta.items() if value]
+    for name in changed:
+        setattr(transfer, name, getattr(transfer, name) + delta[name])
+    if changed:
+        transfer.save(update_fields=changed)
+
+
+def add_events(transfer: Transfer, events, source: str = TransferEvent.Source.AGENT) -> None:
+    """Append events; one already recorded (same time and kind) is not repeated."""
+    TransferEvent.objects.bulk_create(
+        [TransferEvent(transfer=transfer, at=e.at, kind=e.kind, message=e.message, source=source) for e in events],
+        ignore_conflicts=True)
