@@ -31,7 +31,7 @@ from agent.transfer import TransferRunner
 from dtn_protocol.tasks import TaskKind
 
 if TYPE_CHECKING:
-    from agent.receiver import ReceiverSite
+    from agent.receiver.site import ReceiverSite
 
 log = logging.getLogger("agent")
 # Distinct, so a supervisor can tell them apart.
@@ -135,11 +135,11 @@ def _run(config: config_module.Config, identity: str) -> int:
                               user_agent=f"dtn-agent/{__version__}")
         # Clients of their own (a requests session per thread): the side channel answers and
         # long-polls while the loop claims or reports.
-        handlers = (sender_handlers(config.send_dir, config.state_dir, config.network_limits)
+        handlers = (sender_handlers(config.send_dir, config.state_dir, config.network_limits, config.endpoint_rule)
                     if config.send_dir is not None else {})
         if config.receiver is not None:
             # Only a receiver loads the certificate machinery (cryptography): a sender's memory stays small.
-            from agent.receiver import ReceiverSite
+            from agent.receiver.site import ReceiverSite
 
             site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
             handlers[TaskKind.VERIFY_RECEIVED] = site.verify_received
@@ -155,7 +155,8 @@ def _run(config: config_module.Config, identity: str) -> int:
                                     transfers=config.transfers, receiver_attempts=config.receiver_attempts,
                                     receiver_retry_seconds=config.receiver_retry_seconds,
                                     progress_seconds=config.progress_seconds,
-                                    network_limits=config.network_limits, tune=config.tune)
+                                    network_limits=config.network_limits, tune=config.tune,
+                                    endpoint_rule=config.endpoint_rule)
         controller = Controller(portal=portal, runner=runner, side=side,
                                 heartbeat_marker=lambda seconds: health.mark(config.state_dir, seconds))
         controller.describe = lambda: describe(config, rc, rcd, controller, side, site)
@@ -198,17 +199,17 @@ def _serve_grants(site: "ReceiverSite", portal: PortalClient, reply: dict) -> bo
 
 def _grants_changed(site: "ReceiverSite", portal: PortalClient, describe_now) -> dict:
     """The portal's word (side channel) that this receiver's grants changed: serve exactly them now,
-    so a revoked key is refused within seconds, and report where a new grant is served at once."""
+    so a revoked key reaches nothing within seconds, and report the grants' health at once."""
     changed = _serve_grants(site, portal, {"role": "receiver"})
-    log.info("the portal says the grants changed: synced%s", ", reporting the new endpoints" if changed else "")
+    log.info("the portal says the grants changed: synced%s", ", reporting their health" if changed else "")
     if changed:
         portal.heartbeat(describe_now())
-    return {"endpoints_changed": changed}
+    return {"health_changed": changed}
 
 
 def describe(config, rc, rcd, controller, side, site=None) -> dict:
     """The heartbeat body: versions, disk, and how the parts are doing; a
-    receiver adds its certificate and where it serves each grant."""
+    receiver adds its address, its certificate and each grant's health."""
     health = {"command": controller.current_command, "side_channel": sorted(side.handlers)}
     version = ""
     if rc is not None:
@@ -231,7 +232,7 @@ def describe(config, rc, rcd, controller, side, site=None) -> dict:
         described = site.describe()
         health.update(described.pop("health"))
         body.update(described)
-        health["grants_served"] = len(body["grants"])
+        health["grants_served"] = sum(1 for word in health.get("grants", {}).values() if word == "ok")
     return body
 
 

@@ -265,7 +265,7 @@ class SideChannel:
                 self._known.pop(task_id, None)
 
 
-def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
+def network_check_task(state_dir: Path, limits, s3_factory=None, endpoint_rule=None) -> Handler:
     """`network_check`: the same check a transfer starts with, on demand, for the
     destination the portal gives (with keys, for this answer only)."""
     from agent import netcheck, transfer, tuning
@@ -279,6 +279,7 @@ def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
         total = total if isinstance(total, int) and total >= 0 else None
         files = files if isinstance(files, int) and files > 0 else (1 if total else None)
         try:
+            transfer.check_destination(d, endpoint_rule or transfer.Rule())
             ca_file = transfer.pin_certificate(state_dir, d)
         except transfer.TransferFailed as exc:
             return netcheck.refused(d.endpoint, exc.reason, exc.message)
@@ -292,11 +293,13 @@ def network_check_task(state_dir: Path, limits, s3_factory=None) -> Handler:
     return handle
 
 
-def sender_handlers(send_dir: Path, state_dir: Path | None = None, limits=None) -> dict[str, Handler]:
+def sender_handlers(send_dir: Path, state_dir: Path | None = None, limits=None,
+                    endpoint_rule=None) -> dict[str, Handler]:
     folder = FolderTasks(send_dir)
     handlers = {TaskKind.LIST_SEND_FOLDER: folder.list_folder, TaskKind.VERIFY_FILES: folder.verify_files}
     if state_dir is not None:
         from agent import netcheck
 
-        handlers[TaskKind.NETWORK_CHECK] = network_check_task(state_dir, limits or netcheck.Limits())
+        handlers[TaskKind.NETWORK_CHECK] = network_check_task(state_dir, limits or netcheck.Limits(),
+                                                              endpoint_rule=endpoint_rule)
     return handlers

@@ -34,6 +34,8 @@ from agent import logs, netcheck, paths, tuning
 from agent.failures import classify
 from agent.portal import PortalError, ReportReply
 from agent.rclone import JobNotFound, RcClient, RcError, RcUnavailable
+from dtn_protocol.endpoints import Destination as DestinationKind
+from dtn_protocol.endpoints import EndpointRefused, Rule, check_receiver, resolve
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.netcheck import Verdict
 from dtn_protocol.options import (
@@ -114,6 +116,8 @@ class Destination:
     certificate_pem: str | None
     certificate_sha256: str | None
     free_bytes: int | None = None
+    # A receiver through a grant (the endpoint rule applies), or an S3 endpoint its sender's owner typed.
+    kind: str = DestinationKind.RECEIVER
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -186,10 +190,28 @@ def parse_destination(dest) -> Destination:
         raise BadDestination(f"destination.prefix must not have empty, '.' or '..' parts: {prefix!r}")
     fingerprint = dest.get("certificate_sha256") or None
     free = dest.get("free_bytes")
+    # A portal too old to say is taken as a receiver's: the stricter reading.
+    kind = dest.get("kind") or DestinationKind.RECEIVER
+    if kind not in tuple(DestinationKind):
+        raise BadDestination(f"destination.kind must be one of {', '.join(DestinationKind)}, not {kind!r}")
     return Destination(endpoint=endpoint, bucket=dest["bucket"], prefix=prefix, access_key=dest["access_key"],
                        secret_key=dest["secret_key"], tls=tls, certificate_pem=dest.get("certificate_pem") or None,
                        certificate_sha256=_fingerprint(fingerprint) if fingerprint else None,
-                       free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None)
+                       free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None,
+                       kind=DestinationKind(kind))
+
+
+def check_destination(d: Destination, rule: Rule) -> None:
+    """A receiver's address checked again here, before anything connects to it: the portal's rule
+    (dtn_protocol.endpoints) with this agent's own settings, the name resolved as it will be
+    connected to. A forged or stale record then sends nothing anywhere."""
+    if d.kind != DestinationKind.RECEIVER:
+        return
+    host, _ = d.host_port
+    try:
+        check_receiver(d.endpoint, rule, pinned=bool(d.certificate_pem), addresses=resolve(host))
+    except EndpointRefused as exc:
+        raise TransferFailed(FailureReason.DESTINATION_REFUSED, str(exc)) from None
 
 
 def parse_command(command: dict) -> Spec:
@@ -419,7 +441,7 @@ class TransferRunner:
                  tcp_probe: Callable[[str, int, float], None] | None = None,
                  network_limits: netcheck.Limits = netcheck.Limits(),
                  s3_factory: Callable[..., netcheck.S3] | None = None,
-                 tune: bool = True):
+                 tune: bool = True, endpoint_rule: Rule = Rule()):
         self.rc = rc
         self.send_dir = Path(send_dir).resolve()
         self.state_dir = Path(state_dir)
@@ -435,6 +457,7 @@ class TransferRunner:
         # endpoint -> (clock, probe) of the last full probe, for back-to-back transfers.
         self.probes: dict[str, tuple[float, dict]] = {}
         self.tune = tune
+        self.endpoint_rule = endpoint_rule
 
     def run(self, command: dict, channel: Channel) -> Outcome:
         return _Attempt(self, command, channel).run()
@@ -633,6 +656,7 @@ class _Attempt:
             try:
                 self.spec = parse_command(self.command)
                 logs.redact(self.spec.destination.secret_key)
+                check_destination(self.spec.destination, self.r.endpoint_rule)
                 self._plan()
                 self.send_progress(force=True)
                 ca_file = self._pin_certificate()

@@ -29,18 +29,22 @@ NOT_IN_CONTAINERS = {
     "DTN_RCLONE_RC_PASS_FILE": "rclone cannot read its rc password from a file, so both sides take it from .env",
     "DTN_RECEIVER_MINIO_ROOT_USER_FILE": "the agent takes MinIO's root user from the .env line MinIO starts with",
     "DTN_RECEIVER_MINIO_ROOT_PASSWORD_FILE": "the agent takes MinIO's root password from the .env line MinIO starts with",
+    "DTN_RECEIVER_PORTS": "gone (one port serves every grant): the agent reads it only to refuse it",
 }
 # The receiver's settings (agent/config.py), and the sender's.
-RECEIVER_ONLY = {"DTN_RECEIVE_DIR", "DTN_RECEIVE_DIR_ON_HOST", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS", "DTN_RECEIVER_TLS"}
+RECEIVER_ONLY = {"DTN_RECEIVE_DIR", "DTN_RECEIVE_DIR_ON_HOST", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORT",
+                 "DTN_RECEIVER_TLS"}
 # A receiver whose grants live in an external MinIO (DTN_RECEIVER_S3=minio), secrets with their _FILE.
 MINIO_RECEIVER = {"DTN_RECEIVER_S3", "DTN_RECEIVER_MINIO_URL", "DTN_RECEIVER_MINIO_ROOT_USER",
                   "DTN_RECEIVER_MINIO_ROOT_USER_FILE", "DTN_RECEIVER_MINIO_ROOT_PASSWORD",
                   "DTN_RECEIVER_MINIO_ROOT_PASSWORD_FILE", "DTN_RECEIVER_MINIO_CERT"}
-SENDER_ONLY = {"DTN_SEND_DIR", "DTN_SEND_DIR_ON_HOST", "DTN_RCLONE_RC_URL", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS", "DTN_TRANSFERS",
-               "DTN_RECEIVER_ATTEMPTS", "DTN_RECEIVER_RETRY_SECONDS", "DTN_PROGRESS_SECONDS",
+SENDER_ONLY = {"DTN_SEND_DIR", "DTN_SEND_DIR_ON_HOST", "DTN_RCLONE_RC_URL", "DTN_RCLONE_RC_USER",
+               "DTN_RCLONE_RC_PASS", "DTN_TRANSFERS", "DTN_RECEIVER_ATTEMPTS", "DTN_RECEIVER_RETRY_SECONDS", "DTN_PROGRESS_SECONDS",
                # The network check and the tuning run on the sending side only.
                "DTN_NETCHECK_PROBE_SECONDS", "DTN_NETCHECK_PROBE_MIB", "DTN_NETCHECK_STREAMS",
-               "DTN_NETCHECK_SLOW_MBIT", "DTN_NETCHECK_REUSE_SECONDS", "DTN_TUNING"}
+               "DTN_NETCHECK_SLOW_MBIT", "DTN_NETCHECK_REUSE_SECONDS", "DTN_TUNING",
+               # A sender checks a receiver's address before it connects.
+               "DTN_ALLOW_LOCAL_ENDPOINTS", "DTN_ALLOW_PLAIN_ENDPOINTS"}
 
 PORTAL_READERS = re.compile(r"""(?:env_(?:str|bool|int|list|secret)|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""")
 PORTAL_SECRETS = re.compile(r"""env_secret\(\s*["']([A-Z][A-Z0-9_]+)["']""")
@@ -284,15 +288,15 @@ def test_the_sidecar_is_private_and_sees_the_agents_paths():
     assert rclone["networks"] == agent["networks"]
 
 
-def test_the_receiver_publishes_its_whole_port_range_on_the_same_numbers():
+def test_the_receiver_publishes_one_port_on_the_same_number():
     file = load(COMPOSE_FILES["receiver"])
     agent = file["services"]["agent"]
     env = environment(agent)
     assert env["DTN_RECEIVER_BIND"] == "0.0.0.0"
-    spec = "${DTN_RECEIVER_PORTS:-9443-9462}"
-    assert env["DTN_RECEIVER_PORTS"] == spec
+    spec = "${DTN_RECEIVER_PORT:-9443}"
+    assert env["DTN_RECEIVER_PORT"] == spec
     assert published_ports(agent) == [f"{spec}:{spec}"]
-    assert read_env_file()["DTN_RECEIVER_PORTS"] == "9443-9462"
+    assert read_env_file()["DTN_RECEIVER_PORT"] == "9443"
     interpolated = loaded("receiver")
     writable = {m.target for m in mounts(interpolated["services"]["agent"], interpolated) if not m.read_only}
     assert env["DTN_RECEIVE_DIR"] in writable

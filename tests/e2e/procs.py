@@ -179,6 +179,8 @@ class AgentProcess:
             "DTN_PROGRESS_SECONDS": "0.5",
             "DTN_RECEIVER_ATTEMPTS": "3",
             "DTN_RECEIVER_RETRY_SECONDS": "0.5",
+            # Every test receiver is on this host, which a sender refuses to reach by default.
+            "DTN_ALLOW_LOCAL_ENDPOINTS": "true",
             **env,
         }
         if send_dir is not None:  # a receiver-only site has none

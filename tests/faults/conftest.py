@@ -268,7 +268,7 @@ class World:
         wan = self.bed.address("receiver", seen_from="sender")
         agent = BedAgent(self.bed, "receiver", self.portal.agent_url, box["agent_token"], self._dir(f"bob-{name}-state"),
                          self.logs, DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST=wan,
-                         DTN_RECEIVER_BIND=wan, DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 9}",
+                         DTN_RECEIVER_BIND=wan, DTN_RECEIVER_PORT=str(first_port),
                          DTN_RECEIVER_TLS="true").start()
         self.agents.append(agent)
         self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,

@@ -34,7 +34,7 @@ class ProductInBed:
         self.agents.append(BedAgent(bed, "receiver", self.portal.agent_url, self.receiver["agent_token"],
                                     self.dir("bob-state"), self.logs, DTN_RECEIVE_DIR=str(self.receive_dir),
                                     DTN_RECEIVER_HOST=self.wan, DTN_RECEIVER_BIND=self.wan,
-                                    DTN_RECEIVER_PORTS="9443-9452", DTN_RECEIVER_TLS="true", **agent_env).start())
+                                    DTN_RECEIVER_PORT="9443", DTN_RECEIVER_TLS="true", **agent_env).start())
         self.grant = self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,
                                                                         "receiver": self.receiver["container_id"]})
         self.sender = self.alice.register("alice-tx", role="sender")

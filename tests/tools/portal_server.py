@@ -34,6 +34,8 @@ class PortalServer:
             "DATABASE_URL": os.environ.get("DTN_TEST_SERVER_DATABASE_URL")
             or f"sqlite:///{self.state_dir / 'portal.sqlite3'}",
             "DTN_BIND": f"127.0.0.1:{self.port}",
+            # Every test receiver is on this host, which a portal refuses by default.
+            "DTN_ALLOW_LOCAL_ENDPOINTS": "true",
             **settings,
         }
         self.log_path = self.state_dir / "server.log"
