@@ -271,12 +271,14 @@ class World:
                          DTN_RECEIVER_BIND=wan, DTN_RECEIVER_PORT=str(first_port),
                          DTN_RECEIVER_TLS="true").start()
         self.agents.append(agent)
-        self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,
-                                                             "receiver": box["container_id"]})
+        grant = self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,
+                                                                     "receiver": box["container_id"]})
 
         def online():
             row = self.bob.call("GET", f"/api/v1/containers/{box['container_id']}")
-            return row["online"] and row["endpoint"].startswith("https://")
+            served = any(g["grant_id"] == grant["grant_id"] and g["served"] == "ok"
+                         for g in self.bob.call("GET", "/api/v1/grants")["given"])
+            return row["online"] and row["endpoint"].startswith("https://") and served
 
         wait_for(online, 60, f"receiver {name} to come online with TLS", 0.3)
         return box, receive_dir, agent

@@ -48,7 +48,7 @@ class ProductInBed:
             tx = self.alice.call("GET", f"/api/v1/containers/{self.sender['container_id']}")
             grants = self.alice.call("GET", "/api/v1/grants")["received"]
             return (rx["online"] and rx["endpoint"].startswith("https://") and tx["online"]
-                    and any(g.get("endpoint") for g in grants))
+                    and any(g.get("served") == "ok" for g in grants))
 
         wait_for(ready, ready_seconds, "Bob's receiver (TLS) and Alice's sender to come online", 0.3)
 
