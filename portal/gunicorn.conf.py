@@ -27,7 +27,11 @@ errorlog = "-"
 # One machine may run several portals (the box, tests); a shared control socket
 # in $HOME would collide, and nothing here uses it.
 control_socket_disable = True
-forwarded_allow_ips = env_str("DTN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Forwarded headers (X-Forwarded-For, -Proto) replace the client's address only when DTN_BEHIND_PROXY says a
+# proxy of ours writes them, and only from the addresses named here. uvicorn_worker hands this list to uvicorn's
+# proxy-header middleware, which otherwise trusts 127.0.0.1: anyone on this host, or any request a local
+# process relays, could then choose the address that sign-in lockouts count against (issue 21).
+forwarded_allow_ips = env_str("DTN_FORWARDED_ALLOW_IPS", "127.0.0.1") if env_bool("DTN_BEHIND_PROXY", False) else ""
 
 
 def on_starting(server):

@@ -119,7 +119,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "portal.accounts.guard.GuardedModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -131,19 +131,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "containers"
 LOGOUT_REDIRECT_URL = "login"
 
-# Login throttling: failures are counted per username and per address, so
-# one attacker cannot lock a person out from everywhere.
+# Sign-in limits (docs/configuration.md): axes locks a (username, address) pair after a few failures, so one
+# attacker cannot lock a person out from everywhere; accounts/guard.py adds a per-username limit that changing
+# address cannot dodge. Addresses are REMOTE_ADDR, which the server sets from forwarded headers only when
+# DTN_BEHIND_PROXY says a proxy of ours wrote them (gunicorn.conf.py), so axes needs no header parsing.
 AXES_FAILURE_LIMIT = env_int("DTN_LOGIN_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = env_int("DTN_LOGIN_COOLOFF_MINUTES", 15, minimum=1) / 60
+DTN_LOGIN_COOLOFF_MINUTES = env_int("DTN_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+AXES_COOLOFF_TIME = DTN_LOGIN_COOLOFF_MINUTES / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.accounts.views.locked_out"
 AXES_VERBOSE = False
-if BEHIND_PROXY:
-    # Key lockouts on the client's address, not the proxy's: otherwise anyone's
-    # wrong passwords would lock a username out for everyone.
-    AXES_IPWARE_PROXY_COUNT = 1
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+DTN_LOGIN_USERNAME_FAILURE_LIMIT = env_int("DTN_LOGIN_USERNAME_FAILURE_LIMIT", 20, minimum=1)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -55,3 +55,15 @@ class PersonalToken(models.Model):
             return
         PersonalToken.objects.filter(pk=self.pk).update(last_used_at=now)
         self.last_used_at = now
+
+
+class SignInAddress(models.Model):
+    """An address a person signed in from with their password: the per-username lock (accounts/guard.py) does not
+    apply there, so guessing from elsewhere cannot lock them out of the places they use."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sign_in_addresses")
+    address = models.GenericIPAddressField()
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "address"], name="one_row_per_sign_in_address")]

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -8,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.accounts.forms import SignupForm, TokenForm
+from portal.accounts.guard import USERNAME_LOCKED_MESSAGE
 from portal.accounts.models import PersonalToken
 
 LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a few minutes and try again."
@@ -15,12 +17,16 @@ LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Wait a few minutes and t
 
 def locked_out(request, original_response=None, credentials=None, *args, **kwargs):
     """Axes calls this once the failure limit is reached, for pages and API alike
-    (axes 8 passes the response it replaces, then the credentials)."""
+    (axes 8 passes the response it replaces, then the credentials); also for the per-username lock
+    (accounts/guard.py), which says so on the request."""
+    message = USERNAME_LOCKED_MESSAGE if getattr(request, "dtn_username_locked", False) else LOCKED_OUT_MESSAGE
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": LOCKED_OUT_MESSAGE, "field": None}, status=429)
+        response = JsonResponse({"error": message, "field": None}, status=429)
+        response["Retry-After"] = str(settings.DTN_LOGIN_COOLOFF_MINUTES * 60)
+        return response
     # LoginView.authentication_form is None (the view falls back to form_class).
     form = AuthenticationForm(request)
-    return render(request, "accounts/login.html", {"form": form, "locked_out": LOCKED_OUT_MESSAGE}, status=429)
+    return render(request, "accounts/login.html", {"form": form, "locked_out": message}, status=429)
 
 
 class PortalLoginView(LoginView):
@@ -34,7 +40,7 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="portal.accounts.guard.GuardedModelBackend")
         messages.success(request, f"Welcome, {user.username}. Register a container to start.")
         return redirect("containers")
     return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
