@@ -65,18 +65,17 @@ async def application(scope, receive, send):
             return
 
 
+class _TooLarge(Exception):
+    """A body without a declared length outgrew the limit while Django read it."""
+
+
 async def limited(scope, receive, send):
-    """Refuse oversized bodies before Django spools them: its ASGI handler reads a
-    whole body into a temporary file before any URL or login is checked."""
+    """The one body limit (DTN_MAX_REQUEST_BYTES), enforced before Django spools a body: its ASGI handler reads
+    a whole body into a temporary file before any URL or login is checked. Answered as every API error is."""
     limit = settings.DTN_MAX_REQUEST_BYTES
     declared = dict(scope.get("headers") or []).get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        body = json.dumps({"error": f"the request body is larger than {limit} bytes", "field": None}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-        return
+        return await _too_large(send, limit)
     seen = 0
 
     async def counted():
@@ -85,9 +84,21 @@ async def limited(scope, receive, send):
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                # A chunked body that outgrows the limit: Django sees the client go away.
-                return {"type": "http.disconnect"}
+                raise _TooLarge()
         return message
 
     handler = agent_application if scope.get("path", "").startswith(AGENT_PATH) else django_application
-    return await handler(scope, counted, send)
+    try:
+        return await handler(scope, counted, send)
+    except _TooLarge:
+        # Raised while Django still reads the body: nothing of the answer has been sent yet.
+        return await _too_large(send, limit)
+
+
+async def _too_large(send, limit: int):
+    body = json.dumps({"error": f"the request body is larger than {limit} bytes, the most this portal takes",
+                       "field": None}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})

@@ -169,7 +169,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "portal.lib.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "portal.lib.errors.exception_handler",
@@ -210,8 +210,11 @@ DTN_MAX_ATTEMPTS = env_int("DTN_MAX_ATTEMPTS", 3, minimum=1)
 DTN_REAPER_SECONDS = env_int("DTN_REAPER_SECONDS", 10, minimum=1)
 # How often a server process looks for queued work for the claims it holds open.
 DTN_CLAIM_SWEEP_MS = env_int("DTN_CLAIM_SWEEP_MS", 250, minimum=10)
-# Larger request bodies are refused at the server's edge (portal/asgi.py), before Django spools them.
+# The one body limit: larger bodies are refused with a JSON 413 at the server's edge (portal/asgi.py), before
+# Django reads them. Django's own limit (2.5 MB) would cut first and answer an HTML 400, refusing valid
+# progress reports, so it is off: every deployment is served through that edge (gunicorn.conf.py).
 DTN_MAX_REQUEST_BYTES = env_int("DTN_MAX_REQUEST_BYTES", 16 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
 # Threads (and so database connections) per server process for held claims and the
 # reaper; 0 runs those calls on the request's own thread instead.
 DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)

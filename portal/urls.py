@@ -31,5 +31,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "portal.lib.views.bad_request"
+handler403 = "portal.lib.views.permission_denied"
 handler404 = "portal.lib.views.not_found"
 handler500 = "portal.lib.views.server_error"

@@ -22,7 +22,9 @@ them to put the message beside the field.
 
 from __future__ import annotations
 
-from django.http import JsonResponse
+from http import HTTPStatus
+
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status as http
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -66,12 +68,27 @@ def _flatten(detail) -> dict[str, str]:
     return {}
 
 
+NOT_FOUND = "not found"
+
+
+def _not_found_message(exc: Http404) -> str:
+    # Our own sentences stay ("has not reported a certificate yet"); a bare Http404 said nothing (""), and
+    # get_object_or_404's named our models. Neither says whether the object exists for someone else.
+    message = str(exc.args[0]) if exc.args else ""
+    if not message or (message.startswith("No ") and message.endswith(" matches the given query.")):
+        return NOT_FOUND
+    return message
+
+
 def exception_handler(exc, context):
     if isinstance(exc, Refused):
         return Response(error_body(exc.message, exc.field), status=exc.status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, Http404):
+        response.data = error_body(_not_found_message(exc))
+        return response
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         fields = _flatten(exc.detail)
         field, message = next(iter(fields.items()))
@@ -82,6 +99,8 @@ def exception_handler(exc, context):
             body["fields"] = fields
     else:
         body = error_body(_first_message(exc.detail) if hasattr(exc, "detail") else str(exc))
+    if not body["error"]:
+        body["error"] = HTTPStatus(response.status_code).phrase.lower()
     response.data = body
     return response
 

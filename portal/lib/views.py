@@ -1,9 +1,11 @@
 from django.db import connection
 from django.http import JsonResponse
+from django.views.defaults import bad_request as html_bad_request
 from django.views.defaults import page_not_found
+from django.views.defaults import permission_denied as html_permission_denied
 from django.views.defaults import server_error as html_server_error
 
-from portal.lib.errors import json_error
+from portal.lib.errors import NOT_FOUND, json_error
 
 API_PREFIXES = ("/api/", "/register")
 
@@ -17,8 +19,21 @@ def healthz(request):
 
 def not_found(request, exception=None):
     if request.path.startswith(API_PREFIXES):
-        return json_error("not found", 404)
+        return json_error(NOT_FOUND, 404)
     return page_not_found(request, exception)
+
+
+def bad_request(request, exception=None):
+    # E.g. a form with too many fields, or a Host header not allowed: refused before any view ran.
+    if request.path.startswith(API_PREFIXES):
+        return json_error("the request is malformed and was refused", 400)
+    return html_bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if request.path.startswith(API_PREFIXES):
+        return json_error("you may not do this", 403)
+    return html_permission_denied(request, exception)
 
 
 def server_error(request):

@@ -7,6 +7,7 @@ in its log and fixes the agent."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
@@ -22,6 +23,10 @@ MAX_PATH_LENGTH = 4096
 MAX_TEXT_LENGTH = 4000
 # Columns are signed 64-bit on every database we run.
 MAX_COUNTER = 2**63 - 1
+# What is stored as sent, rewritten on every report: the values besides the lists (the command's progress), and
+# the network check. The agent's own are a few KiB; the bound keeps an unknown key from growing a row.
+MAX_EXTRAS_BYTES = 256 * 1024
+MAX_CHECK_BYTES = 256 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _COUNTERS = ("bytes", "total_bytes", "files_done", "files_total", "errors", "retries")
@@ -76,6 +81,10 @@ def _unstorable(value) -> bool:
     if isinstance(value, list):
         return any(_unstorable(v) for v in value)
     return False
+
+
+def _encoded_size(value) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def _counter(value, where: str) -> int:
@@ -164,6 +173,11 @@ def parse(progress) -> Progress:
     check = progress.get("network_check")
     if check is not None and not isinstance(check, dict):
         raise ProgressError("network_check", "must be an object (the agent's network check report)")
+    if check is not None and _encoded_size(check) > MAX_CHECK_BYTES:
+        raise ProgressError("network_check", f"must be at most {MAX_CHECK_BYTES} bytes of JSON")
+    if _encoded_size(without_lists(progress)) > MAX_EXTRAS_BYTES:
+        raise ProgressError("", f"the values besides {', '.join(LISTS)} must be at most {MAX_EXTRAS_BYTES} bytes"
+                                " of JSON together")
     _text(progress.get("last_error"), "last_error", MAX_TEXT_LENGTH)
     speed = _number_or_null(progress.get("speed"), "speed", whole=False)
     eta = _number_or_null(progress.get("eta"), "eta", whole=True)

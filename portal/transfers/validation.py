@@ -22,6 +22,7 @@ MAX_PATH_LENGTH = 4096
 # S3 object keys are at most 1024 bytes; the prefix leaves room for file names.
 MAX_PREFIX_BYTES = 768
 MAX_LABEL_LENGTH = 200
+PORT_RANGE_MESSAGE = "A port is a whole number from 1 to 65535."
 MAX_KEY_LENGTH = 128
 MAX_SECRET_LENGTH = 256
 
@@ -120,6 +121,10 @@ TUNING_BOUNDS = {"transfers": AGENT_TUNING_BOUNDS["transfers"],
                  "chunk_size_mib": tuple(b // MiB for b in AGENT_TUNING_BOUNDS["chunk_size"])}
 
 
+def tuning_range_message(low: int, high: int) -> str:
+    return f"Leave it empty for the agent to choose, or give a whole number from {low} to {high}."
+
+
 def tuning(values: dict) -> dict:
     """The user's overrides of the agent's choices, as the command carries them (chunk size in bytes).
     Raises ValidationError with one message per field."""
@@ -129,8 +134,7 @@ def tuning(values: dict) -> dict:
         if value in (None, ""):
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            errors[name] = ValidationError(f"Leave it empty for the agent to choose, or give a whole number from"
-                                           f" {low} to {high}.", code="range")
+            errors[name] = ValidationError(tuning_range_message(low, high), code="range")
             continue
         if name == "chunk_size_mib":
             out["chunk_size"] = value * 1024 * 1024
@@ -193,9 +197,9 @@ def s3_port(value) -> int:
     try:
         port = int(value)
     except (TypeError, ValueError):
-        raise ValidationError("A port is a whole number from 1 to 65535.", code="invalid") from None
+        raise ValidationError(PORT_RANGE_MESSAGE, code="invalid") from None
     if not 1 <= port <= 65535:
-        raise ValidationError("A port is a whole number from 1 to 65535.", code="invalid")
+        raise ValidationError(PORT_RANGE_MESSAGE, code="invalid")
     return port
 
 

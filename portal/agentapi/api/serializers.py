@@ -5,11 +5,18 @@ from dtn_protocol.endpoints import EndpointRefused
 from dtn_protocol.endpoints import split as split_address
 from dtn_protocol.states import CommandState, Verification
 from portal.lib.certificates import fingerprint, first_certificate
+from portal.lib.parsers import BoundedJSONField
 from portal.transfers import progress as transfer_progress
 from portal.transfers.choices import FailureReasons
 from portal.transfers.models import Command
 
 REPORTED_STATES = [state.value for state in states.REPORTED_STATES]
+
+# Columns are signed 64-bit on every database we run.
+MAX_BIGINT = 2**63 - 1
+# A heartbeat's health is rewritten on every beat; a task's result is read back by a person's page.
+MAX_HEALTH_BYTES = 64 * 1024
+MAX_TASK_RESULT_BYTES = 4 * 1024 * 1024
 
 INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its state dir), so a "
                     "restarted agent gets back the command it held.")
@@ -30,13 +37,14 @@ class HeartbeatSerializer(serializers.Serializer):
     agent_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
     rclone_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    disk_free_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    disk_free_bytes = serializers.IntegerField(min_value=0, max_value=MAX_BIGINT, required=False, allow_null=True)
     endpoint = serializers.CharField(
         max_length=255, required=False, allow_blank=True, validators=[address_syntax],
         help_text="Receivers: the one address every grant is served at, https://host:port (checked against"
                   " dtn_protocol.endpoints: no loopback, link-local or portal address, no plain http, unless"
                   " the portal allows them).")
-    health = serializers.JSONField(required=False)
+    health = BoundedJSONField(max_bytes=MAX_HEALTH_BYTES, object_only=True, required=False,
+                              help_text=f"The agent's own checks, an object of at most {MAX_HEALTH_BYTES} bytes.")
     certificate_pem = serializers.CharField(max_length=20000, required=False, allow_blank=True, trim_whitespace=False,
                                             help_text="Receivers: the TLS certificate their S3 servers present.")
     certificate_sha256 = serializers.CharField(max_length=95, required=False, allow_blank=True,
@@ -165,7 +173,7 @@ class TaskWaitSerializer(serializers.Serializer):
 class TaskAnswerSerializer(serializers.Serializer):
     instance_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", help_text=INSTANCE_ID_HELP)
     ok = serializers.BooleanField()
-    result = serializers.JSONField(required=False, allow_null=True)
+    result = BoundedJSONField(max_bytes=MAX_TASK_RESULT_BYTES, required=False, allow_null=True)
     error = serializers.CharField(max_length=4000, required=False, allow_blank=True)
 
     def validate(self, attrs):

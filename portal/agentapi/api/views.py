@@ -36,6 +36,7 @@ from portal.containers import tasks as agent_tasks
 from portal.containers.addresses import receiver_rule
 from portal.containers.models import AgentTask, Container
 from portal.lib.errors import error_body
+from portal.lib.parsers import BoundedJSONParser
 from portal.lib.schema import ErrorSerializer
 from portal.transfers import queue
 from portal.grants.models import Grant
@@ -45,6 +46,9 @@ from portal.transfers.models import Command, DestinationUnavailable, Transfer
 class AgentAPIView(APIView):
     authentication_classes = [AgentTokenAuthentication]
     permission_classes = [IsAgent]
+    # The protocol is JSON (docs/protocol.md); a form body cannot say null, objects or numbers as the
+    # serializers mean them (a form's health=null reached the database as NULL).
+    parser_classes = [BoundedJSONParser]
 
 
 class PooledView(AgentAPIView):

@@ -1,6 +1,9 @@
 from rest_framework import serializers
 
 from portal.containers.models import Container, Role
+from portal.lib.parsers import BoundedJSONField
+
+MAX_PARAMS_BYTES = 64 * 1024
 
 
 class ContainerSerializer(serializers.ModelSerializer):
@@ -36,12 +39,7 @@ class RotatedSerializer(serializers.Serializer):
 
 class AskSerializer(serializers.Serializer):
     kind = serializers.CharField(help_text="list_send_folder (a network check is asked at /api/v1/network-checks)")
-    params = serializers.JSONField(required=False, default=dict)
-
-    def validate_params(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("params must be an object")
-        return value
+    params = BoundedJSONField(max_bytes=MAX_PARAMS_BYTES, object_only=True, required=False, default=dict)
 
 
 class TaskSerializer(serializers.Serializer):

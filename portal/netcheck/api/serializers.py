@@ -10,9 +10,9 @@ DETAIL_KEYS = ("tls", "s3", "host", "bdp_bytes", "per_stream_ceiling_bytes_per_s
 class NewCheckSerializer(serializers.Serializer):
     sender = serializers.UUIDField(help_text="One of your sender containers: it runs the check.")
     receiver = serializers.UUIDField(help_text="A receiver container whose owner granted you.")
-    total_bytes = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+    total_bytes = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=2**63 - 1,
                                            help_text="Predict the duration for this many bytes (optional).")
-    files = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+    files = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1,
                                      help_text="... in this many files (optional; 1 by default).")
 
 

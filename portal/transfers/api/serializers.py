@@ -27,6 +27,19 @@ class CommandSerializer(serializers.ModelSerializer):
 # --- Send ---------------------------------------------------------------------------------------
 
 
+def _range_messages(message: str) -> dict:
+    # The range is checked here too, so the schema states it and no number reaches a column it overflows; the
+    # words stay those of transfers/validation.py, which the send page says.
+    return {"min_value": message, "max_value": message}
+
+
+def _tuning_field(name: str, help_text: str) -> serializers.IntegerField:
+    low, high = validation.TUNING_BOUNDS[name]
+    return serializers.IntegerField(required=False, allow_null=True, min_value=low, max_value=high,
+                                    error_messages=_range_messages(validation.tuning_range_message(low, high)),
+                                    help_text=help_text)
+
+
 class SendSerializer(serializers.Serializer):
     """The API twin of the send page: the same field names, the same rules
     (portal.transfers.validation)."""
@@ -36,7 +49,8 @@ class SendSerializer(serializers.Serializer):
                                      help_text="The container ID of a receiver whose owner granted you. "
                                                "Or leave it out and give the s3_* fields.")
     s3_host = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    s3_port = serializers.IntegerField(required=False, allow_null=True)
+    s3_port = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=65535,
+                                       error_messages=_range_messages(validation.PORT_RANGE_MESSAGE))
     s3_tls = serializers.BooleanField(required=False, default=True)
     s3_bucket = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     s3_access_key = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
@@ -57,13 +71,10 @@ class SendSerializer(serializers.Serializer):
                                             default=NetworkCheckMode.ENFORCE,
                                             help_text="enforce: a no-go stops the transfer; override: it goes ahead"
                                                       " anyway; skip: no probe.")
-    transfers = serializers.IntegerField(required=False, allow_null=True,
-                                         help_text="Files at once; leave out for the agent to choose.")
-    upload_concurrency = serializers.IntegerField(required=False, allow_null=True,
-                                                  help_text="Parts of a big file at once; leave out to let the agent"
-                                                            " choose.")
-    chunk_size_mib = serializers.IntegerField(required=False, allow_null=True,
-                                              help_text="Part size in MiB; leave out to let the agent choose.")
+    transfers = _tuning_field("transfers", "Files at once; leave out for the agent to choose.")
+    upload_concurrency = _tuning_field("upload_concurrency",
+                                       "Parts of a big file at once; leave out to let the agent choose.")
+    chunk_size_mib = _tuning_field("chunk_size_mib", "Part size in MiB; leave out to let the agent choose.")
 
     def validate_sources(self, value):
         return validation.source_paths(value)
