@@ -371,7 +371,7 @@ def run_product(world: World, ds: Dataset, run: Run, timeout: float) -> Run:
     for name, pid in (("agent", agent_pid), ("rcd", rcd_after)):
         peak[name] = max(peak[name], peak_rss_bytes(pid) or 0)
     run.peak_rss = dict(peak)
-    events = world.alice.call("GET", f"/api/v1/transfers/{tid}/events")
+    events = world.alice.events(tid)
     run.notes = {"transfer_id": tid, "state": record["state"],
                  "events": [{"kind": e["kind"], "message": e["message"]} for e in events
                             if e["kind"] in ("network_check", "tuning", "performance", "stall", "recovered",

@@ -173,6 +173,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "portal.lib.errors.exception_handler",
+    # Every list is paged one way (portal/lib/pagination.py).
+    "DEFAULT_PAGINATION_CLASS": "portal.lib.pagination.Pages",
+    "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -185,7 +185,7 @@ def compare_folders(send_dir: Path, landed_dir: Path) -> tuple[int, int, list[st
 
 def _sent_seconds(person, transfer_id) -> str:
     """What the agent measured against the prediction (its `performance` event)."""
-    event = next((e for e in person.call("GET", f"/api/v1/transfers/{transfer_id}/events")
+    event = next((e for e in person.events(transfer_id)
                   if e["kind"] == "performance"), None)
     return event["message"].split(";")[0].replace("sent ", "") if event else "(not measured)"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import requests
 
 TIMEOUT = 30
+# Items asked for per page when walking a list (the portal's most).
+PAGE = 500
 
 
 class APIError(Exception):
@@ -88,6 +90,17 @@ class PortalAPI:
         response = self.raw(method, path, expect, **kwargs)
         return response.json() if response.content else None
 
+    def listing(self, path: str, params: dict | None = None, most: int | None = None) -> list[dict]:
+        """Every item of a list (the API's one pagination: ?limit=&offset=, {count, results}), up to `most`."""
+        items: list[dict] = []
+        while most is None or len(items) < most:
+            limit = PAGE if most is None else min(PAGE, most - len(items))
+            page = self.call("GET", path, params={**(params or {}), "limit": limit, "offset": len(items)})
+            items.extend(page["results"])
+            if not page["results"] or len(items) >= page["count"]:
+                break
+        return items
+
     def me(self) -> dict:
         return self.call("GET", "/api/v1/me")
 
@@ -101,7 +114,7 @@ class PortalAPI:
         return self.call("GET", "/api/v1/grants")["given"]
 
     def containers(self) -> list[dict]:
-        return self.call("GET", "/api/v1/containers")
+        return self.listing("/api/v1/containers")
 
     def container(self, container_id: str) -> dict:
         return self.call("GET", f"/api/v1/containers/{container_id}")
@@ -110,8 +123,7 @@ class PortalAPI:
         return self.call("POST", "/api/v1/transfers", (201,), json=body)
 
     def transfers(self, state: str | None = None, limit: int = 50) -> list[dict]:
-        params = {"limit": limit, **({"state": state} if state else {})}
-        return self.call("GET", "/api/v1/transfers", params=params)["results"]
+        return self.listing("/api/v1/transfers", {"state": state} if state else None, most=limit)
 
     def status(self, transfer_id: str) -> dict:
         return self.call("GET", f"/api/v1/transfers/{transfer_id}/status")
@@ -135,4 +147,4 @@ class PortalAPI:
         return self.raw("GET", f"/api/v1/transfers/{transfer_id}/manifest.csv").content
 
     def events(self, transfer_id: str) -> list[dict]:
-        return self.call("GET", f"/api/v1/transfers/{transfer_id}/events")
+        return self.listing(f"/api/v1/transfers/{transfer_id}/events")

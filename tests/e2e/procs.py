@@ -268,7 +268,7 @@ class Person:
         return {row["path"]: row for row in manifest}
 
     def events(self, transfer_id: str) -> list[dict]:
-        return self.call("GET", f"/api/v1/transfers/{transfer_id}/events")
+        return self.call("GET", f"/api/v1/transfers/{transfer_id}/events?limit=500")["results"]
 
     def command(self, command_id: str) -> dict:
         return self.call("GET", f"/api/v1/commands/{command_id}")

@@ -93,7 +93,7 @@ def test_each_event_mails_once_and_reaches_the_webhook_signed(notifying_portal):
                 reason = record["fatal_error"]["reason"]  # auth_failed; the mail and the call must say the same
 
                 def all_delivered():
-                    rows = alice.call("GET", "/api/v1/notifications/deliveries")
+                    rows = alice.call("GET", "/api/v1/notifications/deliveries")["results"]
                     return rows if len(rows) == 6 and all(r["status"] == "delivered" for r in rows) else None
 
                 deliveries = wait_for(all_delivered, 45, "six deliveries (a mail and a webhook call per event)")
@@ -131,7 +131,7 @@ def test_each_event_mails_once_and_reaches_the_webhook_signed(notifying_portal):
 
         # Charlie heard nothing.
         assert nosy.received == []
-        assert charlie.call("GET", "/api/v1/notifications/deliveries") == []
+        assert charlie.call("GET", "/api/v1/notifications/deliveries")["results"] == []
 
     # The mail folder: exactly one mail per event, to Alice, linking the transfer.
     mails = read_mail_dir(portal.state_dir / "mail")

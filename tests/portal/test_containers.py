@@ -38,13 +38,13 @@ def offline_after() -> timedelta:
 def test_the_api_lists_only_my_containers(alice_api, alice_sender, bob_receiver, charlie_sender):
     response = alice_api.get("/api/v1/containers")
     assert response.status_code == 200
-    assert [item["container_id"] for item in response.json()] == [str(alice_sender.id)]
+    assert [item["container_id"] for item in response.json()["results"]] == [str(alice_sender.id)]
 
 
 def test_the_api_list_reports_role_status_versions_and_endpoint(bob_api, bob_receiver):
     seen(bob_receiver, timedelta(seconds=5), agent_version="0.1.0", rclone_version="v1.75.2",
          endpoint="https://bob-dtn.example.org:9443", disk_free_bytes=123456789, hostname="bob-host")
-    [item] = bob_api.get("/api/v1/containers").json()
+    [item] = bob_api.get("/api/v1/containers").json()["results"]
     assert item["name"] == "bob-dtn"
     assert item["role"] == "receiver"
     assert item["online"] is True
@@ -58,27 +58,27 @@ def test_the_api_list_reports_role_status_versions_and_endpoint(bob_api, bob_rec
 
 
 def test_a_container_never_seen_is_offline(alice_api, alice_sender):
-    [item] = alice_api.get("/api/v1/containers").json()
+    [item] = alice_api.get("/api/v1/containers").json()["results"]
     assert item["online"] is False
     assert item["last_seen_at"] is None
 
 
 def test_a_container_is_online_just_inside_the_missed_heartbeats_window(alice_api, alice_sender):
     seen(alice_sender, offline_after() - timedelta(seconds=5))
-    assert alice_api.get("/api/v1/containers").json()[0]["online"] is True
+    assert alice_api.get("/api/v1/containers").json()["results"][0]["online"] is True
 
 
 def test_a_container_is_offline_after_missing_three_heartbeats(alice_api, alice_sender):
     seen(alice_sender, offline_after() + timedelta(seconds=1))
-    assert alice_api.get("/api/v1/containers").json()[0]["online"] is False
+    assert alice_api.get("/api/v1/containers").json()["results"][0]["online"] is False
 
 
 def test_the_offline_window_follows_the_heartbeat_setting(settings, alice_api, alice_sender):
     seen(alice_sender, timedelta(seconds=20))
     settings.DTN_HEARTBEAT_SECONDS = 15
-    assert alice_api.get("/api/v1/containers").json()[0]["online"] is True
+    assert alice_api.get("/api/v1/containers").json()["results"][0]["online"] is True
     settings.DTN_HEARTBEAT_SECONDS = 5
-    assert alice_api.get("/api/v1/containers").json()[0]["online"] is False
+    assert alice_api.get("/api/v1/containers").json()["results"][0]["online"] is False
 
 
 def test_listing_needs_authentication(anon_api, alice_sender):

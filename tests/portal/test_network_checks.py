@@ -103,7 +103,7 @@ def test_refusals_name_the_field(alice_api, alice_sender, charlie_sender, bob_re
 def test_charlie_sees_none_of_alices_checks(alice_api, charlie_api, online, bob_receiver, granted):
     check_id = ask(alice_api, online, bob_receiver).json()["check_id"]
     assert charlie_api.get(f"{URL}/{check_id}").status_code == 404
-    assert charlie_api.get(URL).json() == []
+    assert charlie_api.get(URL).json()["results"] == []
 
 
 def test_a_transfers_check_and_samples_arrive_with_its_reports(alice, alice_agent, alice_sender, bob_receiver,

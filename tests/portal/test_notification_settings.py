@@ -103,15 +103,15 @@ def test_a_test_notification_needs_somewhere_to_go(alice_api, alice):
     answer = alice_api.post("/api/v1/notifications/test")
     assert answer.status_code == 202
     assert sorted(d["channel"] for d in answer.json()) == ["email", "webhook"]
-    listed = alice_api.get("/api/v1/notifications/deliveries").json()
+    listed = alice_api.get("/api/v1/notifications/deliveries").json()["results"]
     assert {d["delivery_id"] for d in listed} == {d["delivery_id"] for d in answer.json()}
     assert all(d["status"] == "pending" and d["event"] == "test" for d in listed)
 
 
 def test_deliveries_list_only_your_own(alice_api, bob_api):
     alice_api.post("/api/v1/notifications/test")
-    assert len(alice_api.get("/api/v1/notifications/deliveries").json()) == 1
-    assert bob_api.get("/api/v1/notifications/deliveries").json() == []
+    assert alice_api.get("/api/v1/notifications/deliveries").json()["count"] == 1
+    assert bob_api.get("/api/v1/notifications/deliveries").json()["results"] == []
 
 
 # --- the page ---------------------------------------------------------------

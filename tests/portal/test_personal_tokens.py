@@ -66,17 +66,17 @@ def test_the_list_never_contains_a_token(alice_api, alice):
     assert response.status_code == 200
     assert raw not in response.content.decode()
     assert secret_of(raw) not in response.content.decode()
-    assert all("token" not in item for item in response.json())
-    assert sorted(item["name"] for item in response.json()) == ["laptop", "tests"]
+    assert all("token" not in item for item in response.json()["results"])
+    assert sorted(item["name"] for item in response.json()["results"]) == ["laptop", "tests"]
 
-    detail = alice_api.get(f"/api/v1/tokens/{response.json()[0]['id']}")
+    detail = alice_api.get(f"/api/v1/tokens/{response.json()['results'][0]['id']}")
     assert detail.status_code == 200
     assert "token" not in detail.json()
 
 
 def test_the_list_shows_only_my_tokens(alice_api, bob_api):
     bob_api.post("/api/v1/tokens", {"name": "bob's laptop"}, format="json")
-    names = [item["name"] for item in alice_api.get("/api/v1/tokens").json()]
+    names = [item["name"] for item in alice_api.get("/api/v1/tokens").json()["results"]]
     assert names == ["tests"]
 
 

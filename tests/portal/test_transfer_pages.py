@@ -76,7 +76,7 @@ def test_the_record_follows_the_transfer(alice_api, to_bob):
 
 def test_the_events_are_listed_oldest_first(alice_api, to_bob):
     in_progress(to_bob)
-    events = alice_api.get(f"{API}/{to_bob.pk}/events").json()
+    events = alice_api.get(f"{API}/{to_bob.pk}/events").json()["results"]
     assert [(e["kind"], e["source"]) for e in events] == [
         ("queued", "portal"), ("started", "portal"), ("network_check", "agent")]
     assert {"at", "kind", "message", "source"} == set(events[0])

@@ -22,12 +22,13 @@ def owned_container(request, container_id) -> Container:
     return get_object_or_404(Container, pk=container_id, owner=request.user)
 
 
-class ContainerListView(APIView):
-    """Your containers; POST registers a new one (the same as POST /register)."""
+class ContainerListView(generics.ListAPIView):
+    """Your containers, by name; POST registers a new one (the same as POST /register)."""
 
-    @extend_schema(responses=ContainerSerializer(many=True))
-    def get(self, request):
-        return Response(ContainerSerializer(request.user.containers.all(), many=True).data)
+    serializer_class = ContainerSerializer
+
+    def get_queryset(self):
+        return self.request.user.containers.order_by("name", "id")
 
     @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer})
     def post(self, request):

@@ -1,15 +1,12 @@
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.netcheck import services
 from portal.netcheck.api.serializers import NetworkCheckSerializer, NewCheckSerializer
 from portal.netcheck.models import NetworkCheck
-
-LIST_LIMIT = 50
-
 
 def owned_check(request, check_id) -> NetworkCheck:
     check = (NetworkCheck.objects.select_related("task").filter(owner=request.user, pk=check_id).first())
@@ -18,13 +15,22 @@ def owned_check(request, check_id) -> NetworkCheck:
     return services.refresh(check)
 
 
-class NetworkCheckListView(APIView):
-    """Your latest network checks (asked or run with a transfer); POST asks for one."""
+class NetworkCheckListView(generics.ListAPIView):
+    """Your network checks, newest first (asked, or run with a transfer); POST asks for one."""
 
-    @extend_schema(responses=NetworkCheckSerializer(many=True), operation_id="api_v1_network_checks_list")
-    def get(self, request):
-        checks = NetworkCheck.objects.select_related("task").filter(owner=request.user)[:LIST_LIMIT]
-        return Response(NetworkCheckSerializer([services.refresh(c) for c in checks], many=True).data)
+    serializer_class = NetworkCheckSerializer
+
+    def get_queryset(self):
+        return NetworkCheck.objects.select_related("task").filter(owner=self.request.user).order_by(
+            "-created_at", "-id")
+
+    def paginate_queryset(self, queryset):
+        # A pending check whose agent ran out of time is shown expired: only the page's rows are looked at.
+        return [services.refresh(check) for check in super().paginate_queryset(queryset)]
+
+    @extend_schema(operation_id="api_v1_network_checks_list")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=NewCheckSerializer, responses={201: NetworkCheckSerializer})
     def post(self, request):

@@ -1,5 +1,5 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,9 +12,6 @@ from portal.notifications.api.serializers import (
     WebhookSecretSerializer,
 )
 from portal.notifications.models import NotificationSettings
-
-RECENT_DELIVERIES = 50
-
 
 class NotificationSettingsView(APIView):
     """Your notification settings. PUT and PATCH both change only the fields sent."""
@@ -67,10 +64,10 @@ class TestNotificationView(APIView):
         return Response(DeliverySerializer(deliveries, many=True).data, status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryListView(APIView):
-    """Your most recent deliveries, newest first: what was sent, and what became of it."""
+class DeliveryListView(generics.ListAPIView):
+    """Your deliveries, newest first: what was sent, and what became of it."""
 
-    @extend_schema(responses=DeliverySerializer(many=True))
-    def get(self, request):
-        deliveries = request.user.deliveries.all()[:RECENT_DELIVERIES]
-        return Response(DeliverySerializer(deliveries, many=True).data)
+    serializer_class = DeliverySerializer
+
+    def get_queryset(self):
+        return self.request.user.deliveries.order_by("-created_at", "-id")

@@ -3,14 +3,14 @@ import json
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.containers.api.views import owned_container
-from portal.lib.errors import error_body
+from portal.lib.errors import Refused
 from portal.transfers import queue, services
 from portal.transfers.api.serializers import (
     CommandSerializer,
@@ -37,13 +37,13 @@ def owned_transfer(request, transfer_id, queryset=None) -> Transfer:
     return get_object_or_404(queryset, pk=transfer_id, owner=request.user)
 
 
-class ContainerCommandsView(APIView):
+class ContainerCommandsView(generics.ListAPIView):
     """A container's queue, oldest first, finished commands included until deleted."""
 
-    @extend_schema(responses=CommandSerializer(many=True))
-    def get(self, request, container_id):
-        container = owned_container(request, container_id)
-        return Response(CommandSerializer(container.commands.all(), many=True).data)
+    serializer_class = CommandSerializer
+
+    def get_queryset(self):
+        return owned_container(self.request, self.kwargs["container_id"]).commands.order_by("created_at", "id")
 
 
 class CommandView(APIView):
@@ -69,26 +69,24 @@ class StopCommandView(APIView):
 # --- Transfers ----------------------------------------------------------------------------------
 
 
-class TransferPagination(LimitOffsetPagination):
-    default_limit = 50
-    max_limit = 500
-
-
-class TransferListView(APIView):
+class TransferListView(generics.ListAPIView):
     """Your transfers, newest first (`?state=` filters); POST sends."""
 
-    @extend_schema(responses=TransferStatusSerializer(many=True))
-    def get(self, request):
-        transfers = services.owned_transfers(request.user).select_related("latest_command", "network_check")
-        state = request.GET.get("state")
+    serializer_class = TransferStatusSerializer
+
+    def get_queryset(self):
+        transfers = services.owned_transfers(self.request.user).select_related("latest_command", "network_check")
+        state = self.request.GET.get("state")
         if state:
             if state not in TransferState.values:
-                return Response(error_body(f"state must be one of {', '.join(TransferState.values)}", "state"),
-                                status=status.HTTP_400_BAD_REQUEST)
+                raise Refused("state", f"state must be one of {', '.join(TransferState.values)}")
             transfers = transfers.filter(state=state)
-        paginator = TransferPagination()
-        page = paginator.paginate_queryset(transfers, request, view=self)
-        return paginator.get_paginated_response(TransferStatusSerializer(page, many=True).data)
+        return transfers
+
+    @extend_schema(parameters=[OpenApiParameter("state", OpenApiTypes.STR, enum=TransferState.values,
+                                                description="Only transfers in this state.")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(request=SendSerializer, responses={201: TransferSerializer})
     def post(self, request):
@@ -136,11 +134,14 @@ class RestartTransferView(APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class TransferEventsView(APIView):
-    @extend_schema(responses=TransferEventSerializer(many=True))
-    def get(self, request, transfer_id):
-        transfer = owned_transfer(request, transfer_id, Transfer.objects.all())
-        return Response(TransferEventSerializer(transfer.events.all(), many=True).data)
+class TransferEventsView(generics.ListAPIView):
+    """The transfer's event log, oldest first."""
+
+    serializer_class = TransferEventSerializer
+
+    def get_queryset(self):
+        transfer = owned_transfer(self.request, self.kwargs["transfer_id"], Transfer.objects.all())
+        return transfer.events.order_by("at", "id")
 
 
 def _manifest_rows(transfer):

@@ -219,7 +219,7 @@ def bring_up(run: Deployment) -> Deployment:
 
     # Both online in the portal, and Bob's receiver serving the grant over TLS.
     def online():
-        boxes = {box["container_id"]: box for box in bob.call("GET", "/api/v1/containers")}
+        boxes = {box["container_id"]: box for box in bob.call("GET", "/api/v1/containers")["results"]}
         mine = alice.call("GET", f"/api/v1/containers/{sender['container_id']}")
         return boxes[receiver["container_id"]]["online"] and mine["online"]
 
