@@ -12,6 +12,7 @@ open a socket. Errors form a small tree:
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 
@@ -19,10 +20,16 @@ import requests
 
 from agent import logs
 from dtn_protocol.api import API_PREFIX
+from dtn_protocol.states import CommandState
 
 REQUEST_TIMEOUT = 30.0
 # Longer than any hold the server grants, so a held claim is never cut short by us.
 CLAIM_GRACE = 15.0
+# A report larger than this goes in pieces (split_report); so does one the portal answers 413, as a portal whose
+# DTN_MAX_REQUEST_BYTES is set below its 16 MiB default does. A piece is never dropped: its files matter.
+MAX_REPORT_BYTES = 8 * 1024 * 1024
+# Sent once, with the first piece: the portal would count a sample or a check twice.
+ONCE_PER_REPORT = ("samples", "network_check")
 
 
 class PortalError(Exception):
@@ -143,6 +150,23 @@ class PortalClient:
 
     def report(self, command_id: str, state: str, *, progress: dict | None = None, reason: str = "",
                message: str = "") -> ReportReply:
+        """Report `state`. A report too large for one request goes as `running` pieces, each with part of the
+        files (or events) and the same counters, then the last piece with `state`: the portal keeps every
+        file's last word by path, so pieces add up to the whole report."""
+        body = self._report_body(state, progress, reason, message)
+        pieces = split_report(progress) if len(json.dumps(body).encode()) > MAX_REPORT_BYTES else None
+        if pieces is None:
+            response = self._call("PATCH", f"commands/{command_id}", body)
+            if response.status_code != 413:
+                return self._report_reply(command_id, state, response)
+            pieces = split_report(progress)
+            if pieces is None:
+                raise PortalError(f"report refused (413) and too small to split: {self._error_text(response)}", 413)
+        first, rest = pieces
+        self.report(command_id, CommandState.RUNNING, progress=first)
+        return self.report(command_id, state, progress=rest, reason=reason, message=message)
+
+    def _report_body(self, state: str, progress: dict | None, reason: str, message: str) -> dict:
         body = {"instance_id": self.instance_id, "state": state}
         if progress is not None:
             body["progress"] = progress
@@ -151,7 +175,9 @@ class PortalClient:
         if message:
             # A failure's text can quote rclone or an exception: no secret of ours leaves in it.
             body["message"] = logs.mask(message)[:4000]
-        response = self._call("PATCH", f"commands/{command_id}", body)
+        return body
+
+    def _report_reply(self, command_id: str, state: str, response) -> ReportReply:
         if response.status_code in (404, 409):
             raise CommandGone(f"command {command_id}: {self._error_text(response)}", response.status_code)
         if response.status_code != 200:
@@ -183,6 +209,22 @@ class PortalClient:
         if response.status_code not in (200, 201, 204):
             raise PortalError(f"task answer refused ({response.status_code}): {self._error_text(response)}",
                               response.status_code)
+
+
+def split_report(progress: dict | None) -> tuple[dict, dict] | None:
+    """Two reports that together say what `progress` says: its files (or, with one file at most, its events)
+    in halves, the counters in both; None when nothing can be halved."""
+    if not isinstance(progress, dict):
+        return None
+    for key in ("files", "events"):
+        items = progress.get(key)
+        if isinstance(items, list) and len(items) > 1:
+            half = len(items) // 2
+            first = {**progress, key: items[:half]}
+            rest = {name: value for name, value in progress.items() if name not in ONCE_PER_REPORT}
+            rest.update({key: items[half:], "files" if key == "events" else "events": []})
+            return first, rest
+    return None
 
 
 class Backoff:

@@ -117,3 +117,69 @@ def test_a_failure_message_never_carries_a_known_secret():
     client = PortalClient("http://portal.test", "dtn_agent_x_y", "instance-1", session=session)
     client.report("c1", "failed", reason="rclone_error", message="rclone said: bad key s3-secret-0123456789")
     assert session.requests[0]["json"]["message"] == "rclone said: bad key ***"
+
+
+# --- Reports too large for one request ----------------------------------------------------------------
+
+
+def files(count):
+    return [{"path": f"data/f{n:04d}", "size": 1, "sha256": "", "outcome": "sent", "error": ""}
+            for n in range(count)]
+
+
+def big_report(count=40):
+    return {"bytes": count, "files_total": count, "files": files(count),
+            "events": [{"at": "2026-01-01T00:00:00Z", "kind": "retry", "message": "m"}],
+            "samples": [[0, 1]], "network_check": {"verdict": "go"}}
+
+
+class EchoSession(FakeSession):
+    """Takes every report, answering with the state it said."""
+
+    def request(self, method, url, **kwargs):
+        self.queue(FakeResponse(200, {"state": kwargs["json"]["state"], "cancel_requested": False}))
+        return super().request(method, url, **kwargs)
+
+
+def sent_files(session):
+    return [item["path"] for call in session.requests for item in call["json"]["progress"]["files"]]
+
+
+def test_an_oversized_report_goes_in_pieces_with_every_file(monkeypatch):
+    import agent.portal
+
+    monkeypatch.setattr(agent.portal, "MAX_REPORT_BYTES", 1000)
+    session = EchoSession()
+    portal = PortalClient("https://portal.example.org/", TOKEN, "inst-1", session=session)
+    progress = big_report()
+    reply = portal.report("c1", "succeeded", progress=progress)
+
+    assert reply.state == "succeeded"
+    calls = session.requests
+    assert len(calls) > 2
+    assert sorted(sent_files(session)) == [item["path"] for item in progress["files"]]
+    assert [call["json"]["state"] for call in calls] == ["running"] * (len(calls) - 1) + ["succeeded"]
+    assert all(len(call["json"]["progress"]["files"]) > 0 for call in calls)
+    # The counters go with every piece; what the portal would count twice goes once.
+    assert all(call["json"]["progress"]["files_total"] == 40 for call in calls)
+    for key in ("samples", "network_check", "events"):
+        assert sum(1 for call in calls if call["json"]["progress"].get(key)) == 1
+
+
+def test_a_report_the_portal_finds_too_large_is_split_and_sent_again():
+    ok = FakeResponse(200, {"state": "running", "cancel_requested": False})
+    too_large = FakeResponse(413, {"error": "the request body is larger than 1024 bytes", "field": None})
+    portal, session = client(too_large, ok, ok)
+    progress = big_report(10)
+
+    portal.report("c1", "running", progress=progress)
+
+    assert len(session.requests) == 3
+    assert sorted(sent_files(session)[10:]) == [item["path"] for item in progress["files"]]
+
+
+def test_a_report_too_large_with_nothing_to_split_is_an_error():
+    portal, _ = client(FakeResponse(413, {"error": "the request body is larger than 1024 bytes", "field": None}))
+    with pytest.raises(PortalError) as raised:
+        portal.report("c1", "running", progress={"bytes": 1, "files": files(1)})
+    assert raised.value.status == 413
