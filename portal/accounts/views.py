@@ -6,6 +6,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.accounts.forms import SignupForm, TokenForm
@@ -46,6 +47,7 @@ def signup(request):
     return render(request, "accounts/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
+@never_cache  # the answer may show a new token
 @login_required
 def tokens_page(request):
     form = TokenForm(request.POST or None)

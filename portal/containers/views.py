@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from portal.containers import services
@@ -9,6 +10,7 @@ from portal.containers.forms import RegisterForm
 from portal.lib.certificates import pem_download
 
 
+@never_cache  # the answer may show a new agent token
 @login_required
 def containers_page(request):
     form = RegisterForm(request.POST or None)
@@ -44,6 +46,7 @@ def certificate_page(request, container_id):
     return pem_download(owned_container(request, container_id))
 
 
+@never_cache
 @login_required
 @require_POST
 def rotate_token_page(request, container_id):

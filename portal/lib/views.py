@@ -1,4 +1,5 @@
 from django.db import connection
+from django.utils.cache import add_never_cache_headers
 from django.http import JsonResponse
 from django.views.defaults import bad_request as html_bad_request
 from django.views.defaults import page_not_found
@@ -8,6 +9,16 @@ from django.views.defaults import server_error as html_server_error
 from portal.lib.errors import NOT_FOUND, json_error
 
 API_PREFIXES = ("/api/", "/register")
+
+
+class NeverCached:
+    """For API views whose answers may carry a secret shown once (a token, a signing secret): `no-store`, so
+    no browser or proxy keeps a copy; the pages' twins use Django's never_cache."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
 
 def healthz(request):

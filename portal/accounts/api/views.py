@@ -14,6 +14,7 @@ from portal.accounts.api.serializers import (
 )
 from portal.accounts.models import PersonalToken
 from portal.lib.errors import error_body
+from portal.lib.views import NeverCached
 
 
 class SignupView(generics.CreateAPIView):
@@ -30,7 +31,7 @@ class SignupView(generics.CreateAPIView):
         return Response(MeSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class LoginTokenView(APIView):
+class LoginTokenView(NeverCached, APIView):
     """Exchange a username and password for a new personal token (what `dtn login` does).
 
     Failures are throttled like the login page and never say whether the username exists."""
@@ -58,7 +59,7 @@ class MeView(generics.RetrieveAPIView):
         return self.request.user
 
 
-class TokenListView(generics.ListCreateAPIView):
+class TokenListView(NeverCached, generics.ListCreateAPIView):
     def get_serializer_class(self):
         return NewPersonalTokenSerializer if self.request.method == "POST" else PersonalTokenSerializer
 

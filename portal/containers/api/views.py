@@ -15,6 +15,7 @@ from portal.containers.api.serializers import (
 )
 from portal.containers.models import AgentTask, Container
 from portal.lib.certificates import pem_download
+from portal.lib.views import NeverCached
 
 
 def owned_container(request, container_id) -> Container:
@@ -22,7 +23,7 @@ def owned_container(request, container_id) -> Container:
     return get_object_or_404(Container, pk=container_id, owner=request.user)
 
 
-class ContainerListView(generics.ListAPIView):
+class ContainerListView(NeverCached, generics.ListAPIView):
     """Your containers, by name; POST registers a new one (the same as POST /register)."""
 
     serializer_class = ContainerSerializer
@@ -62,7 +63,7 @@ class ContainerCertificateView(APIView):
         return pem_download(owned_container(request, container_id))
 
 
-class RotateTokenView(APIView):
+class RotateTokenView(NeverCached, APIView):
     @extend_schema(request=None, responses=RotatedSerializer)
     def post(self, request, container_id):
         container = owned_container(request, container_id)

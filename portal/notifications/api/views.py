@@ -5,6 +5,7 @@ from rest_framework.views import APIView
 
 from portal.lib.errors import error_body
 from portal.lib.schema import ErrorSerializer
+from portal.lib.views import NeverCached
 from portal.notifications import outbox, services, worker
 from portal.notifications.api.serializers import (
     DeliverySerializer,
@@ -13,7 +14,7 @@ from portal.notifications.api.serializers import (
 )
 from portal.notifications.models import NotificationSettings
 
-class NotificationSettingsView(APIView):
+class NotificationSettingsView(NeverCached, APIView):
     """Your notification settings. PUT and PATCH both change only the fields sent."""
 
     @extend_schema(responses=NotificationSettingsSerializer)
@@ -39,7 +40,7 @@ class NotificationSettingsView(APIView):
         return Response(NotificationSettingsSerializer(prefs).data)
 
 
-class WebhookSecretView(APIView):
+class WebhookSecretView(NeverCached, APIView):
     """Make a new webhook signing secret, replacing the old one at once. The answer is the only place it is shown."""
 
     @extend_schema(request=None, responses={201: WebhookSecretSerializer})
