@@ -5,6 +5,7 @@ each variable and a test checks that list against this file."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -178,6 +179,31 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles key on REMOTE_ADDR alone; DRF would otherwise take a client's own X-Forwarded-For.
+    "NUM_PROXIES": 0,
+}
+# Request rates (portal/lib/throttles.py), as N/second, /minute, /hour or /day: signing up and getting a token
+# per address; every call of one container's agents together (an agent reports about once a second while it
+# sends, and heartbeats or long-polls a few times a minute otherwise).
+def _rate(name: str, value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day)", value):
+        raise ConfigError(f"{name} must be a number of requests per second, minute, hour or day (e.g. 30/minute),"
+                          f" not {value!r}")
+    return value
+
+
+DTN_THROTTLE_SIGNUP = _rate("DTN_THROTTLE_SIGNUP", env_str("DTN_THROTTLE_SIGNUP", "60/hour"))
+DTN_THROTTLE_TOKEN = _rate("DTN_THROTTLE_TOKEN", env_str("DTN_THROTTLE_TOKEN", "30/minute"))
+DTN_THROTTLE_AGENT = _rate("DTN_THROTTLE_AGENT", env_str("DTN_THROTTLE_AGENT", "1200/minute"))
+# Throttle counts live here: one table in the portal's database, shared by every worker and replica; its
+# migration (accounts 0003) makes it wherever migrations run.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "dtn_cache",
+        # A count per container and per address: room for every agent of a large site before culling.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "DTN-in-a-Box API",

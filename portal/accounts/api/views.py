@@ -14,6 +14,7 @@ from portal.accounts.api.serializers import (
 )
 from portal.accounts.models import PersonalToken
 from portal.lib.errors import error_body
+from portal.lib.throttles import SignupThrottle, TokenThrottle
 from portal.lib.views import NeverCached
 
 
@@ -23,6 +24,7 @@ class SignupView(generics.CreateAPIView):
     serializer_class = SignupSerializer
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
+    throttle_classes = [SignupThrottle]
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
@@ -38,6 +40,7 @@ class LoginTokenView(NeverCached, APIView):
 
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
+    throttle_classes = [TokenThrottle]
 
     @extend_schema(request=LoginTokenSerializer, responses={201: NewPersonalTokenSerializer})
     def post(self, request):

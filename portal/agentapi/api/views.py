@@ -37,6 +37,7 @@ from portal.containers.addresses import receiver_rule
 from portal.containers.models import AgentTask, Container
 from portal.lib.errors import error_body
 from portal.lib.parsers import BoundedJSONParser
+from portal.lib.throttles import AgentThrottle
 from portal.lib.schema import ErrorSerializer
 from portal.transfers import queue
 from portal.grants.models import Grant
@@ -49,6 +50,7 @@ class AgentAPIView(APIView):
     # The protocol is JSON (docs/protocol.md); a form body cannot say null, objects or numbers as the
     # serializers mean them (a form's health=null reached the database as NULL).
     parser_classes = [BoundedJSONParser]
+    throttle_classes = [AgentThrottle]
 
 
 class PooledView(AgentAPIView):
