@@ -13,6 +13,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# What the box and its processes write (the SQLite database and its journal, logs, mails, the agents' state)
+# holds tokens, keys and people's data: readable by this user only, whatever the caller's umask.
+PRIVATE_UMASK = 0o077
 
 
 class Processes:
@@ -23,9 +26,9 @@ class Processes:
         self.running: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")
+        log = os.fdopen(os.open(self.log_dir / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         process = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, umask=PRIVATE_UMASK)
         log.close()
         self.running.append((name, process))
         return process
@@ -82,7 +85,7 @@ def portal_env(state_dir: Path, port: int, **extra: str) -> dict:
 
 def migrate(env: dict) -> None:
     result = subprocess.run([sys.executable, str(REPO / "manage.py"), "migrate", "--noinput"], env=env, cwd=REPO,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, umask=PRIVATE_UMASK)
     if result.returncode != 0:
         raise BoxError(f"the portal's database could not be set up:\n{result.stdout}{result.stderr}")
 

@@ -65,11 +65,17 @@ def make_dataset(send_dir: Path) -> None:
         (folder / f"frame-{index:04d}.tif").write_bytes(os.urandom(512 + (index * 97) % 8192))
 
 
-def set_up(processes: Processes, root: Path, port: int) -> Box:
+def make_folders(root: Path) -> None:
+    """The box's folders, afresh, for this user only (the processes' files are too: PRIVATE_UMASK)."""
     if root.exists():
         shutil.rmtree(root)
+    root.mkdir(parents=True, mode=0o700)
     for name in ("portal", "logs", "alice-send", "bob-received", "alice-agent", "bob-agent"):
-        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name).mkdir(mode=0o700)
+
+
+def set_up(processes: Processes, root: Path, port: int) -> Box:
+    make_folders(root)
     processes.log_dir = root / "logs"
     url = f"http://127.0.0.1:{port}"
 
