@@ -169,10 +169,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "portal.lib.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # The API is JSON (the pages post their own forms): a form body cannot say null, numbers or objects as
+    # the schema means them.
+    "DEFAULT_PARSER_CLASSES": ["portal.lib.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "portal.lib.errors.exception_handler",
     # Every list is paged one way (portal/lib/pagination.py).
     "DEFAULT_PAGINATION_CLASS": "portal.lib.pagination.Pages",
@@ -217,6 +216,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.lib.schema.require_full_patch_bodies",
+        "portal.lib.schema.document_errors",
     ],
     "ENUM_NAME_OVERRIDES": {
         "CommandStateEnum": "portal.transfers.choices.CommandStates",

@@ -19,7 +19,9 @@ def test_a_report_body_requires_the_instance_and_the_state(schema):
 def test_a_refused_report_documents_the_error_body(schema):
     operation = schema["paths"]["/api/agent/v1/commands/{command_id}"]["patch"]
     ref = operation["responses"]["409"]["content"]["application/json"]["schema"]["$ref"]
-    assert set(schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]) == {"error", "field"}
+    component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert set(component["required"]) == {"error", "field"}
+    assert set(component["properties"]) == {"error", "field", "fields"}
 
 
 def test_the_reported_reason_uses_the_one_failure_reason_enum(schema):

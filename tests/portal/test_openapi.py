@@ -115,3 +115,48 @@ def test_the_swagger_ui_assets_are_served_locally(client, db):
     for asset in assets:
         response = client.get(asset)
         assert (asset, response.status_code) == (asset, 200)
+
+
+# --- The schema as the API answers (issue 21) -------------------------------------------------------------
+
+
+def _response_schema(schema, path, method, status):
+    content = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    return schema["components"]["schemas"][content["$ref"].rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/transfers", "/api/v1/containers", "/api/v1/tokens",
+                                  "/api/v1/network-checks", "/api/v1/notifications/deliveries",
+                                  "/api/v1/containers/{container_id}/commands",
+                                  "/api/v1/transfers/{transfer_id}/events"])
+def test_every_list_is_documented_as_the_one_pagination(schema, path):
+    page = _response_schema(schema, path, "get", "200")
+    assert {"count", "next", "previous", "results"} <= set(page["properties"])
+    names = {parameter["name"] for parameter in schema["paths"][path]["get"]["parameters"]}
+    assert {"limit", "offset"} <= names
+
+
+def test_an_answer_that_leaves_out_the_webhook_secret_is_not_told_to_carry_it(schema):
+    settings_answer = _response_schema(schema, "/api/v1/notifications/settings", "get", "200")
+    assert "webhook_secret" in settings_answer["properties"]
+    assert "webhook_secret" not in settings_answer["required"]
+
+
+def test_every_operation_documents_its_errors_with_the_error_body(schema):
+    undocumented = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            wanted = {"400"} | ({"404"} if "{" in path else set()) | (
+                {"413", "415"} if "requestBody" in operation else set())
+            for status in sorted(wanted):
+                ref = responses.get(status, {}).get("content", {}).get("application/json", {}).get("schema", {})
+                if ref.get("$ref") != "#/components/schemas/Error":
+                    undocumented.append(f"{method.upper()} {path} {status}")
+    assert undocumented == []
+
+
+def test_throttled_operations_document_429(schema):
+    for path, method in [("/api/v1/signup", "post"), ("/api/v1/auth/token", "post"),
+                         ("/api/agent/v1/heartbeat", "post"), ("/api/agent/v1/commands/next", "post")]:
+        assert "429" in schema["paths"][path][method]["responses"], path

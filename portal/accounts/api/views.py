@@ -1,6 +1,6 @@
 from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +14,7 @@ from portal.accounts.api.serializers import (
 )
 from portal.accounts.models import PersonalToken
 from portal.lib.errors import error_body
+from portal.lib.schema import ErrorSerializer
 from portal.lib.throttles import SignupThrottle, TokenThrottle
 from portal.lib.views import NeverCached
 
@@ -42,7 +43,11 @@ class LoginTokenView(NeverCached, APIView):
     authentication_classes = []
     throttle_classes = [TokenThrottle]
 
-    @extend_schema(request=LoginTokenSerializer, responses={201: NewPersonalTokenSerializer})
+    @extend_schema(request=LoginTokenSerializer, responses={
+        201: NewPersonalTokenSerializer,
+        401: OpenApiResponse(ErrorSerializer, description="Wrong username or password (the same answer for both)."),
+        429: OpenApiResponse(ErrorSerializer, description="Too many requests or failed sign-ins from here, or for"
+                                                          " this username (docs/configuration.md, Sign-in limits).")})
     def post(self, request):
         serializer = LoginTokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

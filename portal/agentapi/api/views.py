@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import time
 
 from django.conf import settings
@@ -35,7 +36,7 @@ from portal.agentapi.waiters import tasks as task_waiters
 from portal.containers import tasks as agent_tasks
 from portal.containers.addresses import receiver_rule
 from portal.containers.models import AgentTask, Container
-from portal.lib.errors import error_body
+from portal.lib.errors import Refused, error_body
 from portal.lib.parsers import BoundedJSONParser
 from portal.lib.throttles import AgentThrottle
 from portal.lib.schema import ErrorSerializer
@@ -124,7 +125,10 @@ class LongPollView(AgentAPIView):
         attempt = super().as_view(**initkwargs)
 
         async def view(request, *args, **kwargs):
-            hold = _hold_seconds(request)
+            try:
+                hold = _hold_seconds(request)
+            except Refused:
+                hold = 0.0  # the attempt answers 400, once the agent is authenticated (initial)
             deadline = time.monotonic() + hold
             request.body  # read once; every attempt re-parses the cached bytes
             # Whether an attempt should look at everything: it was woken, or its hold is too short for a
@@ -145,6 +149,10 @@ class LongPollView(AgentAPIView):
         view.initkwargs = initkwargs
         return csrf_exempt(view)
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        _hold_seconds(request)
+
 
 def _empty(request, *hold_on: Waiters) -> Response:
     """Nothing yet: held (by LongPollView) until one of `hold_on` (the view's own waiters by default)
@@ -160,9 +168,18 @@ def _hold_seconds(request) -> float:
     if raw is None:
         return settings.DTN_CLAIM_HOLD_SECONDS
     try:
-        return max(0.0, min(float(raw), settings.DTN_CLAIM_HOLD_SECONDS))
+        wait = float(raw)
     except ValueError:
-        return settings.DTN_CLAIM_HOLD_SECONDS
+        wait = math.nan
+    if not math.isfinite(wait) or wait < 0:
+        # Refused, not read as the server's hold: an agent that meant "at once" must not be held 30 s.
+        raise Refused("wait", "wait must be a number of seconds, at least 0")
+    return min(wait, settings.DTN_CLAIM_HOLD_SECONDS)
+
+
+WAIT_PARAMETER = OpenApiParameter(
+    "wait", {"type": "number", "minimum": 0},
+    description="Seconds to hold an empty answer; the server's hold (claim_hold_seconds) at most.")
 
 
 class ClaimView(LongPollView):
@@ -177,7 +194,7 @@ class ClaimView(LongPollView):
 
     @extend_schema(
         request=ClaimSerializer,
-        parameters=[OpenApiParameter("wait", float, description="seconds to hold an empty answer")],
+        parameters=[WAIT_PARAMETER],
         responses={201: AgentCommandSerializer, 200: TaskListSerializer, 204: None},
     )
     def post(self, request):
@@ -219,7 +236,7 @@ class TaskWaitView(LongPollView):
 
     @extend_schema(
         request=TaskWaitSerializer,
-        parameters=[OpenApiParameter("wait", float, description="seconds to hold an empty answer")],
+        parameters=[WAIT_PARAMETER],
         responses={200: TaskListSerializer, 204: None},
     )
     def post(self, request):

@@ -15,6 +15,7 @@ from portal.containers.api.serializers import (
 )
 from portal.containers.models import AgentTask, Container
 from portal.lib.certificates import pem_download
+from portal.lib.schema import ErrorSerializer
 from portal.lib.views import NeverCached
 
 
@@ -31,7 +32,7 @@ class ContainerListView(NeverCached, generics.ListAPIView):
     def get_queryset(self):
         return self.request.user.containers.order_by("name", "id")
 
-    @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer})
+    @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer, 409: ErrorSerializer})
     def post(self, request):
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
