@@ -57,7 +57,8 @@ def fuzz(server, schema: Path, token: str, which: str, report: Path, deadline: f
          "--checks", CHECKS, "--max-examples", str(EXAMPLES[which]), "--seed", str(SEED), "--workers", "1",
          "--request-timeout", "30", "--report", "har", "--report-har-path", str(har), "--no-color",
          *paths, *left_out],
-        capture_output=True, text=True, timeout=max(deadline - time.monotonic(), 1))
+        # Its crash cache (.schemathesis/) goes in the test's folder, not the checkout.
+        cwd=report, capture_output=True, text=True, timeout=max(deadline - time.monotonic(), 1))
     (report / f"{which}.txt").write_text(run.stdout + run.stderr)
     return run.returncode, json.loads(har.read_text())["log"]["entries"]
 
