@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__, config as config_module, health, logs
-from agent.controller import Controller, ShutdownNow
-from agent.portal import PortalClient, PortalError, TokenRejected
+from agent.loop.controller import Controller, ShutdownNow
+from agent.loop.portal import PortalClient, PortalError, TokenRejected
 from agent.rclone import RcClient, RcdProcess, RcError
-from agent.sidechannel import SideChannel, sender_handlers
-from agent.transfer import TransferRunner
+from agent.loop.sidechannel import SideChannel
+from agent.sender import TransferRunner
+from agent.sender.tasks import sender_handlers
 from dtn_protocol.tasks import TaskKind
 
 if TYPE_CHECKING:

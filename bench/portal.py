@@ -40,7 +40,7 @@ import aiohttp
 import psycopg2
 import requests
 
-from agent.controller import FULL_BEAT_EVERY
+from agent.loop.controller import FULL_BEAT_EVERY
 from bench import report
 from tests.tools.pgcluster import Cluster
 from tests.tools.portal_server import PortalServer

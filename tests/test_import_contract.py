@@ -210,7 +210,7 @@ def violations(modules, edges, externals) -> list[str]:
 
 def test_the_source_is_read_at_all():
     modules, edges, _ = graph()
-    assert {"dtn_protocol.states", "portal.transfers.queue", "agent.transfer", "portal.cli.client"} <= set(modules)
+    assert {"dtn_protocol.states", "portal.transfers.queue", "agent.sender.attempt", "portal.cli.client"} <= set(modules)
     assert Import("portal.transfers.queue", "portal.transfers.models", 0).target in {e.target for e in edges}
 
 

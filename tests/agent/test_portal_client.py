@@ -7,7 +7,7 @@ import random
 import pytest
 import requests
 
-from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
+from agent.loop.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
 from tests.agent.fakes import FakeResponse, FakeSession
 
 TOKEN = "dtn_agent_0123456789ab_supersecretpart"
@@ -109,7 +109,7 @@ def test_the_task_long_poll_returns_tasks_or_nothing_and_the_verdict_rides_on_re
 
 def test_a_failure_message_never_carries_a_known_secret():
     from agent import logs
-    from agent.portal import PortalClient
+    from agent.loop.portal import PortalClient
     from tests.agent.fakes import FakeResponse, FakeSession
 
     logs.redact("s3-secret-0123456789")

@@ -25,7 +25,7 @@ from minio import Minio
 
 from agent import config as config_module
 from agent.receiver import ReceiverSite, s3_client
-from agent.sidechannel import FolderTasks, TaskRefused
+from agent.tasks import FolderTasks, TaskRefused
 from agent.tls import ensure_certificate, fingerprint
 from tests.agent.minio_fakes import FakeAdmin, drive, info_message
 from tests.e2e.procs import AgentProcess, Person, S3Server, new_keys, wait_for
