@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.__main__ import instance_id
+from agent.app import EXIT_CONFIG, EXIT_OK
 from agent.config import ConfigError
-from agent.__main__ import EXIT_CONFIG, EXIT_OK
+from agent.identity import instance_id
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "dtn_agent_0123456789ab_secretsecretsecret"
@@ -80,7 +80,7 @@ def test_an_unreachable_portal_is_retried_and_sigterm_ends_the_agent_cleanly(env
 
 
 def test_a_second_agent_on_the_same_state_dir_is_refused(tmp_path):
-    from agent import __main__ as entry
+    from agent import identity as entry
     from agent.config import ConfigError
 
     entry.lock_state_dir(tmp_path)
@@ -89,7 +89,7 @@ def test_a_second_agent_on_the_same_state_dir_is_refused(tmp_path):
         import subprocess
         import sys
 
-        probe = ("import sys; from pathlib import Path; from agent.__main__ import lock_state_dir;"
+        probe = ("import sys; from pathlib import Path; from agent.identity import lock_state_dir;"
                  "from agent.config import ConfigError\n"
                  "try:\n    lock_state_dir(Path(sys.argv[1]))\nexcept ConfigError as e:\n    print(e); sys.exit(2)")
         result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True)
