@@ -67,23 +67,26 @@ class Lease:
     def wait(self, until: Callable[[], bool] | None = None, *, every: float | Iterable[float] = POLL_SECONDS,
              within: float | None = None) -> bool:
         """Wait, keeping the lease every POLL_SECONDS (or more often). `until()` is asked at once and then
-        every `every` seconds (a number, or the intervals one after the other); with `every=0` at each turn,
-        `until` then setting the pace itself. True once `until()` holds; False once `within` seconds have
-        passed."""
+        `every` seconds after each turn's work is done (a number, or the intervals one after the other;
+        0: at each turn, `until` then setting the pace itself). True once `until()` holds; False once
+        `within` seconds have passed."""
         intervals = itertools.repeat(every) if isinstance(every, (int, float)) else iter(every)
         start = self.clock()
         give_up = None if within is None else start + within
         ask_at = start
         while True:
-            now = self.clock()
-            if until is not None and now + _SLACK >= ask_at:
-                if until():
-                    return True
-                ask_at = now + next(intervals)
-            if give_up is not None and now + _SLACK >= give_up:
+            asked = until is not None and self.clock() + _SLACK >= ask_at
+            if asked and until():
+                return True
+            if give_up is not None and self.clock() + _SLACK >= give_up:
                 return False
             self.keep()
+            # The next ask is a pause after this turn's work, not a fixed beat from its start: the
+            # throughput samples taken at rclone's looks then stay evenly spaced (the portal's stall
+            # check averages their rates).
             now = self.clock()
+            if asked:
+                ask_at = now + next(intervals)
             pause = POLL_SECONDS
             if until is not None:
                 pause = min(pause, ask_at - now)
