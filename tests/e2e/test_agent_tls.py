@@ -21,7 +21,7 @@ from agent.loop.portal import PortalClient
 from agent.loop.sidechannel import SideChannel
 from agent.tasks import FolderTasks
 from agent.tls import ensure_certificate
-from tests.e2e.procs import Person, sha256, wait_for, write_random
+from tests.harness import Person, sha256, wait_for, write_random
 
 pytestmark = pytest.mark.e2e
 

@@ -29,7 +29,7 @@ import requests
 
 from tests.deploy.engine import doc
 from tests.deploy.engine.conftest import PROJECTS, copy_checkout, fill_env
-from tests.e2e.procs import Person, sha256, wait_for, write_random
+from tests.harness import Person, sha256, wait_for, write_random
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
