@@ -37,7 +37,7 @@ class Agent:
     holding_until: float = 0.0  # a claim is held until then (run clock), 0 when none
     running: bool = False
     pending: str | None = None  # a command sent to it, not yet claimed
-    # Set while it runs a command: its side channel long-polls then (agent/controller.py).
+    # Set while it runs a command: its side channel long-polls then (agent/loop/controller.py).
     busy: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -94,7 +94,7 @@ async def call(run: Run, session, kind, method, url, *, token, body=None, params
 
 async def agent_loop(run: Run, session, base, agent: Agent, first_beat_in: float, heartbeat_seconds: float,
                      hold_seconds: float):
-    """agent/controller.py's loop: a full heartbeat every FULL_BEAT_EVERY beats (the claims stand for the
+    """agent/loop/controller.py's loop: a full heartbeat every FULL_BEAT_EVERY beats (the claims stand for the
     others), else claim (taking tasks too) until the next beat is due; while a command runs, every beat is
     full (not simulated: the command lasts RUN_SECONDS, less than a beat)."""
     await asyncio.sleep(first_beat_in)

@@ -1,7 +1,7 @@
 """`make bench-portal`: the control plane under many agents.
 
 2,000 simulated agents (asyncio tasks over aiohttp, in this one process) behave
-as agent/controller.py does against the portal under its production server
+as agent/loop/controller.py does against the portal under its production server
 (gunicorn + uvicorn workers) on a throwaway PostgreSQL with PostgreSQL's default
 connection limit: each holds a claim (`commands/next?wait=`, taking side-channel
 tasks too) until its next beat is due, the claim standing for its heartbeat except

@@ -6,7 +6,7 @@
     JobLost          rclone forgot a running job (it restarted): the job is started again, up to a limit
     BadDestination   a receiver as the portal described it cannot be used (a command's, or a check task's)
 
-A PortalError (agent/portal.py) is not the attempt's to handle: a lost lease or a revoked
+A PortalError (agent/loop/portal.py) is not the attempt's to handle: a lost lease or a revoked
 token goes through it to the controller.
 """
 
