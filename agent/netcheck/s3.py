@@ -9,18 +9,13 @@ import ssl
 from pathlib import Path
 from typing import Protocol
 
-from agent.failures import classify
+from agent.failures import ReasonedError, classify
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.units import MiB
 
 
-class S3Error(Exception):
-    """An S3 step failed; `reason` is the closed-list reason it stands for."""
-
-    def __init__(self, reason: FailureReason, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class S3Error(ReasonedError):
+    """An S3 step failed."""
 
 
 class S3(Protocol):

@@ -12,14 +12,11 @@ token goes through it to the controller.
 
 from __future__ import annotations
 
-from dtn_protocol.failures import FailureReason
+from agent.failures import ReasonedError
 
 
-class TransferFailed(Exception):
-    def __init__(self, reason: FailureReason, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class TransferFailed(ReasonedError):
+    pass
 
 
 class Canceled(Exception):
