@@ -98,11 +98,11 @@ class Agent:
         config = self.config
         self.rc = self._rclone()
         portal = self.new_portal_client()
-        handlers = (sender_handlers(config.send_dir, config.state_dir, config.network_limits)
+        handlers = (sender_handlers(config.send_dir, config.state_dir, config.network_limits, config.endpoint_rule)
                     if config.send_dir is not None else {})
         if config.receiver is not None:
             # Only a receiver loads the certificate machinery (cryptography): a sender's memory stays small.
-            from agent.receiver import ReceiverSite
+            from agent.receiver.site import ReceiverSite
 
             self.site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
             handlers[TaskKind.VERIFY_RECEIVED] = self.site.verify_received
@@ -115,7 +115,8 @@ class Agent:
                                     transfers=config.transfers, receiver_attempts=config.receiver_attempts,
                                     receiver_retry_seconds=config.receiver_retry_seconds,
                                     progress_seconds=config.progress_seconds,
-                                    network_limits=config.network_limits, tune=config.tune)
+                                    network_limits=config.network_limits, tune=config.tune,
+                                    endpoint_rule=config.endpoint_rule)
         self.controller = Controller(portal=portal, runner=runner, side=self.side, describe=self.describe,
                                      heartbeat_marker=lambda seconds: health.mark(config.state_dir, seconds))
         if self.site is not None:
@@ -146,7 +147,7 @@ class Agent:
 
     def describe(self) -> dict:
         """The heartbeat body: versions, disk, and how the parts are doing; a
-        receiver adds its certificate and where it serves each grant."""
+        receiver adds its address, its certificate and each grant's health."""
         health = {"command": self.controller.current_command, "side_channel": sorted(self.side.handlers)}
         version = ""
         if self.rc is not None:
@@ -169,7 +170,7 @@ class Agent:
             described = self.site.describe()
             health.update(described.pop("health"))
             body.update(described)
-            health["grants_served"] = len(body["grants"])
+            health["grants_served"] = sum(1 for word in health.get("grants", {}).values() if word == "ok")
         return body
 
     def _serve_grants(self, portal: PortalClient, reply: dict) -> bool:
@@ -187,12 +188,12 @@ class Agent:
 
     def _grants_changed(self, portal: PortalClient) -> dict:
         """The portal's word (side channel) that this receiver's grants changed: serve exactly them now,
-        so a revoked key is refused within seconds, and report where a new grant is served at once."""
+        so a revoked key reaches nothing within seconds, and report the grants' health at once."""
         changed = self._serve_grants(portal, {"role": "receiver"})
-        log.info("the portal says the grants changed: synced%s", ", reporting the new endpoints" if changed else "")
+        log.info("the portal says the grants changed: synced%s", ", reporting their health" if changed else "")
         if changed:
             portal.heartbeat(self.describe())
-        return {"endpoints_changed": changed}
+        return {"health_changed": changed}
 
 
 def _install_signals(controller: Controller) -> None:

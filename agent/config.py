@@ -21,7 +21,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent import netcheck
+from dtn_protocol import endpoints
 from dtn_protocol.api import AGENT_TOKEN_PREFIX
+from dtn_protocol.endpoints import Rule
 from dtn_protocol.env import ConfigError, Env
 
 DEFAULT_STATE_DIR = "~/.local/state/dtn-agent"
@@ -61,18 +63,18 @@ class Secret:
 
 @dataclass(frozen=True)
 class ReceiverConfig:
-    """Where and how a receiver serves its grants (agent/receiver.py)."""
+    """Where and how a receiver serves its grants (agent/receiver/s3server.py)."""
 
     receive_dir: Path
     host: str  # the name or address senders reach this site by; it goes into the certificate
-    bind: str  # the address the S3 servers listen on
-    ports: range  # one S3 server per grant, each on its own port from this range
+    bind: str  # the address the S3 server listens on
+    port: int  # one S3 server, one port, every grant
     tls: bool
 
 
 @dataclass(frozen=True)
 class MinioReceiverConfig:
-    """A receiver whose grants the agent provisions in a MinIO it does not run (agent/minio_grants.py)."""
+    """A receiver whose grants the agent provisions in a MinIO it does not run (agent/receiver/minio.py)."""
 
     url: str  # where senders and the agent reach MinIO's S3 API, e.g. https://receiver.example.org:9000
     root_user: Secret
@@ -104,6 +106,8 @@ class Config:
     # The network check's bounds (agent/netcheck/) and whether its measurements choose the tuning.
     network_limits: netcheck.Limits = netcheck.Limits()
     tune: bool = True
+    # Where this sender may be sent (dtn_protocol.endpoints): the portal's rule, applied again here.
+    endpoint_rule: Rule = Rule()
 
     @property
     def embedded_rcd(self) -> bool:
@@ -271,14 +275,23 @@ def load(environ=None) -> Config:
             probe_reuse_seconds=read.number("DTN_NETCHECK_REUSE_SECONDS", 600.0, 0.0, 86400.0),
         ),
         tune=read.boolean("DTN_TUNING", True),
+        endpoint_rule=Rule(allow_plain=read.boolean("DTN_ALLOW_PLAIN_ENDPOINTS", False),
+                           allow_local=read.boolean("DTN_ALLOW_LOCAL_ENDPOINTS", False),
+                           own_hosts=portal_hosts(portal_url)),
     )
+
+
+def portal_hosts(portal_url: str) -> frozenset[str]:
+    """The portal's name and its addresses here: a receiver may not point this sender at it."""
+    host = (urlsplit(portal_url).hostname or "").lower()
+    return frozenset({host} | endpoints.resolve(host)) if host else frozenset()
 
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 
 # The agent's own `rclone serve s3` per grant, and an external MinIO: each reads only its own settings.
-RCLONE_RECEIVER = ("DTN_RECEIVE_DIR", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS",
+RCLONE_RECEIVER = ("DTN_RECEIVE_DIR", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORT",
                    "DTN_RECEIVER_TLS")
 MINIO_RECEIVER = ("DTN_RECEIVER_MINIO_URL", "DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD",
                   "DTN_RECEIVER_MINIO_CERT")
@@ -295,7 +308,7 @@ def _receiver(read: Env) -> ReceiverConfig | MinioReceiverConfig | None:
             raise ConfigError(f"{name} is for DTN_RECEIVER_S3=minio")
     raw = read.text("DTN_RECEIVE_DIR")
     if raw is None:
-        for name in ("DTN_RECEIVER_S3", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORTS",
+        for name in ("DTN_RECEIVER_S3", "DTN_RECEIVER_HOST", "DTN_RECEIVER_BIND", "DTN_RECEIVER_PORT",
                      "DTN_RECEIVER_TLS"):
             if read.text(name) is not None:
                 raise ConfigError(f"{name} is for a receiver: set DTN_RECEIVE_DIR too")
@@ -306,16 +319,12 @@ def _receiver(read: Env) -> ReceiverConfig | MinioReceiverConfig | None:
         raise ConfigError(f"DTN_RECEIVER_HOST must be a host name or an IP address, not {host!r}")
     # On loopback the servers listen there only; a site name means the whole host.
     bind = read.text("DTN_RECEIVER_BIND", host if host in LOOPBACK_NAMES else "0.0.0.0")
-    # 20 grants at once by default: docker runs a proxy process per published port.
-    ports_raw = read.text("DTN_RECEIVER_PORTS", "9443-9462")
-    match = re.fullmatch(r"(\d{1,5})-(\d{1,5})", ports_raw)
-    first, last = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-    if not match or not 1024 <= first <= last <= 65535:
-        raise ConfigError(f"DTN_RECEIVER_PORTS must be a range like 9443-9542 within 1024-65535,"
-                          f" not {ports_raw!r}")
+    if read.text("DTN_RECEIVER_PORTS") is not None:
+        raise ConfigError("DTN_RECEIVER_PORTS is gone: one S3 server on one port serves every grant now;"
+                          " set DTN_RECEIVER_PORT (default 9443) instead")
+    port = read.integer("DTN_RECEIVER_PORT", 9443, 1024, 65535)
     tls = read.boolean("DTN_RECEIVER_TLS", True)
-    return ReceiverConfig(receive_dir=receive_dir, host=host, bind=bind, ports=range(first, last + 1),
-                          tls=tls)
+    return ReceiverConfig(receive_dir=receive_dir, host=host, bind=bind, port=port, tls=tls)
 
 
 def _minio_receiver(read: Env) -> MinioReceiverConfig:

@@ -1,7 +1,7 @@
-"""The side channel's task helpers, where agent/receiver.py and agent/minio_grants.py
-still import them from: they live in agent/tasks.py (the side channel itself in
-agent/loop/sidechannel.py). The receiver issue points those imports there and
-removes this module."""
+"""The side channel's task helpers, where the receiver's modules (agent/receiver/minio.py,
+s3server.py) still import them from: they live in agent/tasks.py (the side channel itself
+in agent/loop/sidechannel.py). Pointing those two imports at agent/tasks.py removes this
+module."""
 
 from agent.tasks import FolderTasks, Located, TaskRefused, verify_each
 

@@ -11,6 +11,7 @@ only one part uses stays with that part.
 - `options`: what a send may ask for (overwrite policy, network check mode,
   tuning within bounds, a bandwidth limit)
 - `netcheck`: the network check's verdict words
+- `endpoints`: the rule a receiver's address must pass, in the portal and in the sender
 - `tasks`: the side channel's task kinds
 - `api`: the agent API's prefix, the tokens' prefixes, a certificate's fingerprint
 - `units`: the one way bytes and speeds are written for people (IEC units)

@@ -19,4 +19,6 @@ class FailureReason(StrEnum):
     LEASE_EXPIRED = "lease_expired"
     CANCELED_BY_USER = "canceled_by_user"
     GRANT_REVOKED = "grant_revoked"
+    # The receiver's address broke the rule of dtn_protocol.endpoints: nothing was sent.
+    DESTINATION_REFUSED = "destination_refused"
     AGENT_ERROR = "agent_error"

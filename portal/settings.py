@@ -246,6 +246,10 @@ DTN_WEBHOOK_TIMEOUT_SECONDS = env_int("DTN_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=
 # Webhooks to loopback, private and link-local addresses are refused unless allowed:
 # otherwise any account could make the portal call services on its own network.
 DTN_WEBHOOK_ALLOW_PRIVATE = env_bool("DTN_WEBHOOK_ALLOW_PRIVATE", False)
+# A receiver's address (dtn_protocol.endpoints): plain http:// and loopback, link-local or this
+# portal's own address are refused unless allowed (the box and one-host tests allow local ones).
+DTN_ALLOW_PLAIN_ENDPOINTS = env_bool("DTN_ALLOW_PLAIN_ENDPOINTS", False)
+DTN_ALLOW_LOCAL_ENDPOINTS = env_bool("DTN_ALLOW_LOCAL_ENDPOINTS", False)
 DTN_NOTIFY_MAX_ATTEMPTS = env_int("DTN_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
 DTN_NOTIFY_RETRY_SECONDS = env_int("DTN_NOTIFY_RETRY_SECONDS", 30, minimum=1)
 DTN_NOTIFY_POLL_SECONDS = env_int("DTN_NOTIFY_POLL_SECONDS", 5, minimum=1)

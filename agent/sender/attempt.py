@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from agent import logs
 from agent.loop.portal import PortalError
 from agent.rclone import RcError
-from agent.sender.destination import pin_certificate
+from agent.sender.destination import check_destination, pin_certificate
 from agent.sender.errors import Canceled, Interrupted, TransferFailed
 from agent.sender.hasher import Hasher, await_checksums
 from agent.sender.job import Tools
@@ -82,6 +82,7 @@ class Attempt:
         r = self.r
         self.spec = spec = parse_command(self.command)
         logs.redact(spec.destination.secret_key)
+        check_destination(spec.destination, r.endpoint_rule)
         self.meter.attempt, self.meter.base_progress = spec.attempt, spec.base_progress
         plans = self._list()
         self.lease.report(force=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent.sender.errors import BadDestination, TransferFailed
+from dtn_protocol.endpoints import Destination as DestinationKind
+from dtn_protocol.endpoints import EndpointRefused, Rule, check_receiver, resolve
 from dtn_protocol.failures import FailureReason
 
 
@@ -27,6 +29,8 @@ class Destination:
     certificate_pem: str | None
     certificate_sha256: str | None
     free_bytes: int | None = None
+    # A receiver through a grant (the endpoint rule applies), or an S3 endpoint its sender's owner typed.
+    kind: str = DestinationKind.RECEIVER
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -83,10 +87,28 @@ def parse_destination(dest) -> Destination:
         raise BadDestination(f"destination.prefix must not have empty, '.' or '..' parts: {prefix!r}")
     fingerprint = dest.get("certificate_sha256") or None
     free = dest.get("free_bytes")
+    # A portal too old to say is taken as a receiver's: the stricter reading.
+    kind = dest.get("kind") or DestinationKind.RECEIVER
+    if kind not in tuple(DestinationKind):
+        raise BadDestination(f"destination.kind must be one of {', '.join(DestinationKind)}, not {kind!r}")
     return Destination(endpoint=endpoint, bucket=dest["bucket"], prefix=prefix, access_key=dest["access_key"],
                        secret_key=dest["secret_key"], tls=tls, certificate_pem=dest.get("certificate_pem") or None,
                        certificate_sha256=_fingerprint(fingerprint) if fingerprint else None,
-                       free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None)
+                       free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None,
+                       kind=DestinationKind(kind))
+
+
+def check_destination(d: Destination, rule: Rule) -> None:
+    """A receiver's address checked again here, before anything connects to it: the portal's rule
+    (dtn_protocol.endpoints) with this agent's own settings, the name resolved as it will be
+    connected to. A forged or stale record then sends nothing anywhere."""
+    if d.kind != DestinationKind.RECEIVER:
+        return
+    host, _ = d.host_port
+    try:
+        check_receiver(d.endpoint, rule, pinned=bool(d.certificate_pem), addresses=resolve(host))
+    except EndpointRefused as exc:
+        raise TransferFailed(FailureReason.DESTINATION_REFUSED, str(exc)) from None
 
 
 def pin_certificate(state_dir: Path, d: Destination) -> Path | None:

@@ -16,6 +16,7 @@ from agent.sender.attempt import Attempt, Outcome
 from agent.sender.destination import peer_certificate_sha256
 from agent.sender.lease import Channel
 from agent.sender.preflight import ProbeCache, minio_s3
+from dtn_protocol.endpoints import Rule
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -30,7 +31,7 @@ class TransferRunner:
                  tcp_probe: Callable[[str, int, float], None] | None = None,
                  network_limits: netcheck.Limits = netcheck.Limits(),
                  s3_factory: Callable[..., netcheck.S3] | None = None,
-                 tune: bool = True):
+                 tune: bool = True, endpoint_rule: Rule = Rule()):
         self.rc = rc
         self.send_dir = Path(send_dir).resolve()
         self.state_dir = Path(state_dir)
@@ -45,6 +46,7 @@ class TransferRunner:
         self.s3_factory = s3_factory or minio_s3
         self.probes = ProbeCache()
         self.tune = tune
+        self.endpoint_rule = endpoint_rule
 
     def run(self, command: dict, channel: Channel) -> Outcome:
         return Attempt(self, command, channel).run()

@@ -91,10 +91,9 @@ def set_up(processes: Processes, root: Path, port: int) -> Box:
     grant = bob.grant("alice", bob_box["container_id"])
     say(f"• Bob granted Alice: bucket {grant['bucket']} in Bob's receive folder")
 
-    receiver_ports = free_port()
     start_agent(processes, "bob-agent", url, bob_box["agent_token"], root / "bob-agent",
                 DTN_RECEIVE_DIR=str(root / "bob-received"), DTN_RECEIVER_HOST="127.0.0.1",
-                DTN_RECEIVER_PORTS=f"{receiver_ports}-{receiver_ports + 19}")
+                DTN_RECEIVER_PORT=str(free_port()))
     start_agent(processes, "alice-agent", url, alice_box["agent_token"], root / "alice-agent",
                 DTN_SEND_DIR=str(root / "alice-send"))
     wait_for_grant(processes, bob, grant["grant_id"])
@@ -105,7 +104,8 @@ def set_up(processes: Processes, root: Path, port: int) -> Box:
 
 
 def granted_endpoint(bob: PortalAPI, grant_id: str) -> str:
-    return next((g["endpoint"] for g in bob.grants_given() if g["grant_id"] == grant_id), "")
+    """The receiver's address once it says it serves the grant; empty before."""
+    return next((g["endpoint"] for g in bob.grants_given() if g["grant_id"] == grant_id and g["served"] == "ok"), "")
 
 
 def wait_for_grant(processes: Processes, bob: PortalAPI, grant_id: str, timeout: float = 60) -> None:

@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 from portal.containers import services
 from portal.containers.api.views import owned_container
 from portal.containers.forms import RegisterForm
+from portal.lib.certificates import pem_download
 
 
 @login_required
@@ -36,6 +37,11 @@ def _detail(request, container, **extra):
 @login_required
 def container_page(request, container_id):
     return _detail(request, owned_container(request, container_id))
+
+
+@login_required
+def certificate_page(request, container_id):
+    return pem_download(owned_container(request, container_id))
 
 
 @login_required

@@ -19,6 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from dtn_protocol.endpoints import Destination
 from portal.containers.models import RECEIVER_ROLES
 from portal.grants.signals import grant_revoked
 from portal.lib import crypto
@@ -90,8 +91,6 @@ class Grant(models.Model):
     access_key = models.CharField(max_length=ACCESS_KEY_LENGTH, unique=True)
     secret_key_encrypted = crypto.CiphertextField()
     bucket = models.CharField(max_length=63)
-    # Where the receiver serves this grant (one S3 server per grant), as its heartbeat says.
-    endpoint = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -122,11 +121,10 @@ class Grant(models.Model):
         holding a command or a check under this grant, never for a person. The endpoint is
         empty while the receiver has reported none."""
         receiver = self.receiver
-        # Each grant has its own S3 server; a receiver that serves all grants at
-        # one address reports only its container endpoint.
-        endpoint = self.endpoint or receiver.endpoint
+        # Every grant is served at the receiver's one address; a heartbeat cannot set another.
+        endpoint = receiver.endpoint
         return {
-            "endpoint": endpoint, "bucket": self.bucket, "prefix": prefix,
+            "kind": Destination.RECEIVER.value, "endpoint": endpoint, "bucket": self.bucket, "prefix": prefix,
             "access_key": self.access_key, "secret_key": self.secret_key(),
             "tls": endpoint.lower().startswith("https://"),
             "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,

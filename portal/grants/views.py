@@ -6,7 +6,14 @@ from django.views.decorators.http import require_POST
 
 from portal.containers.models import Container
 from portal.grants import services
+from portal.grants.api.views import visible_grant
 from portal.grants.forms import GrantForm
+from portal.lib.certificates import pem_download
+
+
+@login_required
+def certificate_page(request, grant_id):
+    return pem_download(visible_grant(request, grant_id).receiver)
 
 
 @login_required

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from django.http import Http404, HttpResponse
+
 from dtn_protocol.api import certificate_fingerprint
 
 VALIDITY = dt.timedelta(days=397)
@@ -90,3 +92,14 @@ def _replace(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
     os.chmod(aside, mode)
     os.replace(aside, path)
+
+
+def pem_download(container) -> HttpResponse:
+    """A receiver's certificate as a file (`<name>.pem`): what its senders pin, for a person to compare
+    or to give a tool of their own. 404 while the receiver has reported none."""
+    if not container.certificate_pem:
+        raise Http404("This receiver has not reported a certificate yet.")
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in container.name) or "receiver"
+    response = HttpResponse(container.certificate_pem, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="{safe}.pem"'
+    return response

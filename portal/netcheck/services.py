@@ -1,7 +1,7 @@
 """Network checks: asked for on demand through the side channel, or reported by
 the sender's agent with the transfer it started (docs/network-check.md).
 
-The agent measures (agent/netcheck.py); the portal keeps what it reported,
+The agent measures (agent/netcheck/); the portal keeps what it reported,
 checked for shape and size, and shows it. Keys reach the agent only in the
 task's offer, for the container that runs it, never in the stored task."""
 
@@ -50,7 +50,7 @@ def start(owner, sender_id, receiver_id, *, total_bytes: int | None = None, file
         raise CheckRefused("files", "files must be between 1 and 1,000,000,000.")
     with transaction.atomic():
         check = NetworkCheck.objects.create(owner=owner, sender=sender, receiver=grant.receiver, grant=grant,
-                                            endpoint=grant.endpoint or grant.receiver.endpoint,
+                                            endpoint=grant.receiver.endpoint,
                                             total_bytes=total_bytes, files=files)
         check.task = agent_tasks.ask(sender, KIND, {"check_id": str(check.pk)}, user=owner, ttl=TASK_TTL)
         check.save(update_fields=["task"])

@@ -6,11 +6,13 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from dtn_protocol.endpoints import Destination, EndpointRefused, check_receiver
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import (
     FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF, CommandKind,
     CommandState,
 )
+from portal.containers.addresses import receiver_rule
 from portal.lib import crypto
 from portal.transfers import validation
 from portal.transfers.choices import (
@@ -173,8 +175,6 @@ class Transfer(models.Model):
         """The S3 endpoint as known now (a receiver reports its own; it may move)."""
         if self.destination_kind == DestinationKind.S3:
             return validation.endpoint_url(self.s3_host, self.s3_port, self.s3_tls)
-        if self.grant is not None and self.grant.endpoint:
-            return self.grant.endpoint
         return self.receiver.endpoint if self.receiver else ""
 
     @property
@@ -228,7 +228,7 @@ class Transfer(models.Model):
         grant is gone or the receiver has no endpoint."""
         if self.destination_kind == DestinationKind.S3:
             return {
-                "endpoint": self.endpoint, "bucket": self.bucket, "prefix": self.prefix,
+                "kind": Destination.S3.value, "endpoint": self.endpoint, "bucket": self.bucket, "prefix": self.prefix,
                 "access_key": self.s3_access_key, "secret_key": crypto.decrypt(self.s3_secret_key_encrypted),
                 "tls": self.s3_tls, "certificate_pem": None, "certificate_sha256": None,
             }
@@ -240,6 +240,12 @@ class Transfer(models.Model):
         if not destination["endpoint"]:
             raise DestinationUnavailable(FailureReason.RECEIVER_UNREACHABLE,
                                          "the receiver container has not reported an S3 endpoint for this grant")
+        try:
+            # Checked again as it leaves: a record from before the rule, or one changed behind the
+            # heartbeat's back, never hands a grant's keys to a refused address.
+            check_receiver(destination["endpoint"], receiver_rule(), pinned=bool(destination["certificate_pem"]))
+        except EndpointRefused as exc:
+            raise DestinationUnavailable(FailureReason.DESTINATION_REFUSED, str(exc)) from None
         return destination
 
     # --- changes, called by portal.transfers.queue inside its transactions -----

@@ -1,4 +1,4 @@
-"""In-process stand-ins for the MinIO backend's unit tests (agent/minio_grants.py).
+"""In-process stand-ins for the MinIO backend's unit tests (agent/receiver/minio.py).
 
 `FakeAdmin` plays the part of MinIO's admin API that the backend calls through `minio.MinioAdmin`,
 answering as MinIO does: the same methods and arguments as minio-py's MinioAdmin, and MinIO's error

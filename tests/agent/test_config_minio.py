@@ -88,7 +88,7 @@ def test_a_wildcard_certificate_for_the_host_is_taken(minio, tmp_path):
     ({"DTN_RECEIVE_DIR": "/srv/incoming"}, "DTN_RECEIVE_DIR is for DTN_RECEIVER_S3=rclone"),
     ({"DTN_RECEIVER_HOST": "receiver.example.org"}, "DTN_RECEIVER_HOST is for DTN_RECEIVER_S3=rclone"),
     ({"DTN_RECEIVER_BIND": "0.0.0.0"}, "DTN_RECEIVER_BIND is for DTN_RECEIVER_S3=rclone"),
-    ({"DTN_RECEIVER_PORTS": "9443-9462"}, "DTN_RECEIVER_PORTS is for DTN_RECEIVER_S3=rclone"),
+    ({"DTN_RECEIVER_PORT": "9443"}, "DTN_RECEIVER_PORT is for DTN_RECEIVER_S3=rclone"),
     ({"DTN_RECEIVER_TLS": "true"}, "DTN_RECEIVER_TLS is for DTN_RECEIVER_S3=rclone"),
 ])
 def test_a_bad_minio_setting_is_refused_with_a_sentence_naming_it(minio, change, words):

@@ -1,4 +1,4 @@
-"""A receiver's settings: where grants land, how senders reach it, which ports it may use."""
+"""A receiver's settings: where grants land, how senders reach it, the one port it serves on."""
 
 import pytest
 
@@ -13,11 +13,16 @@ def receiving(env, tmp_path):  # noqa: F811
     return {**env, "DTN_RECEIVE_DIR": str(tmp_path / "received")}
 
 
-def test_a_receiver_on_loopback_listens_there_with_tls_on_the_default_range(receiving, tmp_path):
+def test_a_receiver_on_loopback_listens_there_with_tls_on_the_default_port(receiving, tmp_path):
     receiver = config.load(receiving).receiver
     assert receiver.receive_dir == (tmp_path / "received").resolve()
-    assert (receiver.host, receiver.bind, receiver.tls) == ("127.0.0.1", "127.0.0.1", True)
-    assert (receiver.ports.start, receiver.ports.stop) == (9443, 9463)
+    assert (receiver.host, receiver.bind, receiver.tls, receiver.port) == ("127.0.0.1", "127.0.0.1", True, 9443)
+
+
+def test_the_old_port_range_is_refused_naming_the_one_port_that_replaced_it(receiving):
+    with pytest.raises(ConfigError, match="DTN_RECEIVER_PORTS is gone") as refused:
+        config.load({**receiving, "DTN_RECEIVER_PORTS": "9443-9462"})
+    assert "DTN_RECEIVER_PORT " in str(refused.value)
 
 
 def test_a_site_name_listens_on_every_address_unless_told(receiving):
@@ -41,9 +46,8 @@ def test_an_agent_with_neither_folder_is_refused(env):  # noqa: F811
 
 
 @pytest.mark.parametrize("name,value,words", [
-    ("DTN_RECEIVER_PORTS", "9443", "a range like"),
-    ("DTN_RECEIVER_PORTS", "100-200", "within 1024-65535"),
-    ("DTN_RECEIVER_PORTS", "9500-9400", "a range like"),
+    ("DTN_RECEIVER_PORT", "9443-9462", "whole number"),
+    ("DTN_RECEIVER_PORT", "100", "between 1024 and 65535"),
     ("DTN_RECEIVER_TLS", "yes", "'true' or 'false'"),
     ("DTN_RECEIVER_HOST", "bad host/name", "host name or an IP"),
 ])
@@ -54,5 +58,5 @@ def test_malformed_receiver_settings_are_refused_naming_the_variable(receiving, 
 
 
 def test_receiver_settings_without_a_receive_folder_are_refused(env):  # noqa: F811
-    with pytest.raises(ConfigError, match="DTN_RECEIVER_PORTS is for a receiver"):
-        config.load({**env, "DTN_RECEIVER_PORTS": "9443-9450"})
+    with pytest.raises(ConfigError, match="DTN_RECEIVER_PORT is for a receiver"):
+        config.load({**env, "DTN_RECEIVER_PORT": "9443"})

@@ -1,4 +1,4 @@
-"""The MinIO backend's bookkeeping (agent/minio_grants.py): which users, policies and buckets it
+"""The MinIO backend's bookkeeping (agent/receiver/minio.py): which users, policies and buckets it
 makes, changes and removes as grants come and go, across agent restarts; what it says when MinIO
 is down or refuses; and the free space it reads from MinIO's admin info.
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from agent.config import MinioReceiverConfig, Secret
-from agent.minio_grants import MinioGrants, free_bytes, grant_policy
-from agent.receiver import Grant
+from agent.receiver.backend import Grant
+from agent.receiver.minio import MinioGrants, free_bytes, grant_policy
 from tests.agent.minio_fakes import FakeAdmin, FakeBuckets, drive, info_message
 
 URL = "https://receiver.example.org:9000"
@@ -67,7 +67,7 @@ def test_a_grant_gets_its_bucket_a_policy_naming_only_that_bucket_and_a_user_wit
     ]
     assert backend.endpoints() == [{"grant_id": "g-alice", "bucket": ALICE.bucket, "endpoint": URL,
                                     "running": True, "problem": None}]
-    assert backend.site_endpoint() == URL and backend.address({}) == ("receiver.example.org", 9000)
+    assert backend.endpoint() == URL
 
 
 def test_each_grants_policy_names_its_own_bucket_and_nothing_else(world):
@@ -145,7 +145,7 @@ def test_the_state_dir_holds_no_secret(world):
 def test_minio_down_is_each_grants_health_one_log_line_and_retried(world, caplog):
     backend = world.agent()
     world.admin.down = True
-    caplog.set_level(logging.WARNING, logger="agent.minio_grants")
+    caplog.set_level(logging.WARNING, logger="agent.receiver.minio")
     backend.sync([ALICE, CHARLIE])
     entries = backend.endpoints()
     assert [e["running"] for e in entries] == [False, False]

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from dtn_protocol.endpoints import Rule
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import CommandState
 from agent.rclone import JobNotFound, RcError
@@ -54,7 +55,41 @@ def runner(rc, send_dir, tmp_path, clock=None, **kwargs):
                           receiver_retry_seconds=kwargs.pop("retry", 5.0), progress_seconds=1.0,
                           tcp_probe=kwargs.pop("tcp_probe", lambda host, port, timeout: None),
                           s3_factory=lambda d, ca, n, s3=kwargs.pop("s3", None) or FakeS3(): s3,
-                          network_limits=kwargs.pop("limits", Limits(probe_max_bytes=2 * 1024 * 1024)), **kwargs)
+                          network_limits=kwargs.pop("limits", Limits(probe_max_bytes=2 * 1024 * 1024)),
+                          # These commands name a plain receiver on loopback: the one-host test setup.
+                          endpoint_rule=kwargs.pop("endpoint_rule", ONE_HOST), **kwargs)
+
+
+ONE_HOST = Rule(allow_plain=True, allow_local=True)
+
+
+@pytest.mark.parametrize("endpoint, pem, words", [
+    ("http://127.0.0.1:9000", None, "plain http:// receivers are off"),
+    ("https://127.0.0.1:9443", None, "loopback or link-local"),
+    ("https://localhost:9443", None, "loopback or link-local"),
+    ("http://receiver.example.org:9000", "PEM", "pinned certificate"),
+    ("https://portal.example.org:9443", None, "the portal's own address"),
+])
+def test_a_receiver_address_the_rule_refuses_fails_before_anything_connects(send_dir, tmp_path, endpoint, pem, words):
+    rc, connects = FakeRc(), []
+    destination = {"kind": "receiver", "endpoint": endpoint, "bucket": "b", "prefix": "", "access_key": "AK",
+                   "secret_key": SECRET, "tls": endpoint.startswith("https"), "certificate_pem": pem,
+                   "certificate_sha256": "ab:cd" if pem else None}
+    run = runner(rc, send_dir, tmp_path, endpoint_rule=Rule(own_hosts=frozenset({"portal.example.org"})),
+                 tcp_probe=lambda host, port, timeout: connects.append((host, port)))
+    outcome = run.run(command(destination=destination), FakeChannel())
+    assert outcome.state == CommandState.FAILED and outcome.reason == FailureReason.DESTINATION_REFUSED
+    assert words in outcome.message
+    assert connects == [] and rc.calls == []
+
+
+def test_an_s3_endpoint_typed_by_the_senders_owner_is_theirs_to_choose(send_dir, tmp_path):
+    destination = {"kind": "s3", "endpoint": "http://127.0.0.1:9000", "bucket": "alice-3f2a", "prefix": "",
+                   "access_key": "AK", "secret_key": SECRET, "tls": False, "certificate_pem": None,
+                   "certificate_sha256": None}
+    outcome = runner(FakeRc(), send_dir, tmp_path, endpoint_rule=Rule()).run(command(destination=destination),
+                                                                           FakeChannel())
+    assert outcome.state == CommandState.SUCCEEDED, outcome
 
 
 def reported(channel, outcome) -> dict[str, dict]:

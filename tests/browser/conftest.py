@@ -190,7 +190,7 @@ def world(portal, chromium):
         first_port = free_port()
         agents.append(Agent(portal.url, bob_token, None, scratch / "bob-state", scratch.path,
                             DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                            DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 4}").start())
+                            DTN_RECEIVER_PORT=str(first_port)).start())
         agents.append(Agent(portal.url, alice_token, send_dir, scratch / "alice-state",
                             scratch.path).start())
 

@@ -117,7 +117,7 @@ def test_send_to_a_granted_receiver_by_container_id_lands_verified_by_both_agent
     first_port = free_port()
     site.agents.append(Agent(site.portal.url, bob_box["agent_token"], None, site.scratch / "bob-state",
                              site.logs, DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                             DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 9}").start())
+                             DTN_RECEIVER_PORT=str(first_port)).start())
     site.sender()
     expected = {}
     for index in range(4):

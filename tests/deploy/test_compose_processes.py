@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from tests.deploy.compose import COMPOSE_FILES, REPO, Project, read_env_file, stop
+from tests.tools.net import free_port
 from tests.tools.pgcluster import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -54,23 +55,6 @@ def _tail(log: Path | None) -> str:
     if log is None or not log.exists():
         return ""
     return "\n".join(log.read_text(errors="replace").splitlines()[-60:])
-
-
-def free_port_range(size: int = 20) -> str:
-    """`first-last`: a run of ports free on 127.0.0.1 (the receiver's DTN_RECEIVER_PORTS)."""
-    for base in range(21000, 60000, 997):
-        ports = range(base, base + size)
-        free = True
-        for port in ports:
-            with socket.socket() as sock:
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    free = False
-                    break
-        if free:
-            return f"{ports.start}-{ports.stop - 1}"
-    raise RuntimeError("no free port range")
 
 
 def _agent_health_wired() -> bool:
@@ -131,8 +115,9 @@ def portal(scratch, database):
     """The portal compose file's portal-init, then its portal, against a real PostgreSQL."""
     tls_dir = scratch / "portal-tls"
     tls_dir.mkdir(mode=0o700)
+    # Every site of these tests is this host: the receiver's address is on loopback.
     env = {**read_env_file(), "POSTGRES_PASSWORD": POSTGRES_PASSWORD, "PORTAL_TLS_DIR": str(tls_dir),
-           "DTN_ALLOWED_HOSTS": "localhost,127.0.0.1"}
+           "DTN_ALLOWED_HOSTS": "localhost,127.0.0.1", "DTN_ALLOW_LOCAL_ENDPOINTS": "true"}
     project = Project(COMPOSE_FILES["portal"], env, scratch / "portal")
     project.ports[("db", 5432)] = database.port
     project.assign_ports("portal")
@@ -275,7 +260,7 @@ def test_the_receiver_agent_reaches_the_portal(scratch, portal, person):
     receive.mkdir()
     env = {**read_env_file(), "RECEIVE_FOLDER": str(receive), "DTN_AGENT_TOKEN": registered["agent_token"],
            "DTN_PORTAL_URL": portal.env_url, "PORTAL_CA_FILE": str(portal.cert), "DTN_RECEIVER_HOST": "127.0.0.1",
-           "DTN_RECEIVER_PORTS": free_port_range()}
+           "DTN_RECEIVER_PORT": str(free_port())}
     project = Project(COMPOSE_FILES["receiver"], env, scratch / "receiver")
     log = scratch / "receiver-agent.log"
     process = project.popen("agent", log)

@@ -37,7 +37,7 @@ def test_a_grant_is_served_and_a_revoked_key_refused_within_seconds():
             first_port = free_port()
             agent = Agent(portal.url, bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
                           DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                          DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 9}").start()
+                          DTN_RECEIVER_PORT=str(first_port)).start()
             wait_for(lambda: bob.call("GET", f"/api/v1/containers/{bob_box['container_id']}")["online"], 30,
                      "Bob's receiver to come online")
             # Its first heartbeat is behind it: the next is about 30 s away.

@@ -24,7 +24,8 @@ import urllib3
 from minio import Minio
 
 from agent import config as config_module
-from agent.receiver import ReceiverSite, s3_client
+from agent.receiver.backend import s3_client
+from agent.receiver.site import ReceiverSite
 from agent.tasks import FolderTasks, TaskRefused
 from agent.tls import ensure_certificate, fingerprint
 from tests.agent.minio_fakes import FakeAdmin, drive, info_message
@@ -98,16 +99,14 @@ def test_the_site_makes_the_grants_bucket_and_checks_it_with_the_grants_own_key(
     assert site.refresh(Portal(grant, wrong)) is True
     # Made through the SDK with the root key, on the real server: the bucket is there.
     assert (minio.data / "alice-3f2a").is_dir() and minio.client().bucket_exists("alice-3f2a")
-    health = site.check()
+    health = site.health
     assert health[grant["grant_id"]] == "ok"
     # The health check speaks with the grant's key: a key the server does not hold is refused there.
     assert health[wrong["grant_id"]].startswith("unhealthy: ")
     assert "InvalidAccessKeyId" in health[wrong["grant_id"]] or "403" in health[wrong["grant_id"]]
     described = site.describe()
-    assert described["endpoint"] == minio.url
-    assert described["grants"] == [
-        {"grant_id": grant["grant_id"], "endpoint": minio.url, "bucket": "alice-3f2a"},
-        {"grant_id": wrong["grant_id"], "endpoint": minio.url, "bucket": "charlie-77b1"}]
+    # One address for every grant: MinIO's.
+    assert described["endpoint"] == minio.url and "grants" not in described
     # The certificate senders will pin is MinIO's public.crt, as the rclone backend reports its own.
     assert described["certificate_pem"] == minio.tls.cert_path.read_text()
     assert described["certificate_sha256"] == fingerprint(minio.tls.cert_path.read_text()) == minio.tls.sha256
@@ -124,7 +123,7 @@ def test_a_site_pinned_to_another_certificate_is_refused_by_tls(minio, tmp_path)
     site = minio.site(cert=other.cert_path)
     grant = minio.grant()
     site.refresh(Portal(grant))
-    health = site.check()[grant["grant_id"]]
+    health = site.health[grant["grant_id"]]
     assert health.startswith("MinIO unreachable: SSLError") and "certificate verify failed" in health
     assert not (minio.data / "alice-3f2a").exists()
     with pytest.raises(urllib3.exceptions.MaxRetryError) as refused:
@@ -169,10 +168,10 @@ def test_a_server_without_minios_admin_api_is_each_grants_health_not_a_crash(min
     site = minio.site(fake_admin=False)
     grant = minio.grant()
     site.refresh(Portal(grant))
-    health = site.check()[grant["grant_id"]]
+    health = site.health[grant["grant_id"]]
     assert health.startswith("MinIO's admin API refused: status 404, not a MinIO answer"), health
     described = site.describe()
-    assert described["grants"] == [] and "disk_free_bytes" not in described
+    assert described["health"]["grants"] == {grant["grant_id"]: health} and "disk_free_bytes" not in described
     assert minio.root_password not in health
 
 

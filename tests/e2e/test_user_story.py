@@ -64,7 +64,7 @@ def set_up(story, who: str):
     first_port = free_port()
     agents.append(Agent(portal.url, bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
                         DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                        DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 9}").start())
+                        DTN_RECEIVER_PORT=str(first_port)).start())
     agents.append(Agent(portal.url, alice_box["agent_token"], send_dir, scratch / "alice-state",
                         scratch.path).start())
 
@@ -132,9 +132,10 @@ def test_alice_sends_to_bob_by_container_id_and_it_lands_byte_identical(story):
 
 
 def grant_endpoint(bob: Person, grant_id: str) -> str:
+    """The receiver's address once its agent says it serves the grant; empty before."""
     for row in bob.call("GET", "/api/v1/grants")["given"]:
         if row["grant_id"] == grant_id:
-            return row["endpoint"]
+            return row["endpoint"] if row["served"] == "ok" else ""
     raise AssertionError("grant not listed")
 
 
@@ -159,7 +160,12 @@ def test_a_byte_flipped_in_bobs_folder_before_verification_fails_naming_that_fil
     _, _, agents = story
     alice, bob, alice_box, bob_box, grant, receive_dir, expected = set_up(story, "flip")
     receiver = agents[0]
-    # Bob's agent pauses; its S3 servers are processes of their own and keep receiving.
+    # Bob's agent pauses; its S3 server is a process of its own and keeps receiving. It asks the agent
+    # for a key it does not know yet, and keeps the answer 5 minutes: so Alice's key is used once first.
+    keys = grant_keys(story[0].url, bob_box["agent_token"], grant["grant_id"])
+    certificate_pem = (story[1] / "bob-state" / "tls" / "s3.crt").read_text()
+    assert minio_client(grant_endpoint(bob, grant["grant_id"]), *keys, certificate_pem, story[1]) \
+        .bucket_exists(grant["bucket"])
     receiver.signal(signal.SIGSTOP)
     try:
         transfer_id = send(alice, alice_box, bob_box)

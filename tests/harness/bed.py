@@ -47,14 +47,14 @@ class ProductInBed:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def add_receiver(self, name: str, receive_dir: Path, first_port: int, ready_seconds: float = 60, **env):
-        """Bob's receiver `bob-<name>` serving TLS on the WAN from `first_port` on, with a grant to
-        Alice: (its container, its agent, the grant), once it serves the grant."""
+    def add_receiver(self, name: str, receive_dir: Path, port: int, ready_seconds: float = 60, **env):
+        """Bob's receiver `bob-<name>` serving TLS on the WAN at `port`, with a grant to Alice: (its
+        container, its agent, the grant), once it says it serves the grant."""
         box = self.bob.register(f"bob-{name}", role="receiver")
         agent = Agent(self.portal.agent_url, box["agent_token"], None, self.dir(f"bob-{name}-state"), self.logs,
                       place=InBed(self.bed, "receiver"), DTN_RECEIVE_DIR=str(receive_dir),
                       DTN_RECEIVER_HOST=self.wan, DTN_RECEIVER_BIND=self.wan,
-                      DTN_RECEIVER_PORTS=f"{first_port}-{first_port + 9}", DTN_RECEIVER_TLS="true",
+                      DTN_RECEIVER_PORT=str(port), DTN_RECEIVER_TLS="true",
                       **{**self.agent_env, **env}).start()
         self.agents.append(agent)
         grant = self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,
@@ -63,7 +63,8 @@ class ProductInBed:
         def serving():
             row = self.bob.call("GET", f"/api/v1/containers/{box['container_id']}")
             given = {g["grant_id"]: g for g in self.bob.call("GET", "/api/v1/grants")["given"]}
-            return row["online"] and row["endpoint"].startswith("https://") and given[grant["grant_id"]]["endpoint"]
+            served = given[grant["grant_id"]]["served"] == "ok"
+            return row["online"] and row["endpoint"].startswith("https://") and served
 
         wait_for(serving, ready_seconds, f"Bob's receiver {name} to come online with TLS and serve the grant", 0.3)
         return box, agent, grant

@@ -25,7 +25,10 @@ class Local:
     listen = "127.0.0.1"
     address = "127.0.0.1"
     # Receivers on the loopback answer at once or not at all: no need to wait seconds between tries.
-    agent_env = {"DTN_RECEIVER_ATTEMPTS": "3", "DTN_RECEIVER_RETRY_SECONDS": "0.5"}
+    # And every receiver is on this host, which senders and the portal refuse by default.
+    agent_env = {"DTN_RECEIVER_ATTEMPTS": "3", "DTN_RECEIVER_RETRY_SECONDS": "0.5",
+                 "DTN_ALLOW_LOCAL_ENDPOINTS": "true"}
+    portal_env = {"DTN_ALLOW_LOCAL_ENDPOINTS": "true"}
 
     def popen(self, argv: list[str], *, env: dict, log: Path, cwd: Path = REPO) -> subprocess.Popen:
         with open(log, "ab") as out:
@@ -66,6 +69,8 @@ class InBed:
     def __init__(self, bed, role: str):
         self.bed, self.role = bed, role
         self.address = bed.address(role, seen_from="sender" if role != "sender" else "receiver")
+        # Asked by name from this host (through the relay) and by address from the sites.
+        self.portal_env = {"DTN_ALLOWED_HOSTS": f"127.0.0.1,localhost,{self.address}"}
         self.relays: list[Relay] = []
 
     def popen(self, argv: list[str], *, env: dict, log: Path, cwd: Path = REPO) -> subprocess.Popen:

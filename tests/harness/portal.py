@@ -37,7 +37,7 @@ class PortalServer:
             "DTN_STATE_DIR": str(self.state_dir),
             "DATABASE_URL": database or f"sqlite:///{self.state_dir / 'portal.sqlite3'}",
             "DTN_BIND": f"{place.listen}:{self.port}",
-            **({} if on_this_host else {"DTN_ALLOWED_HOSTS": f"127.0.0.1,localhost,{place.address}"}),
+            **place.portal_env,
             **settings,
         }
         self.log_path = self.state_dir / "server.log"

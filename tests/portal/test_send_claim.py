@@ -45,7 +45,7 @@ def test_the_claim_answer_carries_the_destination_and_the_grants_keys(alice, ali
         "transfer_id": str(transfer.pk),
         "sources": ["data/run-17", "notes.txt"],
         "destination": {
-            "endpoint": BOB_ENDPOINT, "bucket": granted.bucket, "prefix": "from-alice/run-17",
+            "kind": "receiver", "endpoint": BOB_ENDPOINT, "bucket": granted.bucket, "prefix": "from-alice/run-17",
             "access_key": granted.access_key, "secret_key": granted.secret_key(), "tls": True,
             "certificate_pem": BOB_CERT_PEM, "certificate_sha256": BOB_CERT_SHA256,
             "free_bytes": bob_receiver.disk_free_bytes,
@@ -63,11 +63,24 @@ def test_the_keys_are_never_stored_in_the_command(alice, alice_agent, alice_send
     assert granted.secret_key() not in str(Command.objects.values().get())
 
 
-def test_a_plain_http_receiver_is_reached_without_tls(alice, alice_agent, alice_sender, bob_receiver, granted):
-    checked_in(bob_receiver, endpoint="http://10.0.0.5:9000")
+def test_a_plain_http_receiver_is_reached_without_tls_where_the_portal_allows_it(
+        alice, alice_agent, alice_sender, bob_receiver, granted, settings):
+    settings.DTN_ALLOW_PLAIN_ENDPOINTS = True
+    Container.objects.filter(pk=bob_receiver.pk).update(endpoint="http://10.0.0.5:9000", certificate_pem="",
+                                                        certificate_sha256="")
     send(alice, alice_sender, receiver=bob_receiver)
     destination = claim(alice_agent).json()["payload"]["destination"]
     assert (destination["endpoint"], destination["tls"]) == ("http://10.0.0.5:9000", False)
+
+
+def test_a_receiver_with_a_pinned_certificate_is_never_reached_over_plain_http(
+        alice, alice_agent, alice_sender, bob_receiver, granted, settings):
+    settings.DTN_ALLOW_PLAIN_ENDPOINTS = True
+    checked_in(bob_receiver, endpoint="http://10.0.0.5:9000")
+    transfer = send(alice, alice_sender, receiver=bob_receiver)
+    assert claim(alice_agent).status_code == 204
+    transfer.refresh_from_db()
+    assert transfer.fatal_reason == "destination_refused" and "pinned certificate" in transfer.fatal_message
 
 
 def test_the_endpoint_is_the_one_the_receiver_reports_at_claim_time(alice, alice_agent, alice_sender,
@@ -82,7 +95,7 @@ def test_hand_entered_keys_come_back_decrypted_to_the_agent_only(alice, alice_ag
     transfer = send(alice, alice_sender, s3=HAND_S3, prefix="in")
     body = claim(alice_agent).json()
     assert body["payload"]["destination"] == {
-        "endpoint": "http://s3.example.org:9000", "bucket": "alice-archive", "prefix": "in",
+        "kind": "s3", "endpoint": "http://s3.example.org:9000", "bucket": "alice-archive", "prefix": "in",
         "access_key": "AKIAHANDENTERED01", "secret_key": HAND_SECRET, "tls": False,
         "certificate_pem": None, "certificate_sha256": None}
     assert HAND_SECRET not in str(Transfer.objects.values().get(pk=transfer.pk))

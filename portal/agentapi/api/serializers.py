@@ -1,7 +1,8 @@
-from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from dtn_protocol import states
+from dtn_protocol.endpoints import EndpointRefused
+from dtn_protocol.endpoints import split as split_address
 from dtn_protocol.states import CommandState, Verification
 from portal.lib.certificates import fingerprint, first_certificate
 from portal.transfers import progress as transfer_progress
@@ -14,12 +15,14 @@ INSTANCE_ID_HELP = ("A stable ID of this agent process's identity (kept in its s
                     "restarted agent gets back the command it held.")
 
 
-endpoint_validator = URLValidator(schemes=["http", "https"], message="an http:// or https:// URL")
-
-
-class GrantEndpointSerializer(serializers.Serializer):
-    grant_id = serializers.UUIDField()
-    endpoint = serializers.CharField(max_length=255, validators=[endpoint_validator])
+def address_syntax(value: str) -> None:
+    """scheme://host:port and nothing more; which hosts and schemes are allowed is the view's (the
+    rule needs the container's certificate and the portal's settings)."""
+    if value:
+        try:
+            split_address(value)
+        except EndpointRefused as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class HeartbeatSerializer(serializers.Serializer):
@@ -28,15 +31,16 @@ class HeartbeatSerializer(serializers.Serializer):
     rclone_version = serializers.CharField(max_length=40, required=False, allow_blank=True)
     hostname = serializers.CharField(max_length=255, required=False, allow_blank=True)
     disk_free_bytes = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    endpoint = serializers.CharField(max_length=255, required=False, allow_blank=True,
-                                     validators=[endpoint_validator])
+    endpoint = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, validators=[address_syntax],
+        help_text="Receivers: the one address every grant is served at, https://host:port (checked against"
+                  " dtn_protocol.endpoints: no loopback, link-local or portal address, no plain http, unless"
+                  " the portal allows them).")
     health = serializers.JSONField(required=False)
     certificate_pem = serializers.CharField(max_length=20000, required=False, allow_blank=True, trim_whitespace=False,
                                             help_text="Receivers: the TLS certificate their S3 servers present.")
     certificate_sha256 = serializers.CharField(max_length=95, required=False, allow_blank=True,
                                                help_text="Its SHA-256 fingerprint (ab:cd:…), checked against the PEM.")
-    grants = GrantEndpointSerializer(many=True, required=False,
-                                     help_text="Receivers: where each active grant is served.")
 
     def validate(self, attrs):
         pem, claimed = attrs.get("certificate_pem"), attrs.get("certificate_sha256")

@@ -10,9 +10,11 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dtn_protocol.endpoints import EndpointRefused, check_receiver
 from dtn_protocol.failures import FailureReason
 from portal.agentapi.api.serializers import (
     AgentCommandSerializer,
@@ -31,6 +33,7 @@ from portal.agentapi.waiters import Waiters, call_db, wait_any
 from portal.agentapi.waiters import claims as claim_waiters
 from portal.agentapi.waiters import tasks as task_waiters
 from portal.containers import tasks as agent_tasks
+from portal.containers.addresses import receiver_rule
 from portal.containers.models import AgentTask, Container
 from portal.lib.errors import error_body
 from portal.lib.schema import ErrorSerializer
@@ -73,11 +76,16 @@ class HeartbeatView(PooledView):
         container: Container = request.auth
         data = dict(serializer.validated_data)
         data.pop("instance_id", None)
-        grant_endpoints = data.pop("grants", None)
+        if data.get("endpoint"):
+            # Every grant of a receiver is served at its one address, which must pass the rule
+            # senders apply too: a heartbeat cannot aim senders at loopback or the portal itself.
+            pinned = bool(data.get("certificate_pem") or container.certificate_pem)
+            try:
+                data["endpoint"] = check_receiver(data["endpoint"], receiver_rule(), pinned=pinned)
+            except EndpointRefused as exc:
+                raise ValidationError({"endpoint": [str(exc)]}) from None
         data["last_seen_at"] = timezone.now()
         Container.objects.filter(pk=container.pk).update(**data)
-        if grant_endpoints is not None and container.is_receiver:
-            record_grant_endpoints(container, grant_endpoints)
         return Response({
             "server_time": timezone.now(),
             "container_id": container.pk,
@@ -89,13 +97,6 @@ class HeartbeatView(PooledView):
             "tasks": offered(container),
         })
 
-
-def record_grant_endpoints(container: Container, reported: list[dict]) -> None:
-    """Only this receiver's own grants; a changed endpoint is written, the rest left alone."""
-    wanted = {str(item["grant_id"]): item["endpoint"] for item in reported}
-    for grant in Grant.objects.filter(receiver=container, pk__in=list(wanted)).only("pk", "endpoint"):
-        if grant.endpoint != wanted[str(grant.pk)]:
-            Grant.objects.filter(pk=grant.pk).update(endpoint=wanted[str(grant.pk)])
 
 
 def offered(container: Container) -> list[dict]:

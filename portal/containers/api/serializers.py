@@ -11,7 +11,7 @@ class ContainerSerializer(serializers.ModelSerializer):
         model = Container
         fields = (
             "container_id", "name", "role", "created_at", "online", "last_seen_at", "agent_version",
-            "rclone_version", "hostname", "disk_free_bytes", "endpoint", "token_rotated_at",
+            "rclone_version", "hostname", "disk_free_bytes", "endpoint", "certificate_sha256", "token_rotated_at",
         )
         read_only_fields = fields
 

@@ -14,6 +14,7 @@ from portal.containers.api.serializers import (
     RotatedSerializer,
 )
 from portal.containers.models import AgentTask, Container
+from portal.lib.certificates import pem_download
 
 
 def owned_container(request, container_id) -> Container:
@@ -49,6 +50,15 @@ class ContainerDetailView(generics.RetrieveDestroyAPIView):
 
     def get_object(self):
         return owned_container(self.request, self.kwargs["container_id"])
+
+
+class ContainerCertificateView(APIView):
+    """The receiver's TLS certificate (PEM), the one its senders pin: its fingerprint is the
+    container's `certificate_sha256`."""
+
+    @extend_schema(responses={(200, "application/x-pem-file"): str})
+    def get(self, request, container_id):
+        return pem_download(owned_container(request, container_id))
 
 
 class RotateTokenView(APIView):

@@ -12,12 +12,28 @@ class GrantSerializer(serializers.ModelSerializer):
     receiver_owner = serializers.CharField(source="receiver.owner.username", read_only=True)
     grantee = serializers.CharField(source="grantee.username", read_only=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
+    endpoint = serializers.CharField(source="receiver.endpoint", read_only=True,
+                                     help_text="The receiver's one address: every grant on it is served there.")
+    served = serializers.SerializerMethodField(
+        help_text="The receiver's last word on this grant: 'ok' when it serves it, or why not; null before it said.")
+    certificate_sha256 = serializers.CharField(source="receiver.certificate_sha256", read_only=True,
+                                               help_text="The receiver's certificate, as senders pin it"
+                                                         " (the PEM: GET /api/v1/grants/{id}/certificate.pem).")
 
     class Meta:
         model = Grant
-        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "grantee", "bucket", "endpoint", "active",
-                  "created_at", "revoked_at")
+        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "grantee", "bucket", "endpoint",
+                  "certificate_sha256", "served", "active", "created_at", "revoked_at")
         read_only_fields = fields
+
+
+    def get_served(self, grant) -> str | None:
+        if not grant.is_active:
+            return None
+        health = grant.receiver.health if isinstance(grant.receiver.health, dict) else {}
+        grants = health.get("grants") if isinstance(health.get("grants"), dict) else {}
+        word = grants.get(str(grant.pk))
+        return str(word)[:300] if word is not None else None
 
 
 class GivenGrantSerializer(GrantSerializer):

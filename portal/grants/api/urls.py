@@ -5,5 +5,6 @@ from portal.grants.api import views
 urlpatterns = [
     path("grants", views.GrantListView.as_view(), name="api-grants"),
     path("grants/<uuid:grant_id>", views.GrantView.as_view(), name="api-grant"),
+    path("grants/<uuid:grant_id>/certificate.pem", views.GrantCertificateView.as_view(), name="api-grant-certificate"),
     path("grants/<uuid:grant_id>/revoke", views.RevokeGrantView.as_view(), name="api-grant-revoke"),
 ]

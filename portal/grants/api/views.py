@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.grants import services
+from portal.lib.certificates import pem_download
 from portal.grants.api.serializers import (
     GivenGrantSerializer,
     GrantListSerializer,
@@ -50,6 +51,15 @@ class GrantView(APIView):
     @extend_schema(responses=GrantSerializer)
     def get(self, request, grant_id):
         return Response(_shown(visible_grant(request, grant_id), request.user))
+
+
+class GrantCertificateView(APIView):
+    """The certificate of the grant's receiver (PEM), as its senders pin it: for the grantee and the
+    receiver's owner."""
+
+    @extend_schema(responses={(200, "application/x-pem-file"): str})
+    def get(self, request, grant_id):
+        return pem_download(visible_grant(request, grant_id).receiver)
 
 
 class RevokeGrantView(APIView):

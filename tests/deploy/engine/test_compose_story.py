@@ -8,8 +8,10 @@ in Bob's receive folder, owned by the documented uid. The engine is inspected th
 (health, users, read-only roots, capabilities, published ports, networks), and when it stops the
 host's firewall, forwarding and links are as they were before it started.
 
-Every address is the engine's bridge on this host (the docker0 gateway): a site reaches another
-through its published ports, as it would across machines, and nothing leaves the host."""
+Every address is one of the engine's bridges on this host: the portal is reached at docker0's gateway,
+Bob's receiver at the gateway of a network made for it (a receiver may not advertise the portal's own
+address). A site reaches another only through its published ports, as it would across machines, and
+nothing leaves the host."""
 
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ class Deployment:
     root: Path
     address: str
     portal_port: int
+    receiver_address: str = ""
     sites: dict[str, Path] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
@@ -153,7 +156,12 @@ def make_dataset(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def deployment(engine, tmp_path_factory):
     root = tmp_path_factory.mktemp("sites")
-    run = Deployment(engine, root, bridge_address(), free_ports(1))
+    # A second address of this host for Bob's machine: a bridge of its own (removed with the engine).
+    for stale in engine.client.networks.list(names=["dtn-test-bob-host"]):
+        stale.remove()
+    network = engine.client.networks.create("dtn-test-bob-host", driver="bridge")
+    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    run = Deployment(engine, root, bridge_address(), free_ports(1), receiver_address=gateway)
     try:
         yield bring_up(run)
     finally:
@@ -188,13 +196,13 @@ def bring_up(run: Deployment) -> Deployment:
     site = run.sites["receiver"] = copy_checkout(run.root / "receiver")
     shutil.copy(ca, site / "portal.crt")
     incoming = run.root / "bob" / "incoming"
-    first = free_ports(3)
+    port = free_ports(1)
     run.run_section("receiver", "A receiver site", {
         "DTN_PORTAL_URL": run.portal_url, "DTN_AGENT_TOKEN": receiver["agent_token"],
-        "RECEIVE_FOLDER": str(incoming), "DTN_RECEIVER_HOST": run.address,
-        "DTN_RECEIVER_PORTS": f"{first}-{first + 2}", "PORTAL_CA_FILE": str(site / "portal.crt")},
+        "RECEIVE_FOLDER": str(incoming), "DTN_RECEIVER_HOST": run.receiver_address,
+        "DTN_RECEIVER_PORT": str(port), "PORTAL_CA_FILE": str(site / "portal.crt")},
         {doc.EXAMPLE_RECEIVE_FOLDER: incoming})
-    run.facts.update(incoming=incoming, receiver_ports=range(first, first + 3))
+    run.facts.update(incoming=incoming, receiver_port=port)
 
     # Alice's machine: her data, then the doc's commands.
     site = run.sites["sender"] = copy_checkout(run.root / "sender")
@@ -219,8 +227,8 @@ def bring_up(run: Deployment) -> Deployment:
 
     def served():
         rows = bob.call("GET", "/api/v1/grants")["given"]
-        return next((row["endpoint"] for row in rows if row["grant_id"] == grant["grant_id"] and row["endpoint"]),
-                    None)
+        return next((row["endpoint"] for row in rows if row["grant_id"] == grant["grant_id"]
+                     and row["served"] == "ok"), None)
 
     run.facts["grant_endpoint"] = wait_for(served, 60, "the grant to be served", 1)
     return run
@@ -229,7 +237,7 @@ def bring_up(run: Deployment) -> Deployment:
 def test_alice_sends_a_folder_to_bob_and_it_lands_byte_identical_owned_by_the_agents_uid(deployment):
     run = deployment
     alice, sender, receiver, grant = (run.facts[k] for k in ("alice", "sender", "receiver", "grant"))
-    assert run.facts["grant_endpoint"] == f"https://{run.address}:{run.facts['receiver_ports'][0]}"
+    assert run.facts["grant_endpoint"] == f"https://{run.receiver_address}:{run.facts['receiver_port']}"
     started = time.monotonic()
     transfer_id = alice.call("POST", "/api/v1/transfers", 201, json={
         "sender": sender["container_id"], "receiver": receiver["container_id"], "sources": ["dataset"],
@@ -262,15 +270,22 @@ def test_every_container_runs_as_the_docs_say(deployment):
             assert "no-new-privileges:true" in (host.get("SecurityOpt") or []), container.name
             if not attrs["Config"]["Image"].startswith(OURS):
                 continue
-            # Built here: the unprivileged user, nothing writable but volumes and /tmp, no capabilities.
-            assert attrs["Config"]["User"] == f"{UID}:{UID}", container.name
+            # Built here: the unprivileged user, nothing writable but volumes and /tmp, no capabilities;
+            # tcp-tune alone is root with NET_ADMIN, in its site's namespace, and has exited.
+            tune = service == "tcp-tune"
+            assert attrs["Config"]["User"] == ("0:0" if tune else f"{UID}:{UID}"), container.name
             assert host["ReadonlyRootfs"] is True, container.name
-            assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd"), container.name
+            assert host["CapDrop"] == ["ALL"], container.name
+            assert [c.removeprefix("CAP_") for c in host.get("CapAdd") or []] == (["NET_ADMIN"] if tune else []), \
+                container.name
             assert "/tmp" in (host.get("Tmpfs") or {}), container.name
-            if service != "portal-init":
+            if tune:
+                assert attrs["State"]["Status"] == "exited" and attrs["State"]["ExitCode"] == 0, container.name
+                assert host["NetworkMode"].startswith("container:"), container.name
+            elif service != "portal-init":
                 assert attrs["State"]["Health"]["Status"] == "healthy", container.name
-    assert seen == {"portal/db", "portal/portal-init", "portal/portal", "receiver/agent", "sender/agent",
-                    "sender/rclone"}
+    assert seen == {"portal/db", "portal/portal-init", "portal/portal", "receiver/agent", "receiver/tcp-tune",
+                    "sender/agent", "sender/rclone", "sender/tcp-tune"}
 
     def published(project, service):
         ports = run.service(project, service).attrs["NetworkSettings"]["Ports"] or {}
@@ -279,13 +294,40 @@ def test_every_container_runs_as_the_docs_say(deployment):
     assert published("portal", "portal") == {"8443/tcp": [str(run.portal_port)]}
     assert published("portal", "db") == {}
     assert published("sender", "rclone") == {} and published("sender", "agent") == {}
-    assert published("receiver", "agent") == {f"{p}/tcp": [str(p)] for p in run.facts["receiver_ports"]}
+    # One port for every grant.
+    port = run.facts["receiver_port"]
+    assert published("receiver", "agent") == {f"{port}/tcp": [str(port)]}
     # PostgreSQL sits on an internal network alone with the portal.
     db_networks = run.service("portal", "db").attrs["NetworkSettings"]["Networks"]
     assert list(db_networks) == ["dtn-portal_backend"]
     assert run.engine.client.networks.get("dtn-portal_backend").attrs["Internal"] is True
     # The portal-init one-shot finished cleanly.
     assert run.service("portal", "portal-init").attrs["State"]["ExitCode"] == 0
+
+
+IN_EFFECT = ["python", "-c", "import json; from agent import tcptune; print(json.dumps(tcptune.in_effect()))"]
+
+
+def test_tcp_is_tuned_inside_the_sites_namespaces_and_the_host_is_untouched(deployment, engine):
+    """The sender's namespace (rclone's, which the agent shares) and the receiver's: BBR on their routes
+    (set by the one-shot tcp-tune), buffer limits from docker's sysctls; the host's own values as they
+    were before the engine started."""
+    import json
+
+    run = deployment
+    for project, service in (("sender", "agent"), ("sender", "rclone"), ("receiver", "agent")):
+        code, output = run.service(project, service).exec_run(IN_EFFECT)
+        assert code == 0, output
+        settings = json.loads(output)
+        assert settings["congestion_control"] == "bbr", (project, service, settings)
+        assert settings["route_congestion_control"] == ["bbr"], settings
+        assert settings["tcp_rmem"][2] == settings["tcp_wmem"][2] == 64 * 2**20, settings
+        tune = run.service(project, "tcp-tune")
+        assert tune.attrs["State"]["ExitCode"] == 0
+        assert "congestion control bbr: applied on" in tune.logs().decode()
+    host = {name: value for name, value in engine.before.sysctls}
+    for name in ("net/ipv4/tcp_congestion_control", "net/ipv4/tcp_rmem", "net/ipv4/tcp_wmem"):
+        assert (Path("/proc/sys") / name).read_text().strip() == host[name], name
 
 
 def test_no_secret_appears_in_any_container_log(deployment):

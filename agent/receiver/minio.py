@@ -1,9 +1,8 @@
 """The receiver's S3 side in a MinIO the site already runs (DTN_RECEIVER_S3=minio).
 
-`rclone serve s3` has no users, so the agent's own backend (agent/receiver.py) runs a server per
-grant. MinIO has users and policies: one server serves every grant, and a grant's key reaches its
-own bucket only through the policy attached to it. For each active grant the agent, with MinIO's
-root key:
+MinIO has users and policies: one server serves every grant, and a grant's key reaches its own
+bucket only through the policy attached to it (the agent's own backend, agent/receiver/s3server.py,
+gets the same from rclone's auth proxy). For each active grant the agent, with MinIO's root key:
 
 - makes the grant's bucket (S3) if it is not there;
 - writes the canned policy `dtn-grant-<grant id>`, allowing that bucket and its objects only;
@@ -34,7 +33,7 @@ from minio.credentials import StaticProvider
 from minio.error import InvalidResponseError, MinioAdminException, S3Error, ServerError
 
 from agent import paths
-from agent.receiver import Grant, read_state, s3_client, tls_pool, write_state
+from agent.receiver.backend import Grant, read_state, s3_client, tls_pool, write_state
 from agent.sidechannel import Located, TaskRefused, verify_each
 from agent.tls import Certificate, fingerprint
 
@@ -146,9 +145,7 @@ def minio_certificate(path: Path) -> Certificate:
 
 
 class MinioGrants:
-    """The MinIO backend of a ReceiverSite, with GrantServers' surface."""
-
-    reported = ("grant_id", "endpoint", "bucket")
+    """The MinIO backend of a ReceiverSite (agent/receiver/backend.Backend)."""
 
     def __init__(self, config, state_dir: Path, admin=None, root=None):
         self.url = config.url
@@ -197,11 +194,26 @@ class MinioGrants:
                  "running": self._applied.get(grant_id) == grant, "problem": self._problems.get(grant_id)}
                 for grant_id, grant in self._wanted.items()]
 
-    def site_endpoint(self) -> str:
+    def endpoint(self) -> str:
         return self.url
 
-    def address(self, endpoint: dict) -> tuple[str, int]:
-        return self.host, self.port
+    def health(self, grants: list[Grant]) -> dict[str, str]:
+        """Each grant as a sender meets it: MinIO over TLS with its public.crt, with the grant's own
+        key, its bucket there. 'ok' or why not."""
+        status = {entry["grant_id"]: entry for entry in self.endpoints()}
+        results = {}
+        for grant in grants:
+            entry = status.get(grant.grant_id)
+            if entry is None or not entry["running"]:
+                results[grant.grant_id] = (entry or {}).get("problem") or "not in MinIO yet"
+                continue
+            try:
+                found = s3_client(self.host, self.port, grant.access_key, grant.secret_key,
+                                  self.certificate).bucket_exists(grant.bucket)
+                results[grant.grant_id] = "ok" if found else f"bucket {grant.bucket} missing"
+            except Exception as exc:  # any S3 or connection failure is this grant's health
+                results[grant.grant_id] = f"unhealthy: {type(exc).__name__}: {str(exc)[:200]}"
+        return results
 
     def free_bytes(self) -> int | None:
         return self._free

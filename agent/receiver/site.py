@@ -1,0 +1,75 @@
+"""A receiver site as the controller sees it: after each heartbeat (and when the portal says the
+grants changed) fetch the active grants, cheaply (304 while unchanged), and have the backend serve
+exactly those; in each heartbeat, report the one address, the certificate senders pin, each grant's
+health and the free space."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from agent.receiver.backend import Backend, Grant
+from agent.tls import ensure_certificate
+
+
+def make_backend(rclone: Path, config, state_dir: Path) -> Backend:
+    from agent.config import MinioReceiverConfig
+
+    if isinstance(config, MinioReceiverConfig):
+        from agent.receiver.minio import MinioGrants
+
+        return MinioGrants(config, state_dir / "receiver")
+    from agent.receiver.s3server import SharedServer
+
+    certificate = ensure_certificate(state_dir / "tls", [config.host]) if config.tls else None
+    return SharedServer(rclone, config.receive_dir, state_dir / "receiver", config.bind, config.port,
+                        certificate, advertise=config.host)
+
+
+class ReceiverSite:
+    def __init__(self, rclone: Path, config, state_dir: Path, backend: Backend | None = None):
+        self.config = config
+        self.servers = backend or make_backend(rclone, config, state_dir)
+        self.certificate = self.servers.certificate
+        # The side channel's `verify_received`, over wherever this backend keeps what landed.
+        self.verify_received = self.servers.verify_task()
+        self._etag: str | None = None
+        self._grants: list[Grant] = []
+        self.health: dict[str, str] = {}
+        # Refreshed after heartbeats (the main loop) and when the portal says the grants changed (the
+        # side channel's thread): one at a time, and never described half-synced.
+        self._lock = threading.RLock()
+
+    def refresh(self, portal) -> bool:
+        """Sync the backend with the portal's grants; True if what the heartbeat reports changed
+        (so the controller reports it at once)."""
+        with self._lock:
+            before = dict(self.health)
+            grants, etag = portal.grants(self._etag)
+            if grants is not None:
+                self._grants = [Grant(str(g["grant_id"]), g["bucket"], g["access_key"], g["secret_key"])
+                                for g in grants]
+                self._etag = etag
+            # Every time, not only on change: a server that died is started again here.
+            self.servers.sync(self._grants)
+            self.health = self.servers.health(self._grants)
+            return self.health != before
+
+    def describe(self) -> dict:
+        with self._lock:
+            body = {"endpoint": self.servers.endpoint()}
+            if self.certificate:
+                body["certificate_pem"] = self.certificate.pem
+                body["certificate_sha256"] = self.certificate.sha256
+            body["health"] = {"grants": self.health}
+            free = self.servers.free_bytes()
+            if free is not None:
+                body["disk_free_bytes"] = free
+            return body
+
+    def secrets(self) -> list[str]:
+        """The grants' secret keys, for the log redactor."""
+        return [grant.secret_key for grant in self._grants]
+
+    def stop(self) -> None:
+        self.servers.stop_all()
