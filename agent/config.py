@@ -103,7 +103,7 @@ class Config:
     receiver_retry_seconds: float
     progress_seconds: float
     receiver: ReceiverConfig | MinioReceiverConfig | None = None
-    # The network check's bounds (agent/netcheck.py) and whether its measurements choose the tuning.
+    # The network check's bounds (agent/netcheck/) and whether its measurements choose the tuning.
     network_limits: netcheck.Limits = netcheck.Limits()
     tune: bool = True
     # Where this sender may be sent (dtn_protocol.endpoints): the portal's rule, applied again here.

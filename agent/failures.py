@@ -1,6 +1,7 @@
 """What a receiver's (or rclone's) words mean, as a reason from the closed list
-(dtn_protocol/failures.py). Shared by the transfer runner, which reads rclone's error
-text, and the network check, which reads S3 error codes."""
+(dtn_protocol/failures.py). Shared by the sender, which reads rclone's error text, and
+the network check, which reads S3 error codes; and the one shape of an error that
+stands for such a reason."""
 
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ _CLASSES = [
                                           "context deadline exceeded", "Client.Timeout", "EOF",
                                           "server misbehaving")),
 ]
+
+
+class ReasonedError(Exception):
+    """Something failed for a reason of the closed list; `message` says it for a person."""
+
+    def __init__(self, reason: FailureReason, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 def classify(text: str, default: FailureReason = FailureReason.RCLONE_ERROR) -> FailureReason:

@@ -13,14 +13,12 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.failures import ReasonedError
 from dtn_protocol.failures import FailureReason
 
 
-class PathRefused(Exception):
-    def __init__(self, reason: FailureReason, message: str):
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class PathRefused(ReasonedError):
+    pass
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ rclone). Two rules shape it:
   credentials included. Errors keep only rclone's `error` text, so an
   exception or a log line can never carry a key.
 - Every call is a POST with a JSON body: credentials for a receiver travel in
-  that body (an inline remote, see transfer.py) and nowhere else.
+  that body (an inline remote, see agent/sender/destination.py) and nowhere else.
 
 `RcdProcess` starts rclone's daemon on 127.0.0.1 with credentials made up at
 start and passed in its environment (not argv, which `ps` shows to everyone),

@@ -8,10 +8,16 @@ all the same.
 - the CLI (portal/cli) imports only dtn_protocol, besides itself and what is installed;
 - the portal's apps are layered lib < accounts < containers < grants < transfers <
   netcheck | notifications < agentapi: an app imports only the apps below it, and the two
-  side by side not each other.
+  side by side not each other;
+- the agent's packages (docs/agent.md) are layered too: only `__main__` imports `app`, which
+  puts the rest together; the sender (agent/sender) never imports the receiver, the app, or
+  the loop but for the portal client's reply and errors; the network check (agent/netcheck)
+  and the shared task helpers (agent/tasks.py) import neither the sender, the loop, the app
+  nor the receiver; the loop does not import the receiver (the app joins the two).
 
-And no class of the portal grows past MAX_CLASS_LINES: a class that owns a whole workflow is
-the first thing to split.
+And no class of the portal, the agent or the benches grows past MAX_CLASS_LINES, nor a module
+of the agent or the benches past MAX_MODULE_LINES: a class that owns a whole workflow is the
+first thing to split.
 """
 
 from __future__ import annotations
@@ -43,6 +49,18 @@ OUTSIDE_APPS = {
     "portal": ("dtn_protocol", "portal"),
 }
 MAX_CLASS_LINES = 250
+MAX_MODULE_LINES = 500
+
+RECEIVER = ("agent.receiver",)
+# The agent's modules and the project modules each may not import (a rule says why in its message).
+AGENT_RULES = [
+    (("agent.sender",), ("agent.app", "agent.__main__", "agent.loop.controller", "agent.loop.sidechannel",
+                         *RECEIVER), "the sender imports of the loop only its portal client, and never the app or"
+                                     " the receiver"),
+    (("agent.netcheck", "agent.tasks"), ("agent.sender", "agent.loop", "agent.app", "agent.__main__", *RECEIVER),
+     "the network check and the shared task helpers are below the sender, the loop and the receiver"),
+    (("agent.loop",), ("agent.app", "agent.__main__", *RECEIVER), "the loop knows no receiver: the app joins them"),
+]
 
 
 @dataclass(frozen=True)
@@ -200,6 +218,12 @@ def violations(modules, edges, externals) -> list[str]:
             root, allowed = outside_rule(e.source)
             if not under(e.target, (*allowed, "agent")):
                 found.append(f"{root} may import only {', '.join(allowed)}: {e}")
+    for e in edges:
+        if under(e.target, ("agent.app",)) and e.source != "agent.__main__":
+            found.append(f"only agent.__main__ imports agent.app: {e}")
+        for sources, forbidden, why in AGENT_RULES:
+            if under(e.source, sources) and under(e.target, forbidden):
+                found.append(f"{why}: {e}")
     for name, others in externals.items():
         if under(name, ("dtn_protocol",)):
             third_party = sorted(others - set(sys.stdlib_module_names))
@@ -210,7 +234,7 @@ def violations(modules, edges, externals) -> list[str]:
 
 def test_the_source_is_read_at_all():
     modules, edges, _ = graph()
-    assert {"dtn_protocol.states", "portal.transfers.queue", "agent.transfer", "portal.cli.client"} <= set(modules)
+    assert {"dtn_protocol.states", "portal.transfers.queue", "agent.sender.attempt", "portal.cli.client"} <= set(modules)
     assert Import("portal.transfers.queue", "portal.transfers.models", 0).target in {e.target for e in edges}
 
 
@@ -224,11 +248,25 @@ def test_no_circle_is_excused():
     assert KNOWN_CIRCLES == []
 
 
-def test_no_class_of_the_portal_is_over_250_lines():
+def test_no_class_of_the_portal_the_agent_or_the_benches_is_over_250_lines():
     long = []
     for name, path in sources().items():
-        if name.startswith("portal.") and ".migrations." not in name:
+        if name.startswith(("portal.", "agent.", "bench.")) and ".migrations." not in name:
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
                     long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert long == []
+
+
+def test_no_module_of_the_agent_or_the_benches_is_over_500_lines():
+    long = [f"{name}: {len(path.read_text().splitlines())} lines" for name, path in sources().items()
+            if name.startswith(("agent", "bench")) and len(path.read_text().splitlines()) > MAX_MODULE_LINES]
+    assert long == []
+
+
+def test_the_agent_rules_catch_what_they_name():
+    # A rule that names no module of the source would pass whatever the imports.
+    modules = set(sources())
+    for sources_, forbidden, _ in AGENT_RULES:
+        for name in (*sources_, *forbidden):
+            assert any(under(module, (name,)) for module in modules), name

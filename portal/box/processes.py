@@ -16,6 +16,10 @@ BIN = Path(sys.executable).parent
 # What the box and its processes write (the SQLite database and its journal, logs, mails, the agents' state)
 # holds tokens, keys and people's data: readable by this user only, whatever the caller's umask.
 PRIVATE_UMASK = 0o077
+# How a site runs the portal (gunicorn with the box's config) and an agent; the tests' harness
+# (tests/harness) starts them the same way.
+PORTAL_ARGV = [str(BIN / "gunicorn"), "-c", str(REPO / "portal" / "gunicorn.conf.py")]
+AGENT_ARGV = [sys.executable, "-m", "agent"]
 
 
 class Processes:
@@ -90,31 +94,37 @@ def migrate(env: dict) -> None:
         raise BoxError(f"the portal's database could not be set up:\n{result.stdout}{result.stderr}")
 
 
+def portal_answers(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def start_portal(processes: Processes, env: dict, url: str, timeout: float = 60) -> None:
     migrate(env)
-    processes.start("portal", [str(BIN / "gunicorn"), "-c", str(REPO / "portal" / "gunicorn.conf.py")], env)
+    processes.start("portal", PORTAL_ARGV, env)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         processes.check_alive()
-        try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
+        if portal_answers(url):
+            return
         time.sleep(0.2)
     raise BoxError(f"the portal did not answer at {url} within {timeout:.0f} s; see {processes.log_dir}/portal.log")
 
 
-def write_secrets_file(state_dir: Path, token: str) -> None:
-    """The agent's token goes in its one 0600 secrets file, not on a command line."""
+def write_secrets_file(state_dir: Path, token: str, **more: str) -> None:
+    """The agent's token (and any other secret of its) goes in its one 0600 secrets file, not on a
+    command line."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(state_dir / "secrets.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(f"DTN_AGENT_TOKEN={token}\n")
+        for name, value in {"DTN_AGENT_TOKEN": token, **more}.items():
+            handle.write(f"{name}={value}\n")
 
 
 def start_agent(processes: Processes, name: str, portal_url: str, token: str, state_dir: Path, **env: str) -> None:
     write_secrets_file(state_dir, token)
-    processes.start(name, [sys.executable, "-m", "agent"],
+    processes.start(name, AGENT_ARGV,
                     {**base_env(), "DTN_PORTAL_URL": portal_url, "DTN_STATE_DIR": str(state_dir),
                      "DTN_ALLOW_LOCAL_ENDPOINTS": "true", **env})

@@ -1,7 +1,7 @@
 """Network checks: asked for on demand through the side channel, or reported by
 the sender's agent with the transfer it started (docs/network-check.md).
 
-The agent measures (agent/netcheck.py); the portal keeps what it reported,
+The agent measures (agent/netcheck/); the portal keeps what it reported,
 checked for shape and size, and shows it. Keys reach the agent only in the
 task's offer, for the container that runs it, never in the stored task."""
 

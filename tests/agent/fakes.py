@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from agent.portal import ReportReply
+from agent.loop.portal import ReportReply
 from agent.rclone import Job, JobNotFound, RcError, RcUnavailable
 
 

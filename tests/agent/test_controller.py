@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from agent.controller import Controller
-from agent.portal import PortalClient, TokenRejected
+from agent.loop.controller import Controller
+from agent.loop.portal import PortalClient, TokenRejected
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import CommandState
-from agent.sidechannel import SideChannel
-from agent.transfer import Outcome
+from agent.loop.sidechannel import SideChannel
+from agent.sender import Outcome
 from tests.agent.fakes import FakeClock, FakeResponse, FakeSession, unavailable
 
 HEARTBEAT = {"server_time": "2026-01-01T00:00:00Z", "heartbeat_seconds": 15, "claim_hold_seconds": 25,
@@ -297,7 +297,7 @@ def test_a_changed_receiver_is_reported_at_once_after_the_beat_that_changed_it()
 
 
 def test_an_idle_senders_claims_stand_for_its_heartbeats_but_every_tenth_beat_is_full():
-    from agent.controller import FULL_BEAT_EVERY
+    from agent.loop.controller import FULL_BEAT_EVERY
 
     session = FakeSession(FakeResponse(200, HEARTBEAT))
     marks = []

@@ -1,10 +1,11 @@
-"""The network check's steps and verdicts, with the network faked (agent/netcheck.py).
+"""The network check's steps and verdicts, with the network faked (agent/netcheck/).
 The same check against real servers and a real WAN: tests/netcheck."""
 
 
 import pytest
 
 from agent.netcheck import Checker, Limits, S3Error, Target, host_tcp
+from agent.netcheck.probe import Probe
 from dtn_protocol.failures import FailureReason
 from tests.agent.fakes import FakeS3
 
@@ -172,21 +173,21 @@ def test_a_probe_phase_runs_its_round_trips_even_when_its_bytes_are_sent_sooner(
     MiB = 1024 * 1024
     block = b"x" * 65536
     s3 = TimedS3(rtt=0.05, rate=4.2e6)
-    c = Checker(TARGET, s3, limits=LIMITS, clock=s3.clock, proc=proc(tmp_path))
-    quick = c._phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block)
+    c = Probe(s3, LIMITS, s3.clock, proc(tmp_path))
+    quick = c.phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block)
     assert quick["bytes"] == int(2.8 * MiB) and quick["seconds"] < 1.5
     s3.now = 0.0
-    full = c._phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
+    full = c.phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
     assert 1.5 <= full["seconds"] < 1.7 and int(2.8 * MiB) < full["bytes"] <= 4 * int(2.8 * MiB)
     # On a slow path the last PUT is sized to end about with the phase, not seconds after it.
     slow = TimedS3(rtt=0.05, rate=0.4e6)
     c.s3, c.clock = slow, slow.clock
-    timed = c._phase("k", 1, seconds=3.0, max_bytes=48 * MiB, block=block)
+    timed = c.phase("k", 1, seconds=3.0, max_bytes=48 * MiB, block=block)
     assert 3.0 <= timed["seconds"] < 3.3
     c.s3, c.clock = s3, s3.clock
     # A fast path stops at 4x its bytes, however short the time.
     fast = TimedS3(rtt=0.0001, rate=1e9)
     c.s3, c.clock = fast, fast.clock
-    capped = c._phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
+    capped = c.phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
     assert capped["bytes"] == 4 * int(2.8 * MiB) and capped["seconds"] < 1.5
     assert s3.objects == {} and fast.objects == {}

@@ -7,7 +7,7 @@ import random
 import pytest
 import requests
 
-from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
+from agent.loop.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, TokenRejected
 from tests.agent.fakes import FakeResponse, FakeSession
 
 TOKEN = "dtn_agent_0123456789ab_supersecretpart"
@@ -109,7 +109,7 @@ def test_the_task_long_poll_returns_tasks_or_nothing_and_the_verdict_rides_on_re
 
 def test_a_failure_message_never_carries_a_known_secret():
     from agent import logs
-    from agent.portal import PortalClient
+    from agent.loop.portal import PortalClient
     from tests.agent.fakes import FakeResponse, FakeSession
 
     logs.redact("s3-secret-0123456789")
@@ -146,9 +146,9 @@ def sent_files(session):
 
 
 def test_an_oversized_report_goes_in_pieces_with_every_file(monkeypatch):
-    import agent.portal
+    import agent.loop.portal
 
-    monkeypatch.setattr(agent.portal, "MAX_REPORT_BYTES", 1000)
+    monkeypatch.setattr(agent.loop.portal, "MAX_REPORT_BYTES", 1000)
     session = EchoSession()
     portal = PortalClient("https://portal.example.org/", TOKEN, "inst-1", session=session)
     progress = big_report()

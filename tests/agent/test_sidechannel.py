@@ -7,8 +7,10 @@ import os
 
 import pytest
 
-from agent.portal import PortalUnavailable, TokenRejected
-from agent.sidechannel import FolderTasks, SideChannel, TaskRefused, sender_handlers
+from agent.loop.portal import PortalUnavailable, TokenRejected
+from agent.loop.sidechannel import SideChannel
+from agent.sender.tasks import sender_handlers
+from agent.tasks import FolderTasks, TaskRefused
 
 
 @pytest.fixture
@@ -118,7 +120,7 @@ class Poller:
 
 
 def test_tasks_are_long_polled_and_a_portal_without_the_poll_falls_back_to_heartbeats(folder):
-    from agent.portal import PortalError
+    from agent.loop.portal import PortalError
 
     poller = Poller([{"task_id": "t1", "kind": "list_send_folder", "params": {}}], [],
                     PortalError("tasks/next refused (404)", 404))
@@ -131,7 +133,7 @@ def test_tasks_are_long_polled_and_a_portal_without_the_poll_falls_back_to_heart
 def test_an_unreachable_portal_is_polled_again_after_a_backoff_and_a_refused_token_stops_polling(folder):
     import random
 
-    from agent.portal import Backoff
+    from agent.loop.portal import Backoff
 
     poller = Poller(PortalUnavailable("down"), TokenRejected("revoked"))
     backoff = Backoff(base=0.01, cap=0.02, rng=random.Random(1))

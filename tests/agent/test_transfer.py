@@ -13,7 +13,10 @@ from dtn_protocol.endpoints import Rule
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import CommandState
 from agent.rclone import JobNotFound, RcError
-from agent.transfer import TransferRunner, classify, parse_command, TransferFailed
+from agent.failures import classify
+from agent.sender import TransferRunner
+from agent.sender.errors import TransferFailed
+from agent.sender.spec import parse_command
 from agent.netcheck import Limits
 from tests.agent.fakes import FakeChannel, FakeClock, FakeRc, FakeS3, Frame, done
 
@@ -194,8 +197,8 @@ def test_back_to_back_transfers_to_one_endpoint_reuse_the_probe_but_check_the_re
     assert check["probe"]["reused_from_seconds_ago"] >= 0 and "the probe of" in check["summary"]
     # A kept probe of another path (here: another round trip) is refused and replaced by
     # the new probe, which the next transfer reuses.
-    [(endpoint, (when, kept))] = run.probes.items()
-    run.probes[endpoint] = (when, {**kept, "rtt_median_ms": 1000.0})
+    [(endpoint, (when, kept))] = run.probes.entries.items()
+    run.probes.entries[endpoint] = (when, {**kept, "rtt_median_ms": 1000.0})
     rc.scripts.extend([[Frame(finished=True, success=True, stats=stats(5, 1))] for _ in range(2)])
     puts = []
     for _ in range(2):
@@ -466,7 +469,7 @@ def test_an_rclone_refusal_mid_run_fails_the_command_instead_of_the_agent(send_d
 
 
 def test_a_lost_lease_during_the_run_stops_the_job_and_reaches_the_controller(send_dir, tmp_path):
-    from agent.portal import CommandGone
+    from agent.loop.portal import CommandGone
 
     class Gone(FakeChannel):
         def report(self, progress):

@@ -8,7 +8,7 @@ import json
 import pytest
 import requests
 
-from tests.tools.portal_server import PortalServer
+from tests.harness.portal import PortalServer
 
 pytestmark = pytest.mark.e2e
 

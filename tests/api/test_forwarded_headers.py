@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.tools.portal_server import PortalServer
+from tests.harness.portal import PortalServer
 
 pytestmark = pytest.mark.e2e
 

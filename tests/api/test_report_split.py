@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from agent.portal import PortalClient
-from tests.tools.portal_server import PortalServer
+from agent.loop.portal import PortalClient
+from tests.harness.portal import PortalServer
 
 pytestmark = pytest.mark.e2e
 

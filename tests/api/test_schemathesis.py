@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.tools.portal_server import PortalServer
+from tests.harness.portal import PortalServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from tests.e2e.procs import AgentProcess, Scratch, wait_for, write_random
+from tests.harness import Agent, PortalServer, Scratch, wait_for, write_random
 from tests.tools import browser as browser_tools
 from tests.tools.net import free_port
-from tests.tools.portal_server import PortalServer
 
 PASSWORD = "correct horse battery staple 42"
 SERIOUS = ("serious", "critical")
@@ -169,7 +168,7 @@ class World:
 @pytest.fixture(scope="package")
 def world(portal, chromium):
     scratch = Scratch("dtn-browser-")
-    agents: list[AgentProcess] = []
+    agents: list[Agent] = []
     people: list[Person] = []
     try:
         alice, bob, charlie = (sign_up(chromium, portal, name) for name in ("alice", "bob", "charlie"))
@@ -189,11 +188,11 @@ def world(portal, chromium):
         receive_dir.mkdir()
         make_dataset(send_dir)
         first_port = free_port()
-        agents.append(AgentProcess(portal.url, bob_token, None, scratch / "bob-state", scratch.path,
-                                   DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                                   DTN_RECEIVER_PORT=str(first_port)).start())
-        agents.append(AgentProcess(portal.url, alice_token, send_dir, scratch / "alice-state",
-                                   scratch.path).start())
+        agents.append(Agent(portal.url, bob_token, None, scratch / "bob-state", scratch.path,
+                            DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
+                            DTN_RECEIVER_PORT=str(first_port)).start())
+        agents.append(Agent(portal.url, alice_token, send_dir, scratch / "alice-state",
+                            scratch.path).start())
 
         def served():
             grants = bob.api("/api/v1/grants")["given"]

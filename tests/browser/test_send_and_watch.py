@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import assert_accessible, register, screenshot
-from tests.e2e.procs import sha256
+from tests.harness import sha256
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import AgentProcess, Person, S3Server, Scratch, new_keys
-from tests.tools.portal_server import PortalServer
+from tests.harness import Agent, Person, PortalServer, S3Server, Scratch, new_keys
 
 DTN = Path(sys.executable).parent / "dtn"
-PASSWORD = "correct horse battery staple 42"  # tests.e2e.procs.Person's
+PASSWORD = "correct horse battery staple 42"  # tests.harness.Person's
 
 
 class Result:
@@ -84,8 +83,8 @@ class Site:
 
     def __init__(self, portal, scratch: Scratch):
         self.portal, self.scratch = portal, scratch
-        self.agents: list[AgentProcess] = []
-        self._sender: AgentProcess | None = None
+        self.agents: list[Agent] = []
+        self._sender: Agent | None = None
         self.s3: S3Server | None = None
 
     def set_up(self) -> "Site":
@@ -106,14 +105,14 @@ class Site:
         assert login.code == 0, login
         return self
 
-    def agent(self, container: dict | None = None) -> AgentProcess:
+    def agent(self, container: dict | None = None) -> Agent:
         container = container or self.container
-        process = AgentProcess(self.portal.url, container["agent_token"], self.send_dir,
-                               self.scratch / f"state-{len(self.agents)}", self.logs).start()
+        process = Agent(self.portal.url, container["agent_token"], self.send_dir,
+                        self.scratch / f"state-{len(self.agents)}", self.logs).start()
         self.agents.append(process)
         return process
 
-    def sender(self) -> AgentProcess:
+    def sender(self) -> Agent:
         """Carol's sender agent, started once."""
         if self._sender is None:
             self._sender = self.agent()

@@ -13,7 +13,7 @@ import stat
 import pytest
 
 from tests.cli.conftest import CLI, PASSWORD
-from tests.e2e.procs import AgentProcess, Person, sha256, wait_for, write_random
+from tests.harness import Agent, Person, sha256, wait_for, write_random
 from tests.tools.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -115,9 +115,9 @@ def test_send_to_a_granted_receiver_by_container_id_lands_verified_by_both_agent
     receive_dir = site.scratch / "bob-received"
     receive_dir.mkdir()
     first_port = free_port()
-    site.agents.append(AgentProcess(site.portal.url, bob_box["agent_token"], None, site.scratch / "bob-state",
-                                    site.logs, DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                                    DTN_RECEIVER_PORT=str(first_port)).start())
+    site.agents.append(Agent(site.portal.url, bob_box["agent_token"], None, site.scratch / "bob-state",
+                             site.logs, DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
+                             DTN_RECEIVER_PORT=str(first_port)).start())
     site.sender()
     expected = {}
     for index in range(4):

@@ -158,8 +158,13 @@ def published_ports(service: dict) -> list[str]:
 
 
 def container_ports(service: dict) -> set[int]:
-    """The ports a service listens on, as compose files declare them (expose, ports targets)."""
+    """The ports a service listens on, as compose files declare them (expose, ports targets) and as
+    its command says (`--rc-addr` / `--addr` host:port, which may be its namespace's loopback)."""
     found = set()
+    command = [str(arg) for arg in service.get("command") or []]
+    for flag, value in zip(command, command[1:]):
+        if flag in ("--rc-addr", "--addr") and value.rsplit(":", 1)[-1].isdigit():
+            found.add(int(value.rsplit(":", 1)[-1]))
     for item in service.get("expose") or []:
         found.add(int(str(item).split("/")[0]))
     for spec in published_ports(service):
@@ -219,10 +224,13 @@ class Project:
         for target, local in sorted(self.path_map(name).items(), key=lambda item: -len(item[0])):
             if value == target or value.startswith(target + "/"):
                 return local + value[len(target):]
+        mode = str(self.service(name).get("network_mode") or "")
+        # A service in another's network namespace (network_mode: service:X) has X's ports as its own.
+        own = {name, mode.split(":", 1)[1]} if mode.startswith("service:") else {name}
         for (service, port), local_port in self.ports.items():
             value = value.replace(f"//{service}:{port}", f"//127.0.0.1:{local_port}")
             value = value.replace(f"@{service}:{port}/", f"@127.0.0.1:{local_port}/")
-            if service == name:
+            if service in own:
                 for own in ("0.0.0.0", "127.0.0.1", "localhost"):
                     value = value.replace(f"{own}:{port}", f"127.0.0.1:{local_port}")
         return value

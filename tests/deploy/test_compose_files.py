@@ -146,6 +146,11 @@ def agent_variables() -> set[str]:
     return set(AGENT_NAMES.findall(text)) | {f"{name}_FILE" for name in AGENT_SECRETS.findall(text)}
 
 
+def tcptune_variables() -> set[str]:
+    return set(re.findall(r"""environ\.get\(\s*["'](DTN_[A-Z0-9_]+)["']""",
+                          (REPO / "agent" / "tcptune.py").read_text()))
+
+
 def test_the_parsers_find_the_programs_variables():
     assert {"DATABASE_URL", "DTN_BIND", "DTN_SECRET_KEY_FILE", "DTN_TLS_CERT"} <= portal_variables()
     assert {"DTN_PORTAL_URL", "DTN_AGENT_TOKEN_FILE", "DTN_SEND_DIR", "DTN_RCLONE_RC_URL"} <= agent_variables()
@@ -205,7 +210,7 @@ def test_the_minio_agent_shares_the_receivers_state_and_reads_minios_certificate
 
 @files()
 def test_no_service_sets_a_variable_no_program_reads(which):
-    known = portal_variables() | agent_variables() | RECEIVER_ONLY
+    known = portal_variables() | agent_variables() | RECEIVER_ONLY | tcptune_variables()
     for name, service in load(COMPOSE_FILES[which])["services"].items():
         env = environment(service)
         if name in ("db", "minio"):
@@ -248,6 +253,9 @@ def test_every_long_running_service_has_a_health_check(which):
     one_shots = {dep for service in file["services"].values()
                  for dep, how in (service.get("depends_on") or {}).items()
                  if isinstance(how, dict) and how.get("condition") == "service_completed_successfully"}
+    # A one-shot nobody waits for (the receiver's tcp-tune) says so itself: no restart, no health check.
+    one_shots |= {name for name, service in file["services"].items()
+                  if service.get("restart") == "no" and (service.get("healthcheck") or {}).get("disable")}
     for name, service in file["services"].items():
         health = service.get("healthcheck") or {}
         if name in one_shots:
@@ -274,10 +282,12 @@ def test_no_secret_is_on_a_command_line_and_rc_never_runs_without_auth(which):
 def test_the_sidecar_is_private_and_sees_the_agents_paths():
     file = loaded("sender")
     rclone, agent = file["services"]["rclone"], file["services"]["agent"]
-    assert "ports" not in rclone and rclone["expose"] == ["5572"]
-    assert "--rc-addr" in rclone["command"]
+    # The agent lives in rclone's network namespace: rc on that namespace's loopback, on no network.
+    assert "ports" not in rclone and "expose" not in rclone
+    assert rclone["command"][rclone["command"].index("--rc-addr") + 1] == "127.0.0.1:5572"
+    assert agent["network_mode"] == "service:rclone" and "networks" not in agent
     env = environment(agent)
-    assert env["DTN_RCLONE_RC_URL"] == "http://rclone:5572"
+    assert env["DTN_RCLONE_RC_URL"] == "http://127.0.0.1:5572"
     # rclone reads the files (at the paths the agent gives) and the pinned certificates in the state dir.
     by_target = {m.target: m for m in mounts(rclone, file)}
     agent_mounts = {m.target: m for m in mounts(agent, file)}
@@ -285,7 +295,24 @@ def test_the_sidecar_is_private_and_sees_the_agents_paths():
     assert by_target[env["DTN_SEND_DIR"]].source == agent_mounts[env["DTN_SEND_DIR"]].source
     state = by_target[env["DTN_STATE_DIR"]]
     assert state.read_only and state.source == agent_mounts[env["DTN_STATE_DIR"]].source
-    assert rclone["networks"] == agent["networks"]
+
+
+@pytest.mark.parametrize("which, owner", [("sender", "rclone"), ("receiver", "agent")])
+def test_tcp_is_tuned_in_the_sites_own_namespace_and_nowhere_else(which, owner):
+    """Buffer limits from docker's sysctls on the namespace's owner; BBR from a one-shot that joins
+    that namespace with NET_ADMIN only; nothing privileged otherwise (docs/deployment.md, "TCP tuning")."""
+    file = load(COMPOSE_FILES[which])
+    services = file["services"]
+    assert set(services[owner]["sysctls"]) == {"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}
+    tune = services["tcp-tune"]
+    assert tune["network_mode"] == f"service:{owner}" and tune["command"] == ["python", "-m", "agent.tcptune",
+                                                                              "--apply"]
+    assert tune["cap_drop"] == ["ALL"] and tune["cap_add"] == ["NET_ADMIN"] and tune["read_only"] is True
+    assert set(environment(tune)) == tcptune_variables()
+    for name, service in services.items():
+        if name != "tcp-tune":
+            assert not service.get("cap_add") and not service.get("privileged"), name
+    assert "sysctls" not in str(load(COMPOSE_FILES["portal"]))
 
 
 def test_the_receiver_publishes_one_port_on_the_same_number():

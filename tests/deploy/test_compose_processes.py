@@ -278,7 +278,7 @@ def test_the_receiver_agent_reaches_the_portal(scratch, portal, person):
 
 def test_the_minio_profiles_agent_reaches_the_portal_and_reports_minios_address(scratch, portal, person):
     from agent.tls import ensure_certificate
-    from tests.e2e.procs import S3Server, new_keys
+    from tests.harness import S3Server, new_keys
 
     registered = person.register("receiver", name="receiver-minio-compose")
     # MINIO_CERTS_DIR as MinIO reads it: public.crt and private.key.

@@ -9,8 +9,7 @@ import itertools
 
 import pytest
 
-from tests.e2e.procs import AgentProcess, Person, RcdSidecar, S3Server, Scratch, new_keys
-from tests.tools.portal_server import PortalServer
+from tests.harness import Agent, Person, PortalServer, S3Server, Scratch, Sidecar, new_keys
 
 _names = itertools.count(1)
 
@@ -37,7 +36,7 @@ class Site:
             path.mkdir()
         self.container = person.register(f"sender-{next(_names)}")
         self.token = self.container["agent_token"]
-        self.agents: list[AgentProcess] = []
+        self.agents: list[Agent] = []
         self.servers: list = []  # S3 servers and rclone sidecars, stopped at the end
         self.bucket = "landing"
         self.s3 = self.s3_server()
@@ -50,14 +49,15 @@ class Site:
         self.servers.append(server)
         return server
 
-    def agent(self, state: str = "state", secrets: dict | None = None, **env) -> AgentProcess:
-        process = AgentProcess(self.portal.url, self.token, self.send_dir, self.scratch / state, self.logs,
-                               secrets=secrets, **env)
+    def agent(self, state: str = "state", secrets: dict | None = None, sidecar: Sidecar | None = None,
+              **env) -> Agent:
+        process = Agent(self.portal.url, self.token, self.send_dir, self.scratch / state, self.logs,
+                        sidecar=sidecar, secrets=secrets, **env)
         self.agents.append(process)
         return process
 
-    def sidecar(self) -> RcdSidecar:
-        sidecar = RcdSidecar(self.logs).start()
+    def sidecar(self) -> Sidecar:
+        sidecar = Sidecar(self.logs).start()
         self.servers.append(sidecar)
         return sidecar
 

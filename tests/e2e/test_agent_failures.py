@@ -7,7 +7,7 @@ import os
 import pytest
 
 from agent.tls import ensure_certificate
-from tests.e2e.procs import sha256, write_random
+from tests.harness import sha256, write_random
 
 pytestmark = pytest.mark.e2e
 

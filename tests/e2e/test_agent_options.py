@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.procs import MiB, sha256, write_random
+from tests.harness import MiB, sha256, write_random
 
 pytestmark = pytest.mark.e2e
 

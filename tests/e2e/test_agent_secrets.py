@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import write_random
+from tests.harness import write_random
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from tests.e2e.procs import MiB, sha256, wait_for, write_random
+from tests.harness import MiB, sha256, wait_for, write_random
 
 pytestmark = pytest.mark.e2e
 
@@ -21,8 +21,7 @@ def test_an_agent_using_a_sidecar_rclone_sends_and_resumes_after_being_killed(si
     big = write_random(site.send_dir / "big.bin", 24 * MiB)
 
     def agent():
-        return site.agent(secrets={"DTN_RCLONE_RC_PASS": sidecar.password},
-                          DTN_RCLONE_RC_URL=sidecar.url, DTN_RCLONE_RC_USER=sidecar.user).start()
+        return site.agent(sidecar=sidecar).start()
 
     first = agent()
     transfer = site.send(["big.bin"], prefix="sidecar", bandwidth_limit="6M")

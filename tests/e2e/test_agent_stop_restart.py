@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.procs import MiB, sha256, wait_for, write_random
+from tests.harness import MiB, sha256, wait_for, write_random
 
 pytestmark = pytest.mark.e2e
 

@@ -17,10 +17,11 @@ import itertools
 import pytest
 import requests
 
-from agent.portal import PortalClient
-from agent.sidechannel import FolderTasks, SideChannel
+from agent.loop.portal import PortalClient
+from agent.loop.sidechannel import SideChannel
+from agent.tasks import FolderTasks
 from agent.tls import ensure_certificate
-from tests.e2e.procs import Person, sha256, wait_for, write_random
+from tests.harness import Person, sha256, wait_for, write_random
 
 pytestmark = pytest.mark.e2e
 

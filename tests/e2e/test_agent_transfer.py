@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import RCLONE, MiB, sha256, wait_for, write_random
+from tests.harness import RCLONE, MiB, sha256, wait_for, write_random
 
 pytestmark = pytest.mark.e2e
 

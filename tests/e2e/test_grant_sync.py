@@ -14,10 +14,9 @@ import pytest
 import urllib3
 from minio.error import InvalidResponseError, S3Error
 
-from tests.e2e.procs import AgentProcess, Person, Scratch, wait_for
 from tests.e2e.test_user_story import grant_endpoint, grant_keys, minio_client
+from tests.harness import Agent, Person, PortalServer, Scratch, wait_for
 from tests.tools.net import free_port
-from tests.tools.portal_server import PortalServer
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +35,9 @@ def test_a_grant_is_served_and_a_revoked_key_refused_within_seconds():
             receive_dir = scratch / "bob-received"
             receive_dir.mkdir()
             first_port = free_port()
-            agent = AgentProcess(portal.url, bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
-                                 DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                                 DTN_RECEIVER_PORT=str(first_port)).start()
+            agent = Agent(portal.url, bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
+                          DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
+                          DTN_RECEIVER_PORT=str(first_port)).start()
             wait_for(lambda: bob.call("GET", f"/api/v1/containers/{bob_box['container_id']}")["online"], 30,
                      "Bob's receiver to come online")
             # Its first heartbeat is behind it: the next is about 30 s away.

@@ -26,9 +26,8 @@ import pytest
 
 from portal.notifications import signing
 from tests.e2e.conftest import Site
-from tests.e2e.procs import Person, Scratch, wait_for, write_random
+from tests.harness import Person, PortalServer, Scratch, wait_for, write_random
 from tests.tools.mail_files import read_mail_dir
-from tests.tools.portal_server import PortalServer
 from tests.tools.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e

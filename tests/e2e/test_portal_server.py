@@ -10,7 +10,7 @@ import httpx
 import pytest
 import requests
 
-from tests.tools.portal_server import PortalServer
+from tests.harness import PortalServer
 
 pytestmark = pytest.mark.e2e
 

@@ -26,10 +26,10 @@ from minio import Minio
 from agent import config as config_module
 from agent.receiver.backend import s3_client
 from agent.receiver.site import ReceiverSite
-from agent.sidechannel import FolderTasks, TaskRefused
+from agent.tasks import FolderTasks, TaskRefused
 from agent.tls import ensure_certificate, fingerprint
 from tests.agent.minio_fakes import FakeAdmin, drive, info_message
-from tests.e2e.procs import AgentProcess, Person, S3Server, new_keys, wait_for
+from tests.harness import Agent, Person, S3Server, new_keys, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -183,8 +183,8 @@ def test_an_agent_process_on_minio_heartbeats_and_keeps_going_while_the_admin_ap
     bob.call("POST", "/api/v1/grants", 201, json={"grantee": alice.username, "receiver": box["container_id"]})
     env = minio.environment()
     secrets = {name: env.pop(name) for name in ("DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD")}
-    agent = AgentProcess(portal.url, box["agent_token"], None, tmp_path / "agent-state", tmp_path / "logs",
-                         secrets=secrets, DTN_RCLONE_BINARY="/nonexistent/rclone", **env).start()
+    agent = Agent(portal.url, box["agent_token"], None, tmp_path / "agent-state", tmp_path / "logs",
+                  secrets=secrets, DTN_RCLONE_BINARY="/nonexistent/rclone", **env).start()
     try:
         record = wait_for(lambda: (lambda r: r if r["online"] else None)(
             bob.call("GET", f"/api/v1/containers/{box['container_id']}")), 30, "the MinIO receiver's heartbeat")

@@ -20,8 +20,8 @@ import pytest
 import urllib3
 from minio.error import InvalidResponseError, S3Error
 
-from tests.e2e.procs import AgentProcess, Person, Scratch, sha256, wait_for, write_random
 from tests.e2e.test_user_story import grant_keys, minio_client
+from tests.harness import Agent, Person, Scratch, sha256, wait_for, write_random
 from tests.tools.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def served(person: Person, count: int | None = None) -> list[dict]:
     return ok if count is None or len(ok) >= count else []
 
 
-def serve_s3_processes(agent: AgentProcess) -> list[int]:
+def serve_s3_processes(agent: Agent) -> list[int]:
     """The agent's children that are `rclone serve s3`."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -96,13 +96,13 @@ def receiver(portal):
     scratch = Scratch("dtn-one-port-")
     agents = []
 
-    def start(person: Person, **env) -> tuple[dict, AgentProcess, Path]:
+    def start(person: Person, **env) -> tuple[dict, Agent, Path]:
         box = person.register(f"receiver-{len(agents)}", role="receiver")
         folder = scratch / f"received-{len(agents)}"
         folder.mkdir()
-        agent = AgentProcess(portal.url, box["agent_token"], None, scratch / f"rx-state-{len(agents)}", scratch.path,
-                             DTN_RECEIVE_DIR=str(folder), DTN_RECEIVER_HOST="127.0.0.1",
-                             DTN_RECEIVER_PORT=str(free_port()), **env).start()
+        agent = Agent(portal.url, box["agent_token"], None, scratch / f"rx-state-{len(agents)}", scratch.path,
+                      DTN_RECEIVE_DIR=str(folder), DTN_RECEIVER_HOST="127.0.0.1",
+                      DTN_RECEIVER_PORT=str(free_port()), **env).start()
         agents.append(agent)
         return box, agent, folder
 
@@ -178,8 +178,8 @@ def test_a_grant_revoked_mid_transfer_reaches_nothing_while_another_grants_gigab
     send_dir = scratch / "carol-send"
     write_random(send_dir / "one.bin", GiB)
     carol_box = carol.register("carol-sender")
-    carol_agent = AgentProcess(portal.url, carol_box["agent_token"], send_dir, scratch / "carol-state",
-                               scratch.path).start()
+    carol_agent = Agent(portal.url, carol_box["agent_token"], send_dir, scratch / "carol-state",
+                        scratch.path).start()
     agents.append(carol_agent)
     [server] = serve_s3_processes(bob_agent)
     before = written(server)
@@ -257,8 +257,8 @@ Container.objects.filter(pk="{box['container_id']}").update(endpoint="https://12
         send_dir = scratch / "alice-send"
         write_random(send_dir / "secret-data.bin", 1 << 20)
         alice_box = alice.register("alice-forged-sender")
-        agents.append(AgentProcess(portal.url, alice_box["agent_token"], send_dir, scratch / "alice-state",
-                                   scratch.path, DTN_ALLOW_LOCAL_ENDPOINTS="false").start())
+        agents.append(Agent(portal.url, alice_box["agent_token"], send_dir, scratch / "alice-state",
+                            scratch.path, DTN_ALLOW_LOCAL_ENDPOINTS="false").start())
         transfer_id = alice.call("POST", "/api/v1/transfers", 201, json={
             "sender": alice_box["container_id"], "receiver": box["container_id"],
             "sources": ["secret-data.bin"], "network_check": "skip"})["transfer_id"]

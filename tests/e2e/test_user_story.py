@@ -20,7 +20,7 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error
 
-from tests.e2e.procs import AgentProcess, Person, Scratch, sha256, wait_for, write_random
+from tests.harness import Agent, Person, Scratch, sha256, wait_for, write_random
 from tests.tools.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -62,11 +62,11 @@ def set_up(story, who: str):
     send_dir.mkdir()
     expected = make_dataset(send_dir)
     first_port = free_port()
-    agents.append(AgentProcess(portal.url, bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
-                               DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
-                               DTN_RECEIVER_PORT=str(first_port)).start())
-    agents.append(AgentProcess(portal.url, alice_box["agent_token"], send_dir, scratch / "alice-state",
-                               scratch.path).start())
+    agents.append(Agent(portal.url, bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
+                        DTN_RECEIVE_DIR=str(receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
+                        DTN_RECEIVER_PORT=str(first_port)).start())
+    agents.append(Agent(portal.url, alice_box["agent_token"], send_dir, scratch / "alice-state",
+                        scratch.path).start())
 
     # Bob's receiver comes online with TLS and serves the grant.
     def served():

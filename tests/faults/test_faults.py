@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.procs import wait_for
+from tests.harness import wait_for
 from tests.faults.conftest import MiB, subset
 
 pytestmark = [pytest.mark.netbed, pytest.mark.faults]
@@ -71,7 +71,7 @@ def check_landed(world, record, prefix, expected=None, receive_dir=None, receive
     Returns how many of rclone serve s3's half-written upload files (`.rclone_temp_put_*`)
     lie beside them: a cut connection can leave one until the server's read timeout."""
     expected = world.expected if expected is None else expected
-    grant = world.grant(receiver_box or world.receiver)
+    grant = world.grant_for(receiver_box or world.receiver)
     landed = world.landed(grant["bucket"], prefix, receive_dir)
     temps = [p for p in landed if p.rsplit("/", 1)[-1].startswith(TEMP_PREFIX)]
     for path in temps:
@@ -173,7 +173,7 @@ def landed_bytes(root) -> int:
 @pytest.mark.timeout(200)
 def test_portal_stopped_30s(fresh_link, record_row):
     world = fresh_link
-    bucket = world.grant(world.receiver)["bucket"]
+    bucket = world.grant_for(world.receiver)["bucket"]
 
     # Slower, so the copy is still running when the portal comes back.
     world.bed.link.set(rate_mbit=20)
@@ -250,8 +250,8 @@ def small_disk(fresh_link):
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m,mode=0755", "tmpfs", str(mount)], check=True, timeout=10)
     agent = None
     try:
-        box, receive_dir, agent = world.add_receiver("tmpfs", mount, 9500)
-        yield world, box, receive_dir
+        box, agent, _ = world.add_receiver("tmpfs", mount, 9500)
+        yield world, box, mount
     finally:
         if agent is not None:
             agent.stop()
@@ -283,7 +283,7 @@ def test_receiver_disk_full(small_disk, record_row):
     transfer_id, prefix = world.send(box, receiver_box, network_check="override")
     started = time.monotonic()
     record, _ = finish(world, transfer_id, started, started, 120)
-    grant = world.grant(receiver_box)
+    grant = world.grant_for(receiver_box)
     landed = world.landed(grant["bucket"], prefix, receive_dir)
     files = world.alice.files(transfer_id)
     fatal = record["fatal_error"] or {}

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import wait_for
 from tests.faults.conftest import world_in_bed
-from tests.tools.bedbox import ProductInBed
+from tests.harness import ProductInBed, wait_for
 from tests.netbed.plugin import pytest_sessionfinish  # noqa: F401
 
 CLEAN = {"rate_mbit": 200, "rtt_ms": 2, "loss_pct": 0}

@@ -5,20 +5,15 @@ set rate, delay and loss between the sites; cubic everywhere."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import MiB, wait_for, write_random
+from tests.harness import InBed, MiB, S3Server, wait_for, write_random
 
 pytestmark = [pytest.mark.netbed, pytest.mark.e2e]
 FINISHED = ("succeeded", "failed", "canceled")
-RCLONE = Path(sys.executable).parent / "rclone"
 
 
 def codes(check) -> set[str]:
@@ -98,26 +93,19 @@ def test_no_go_on_a_wrong_certificate_and_on_wrong_keys(world, link):
 
     # A plain S3 server at the receiver's site, asked with keys it does not know.
     root = world.dir("plain-s3")
-    (root / "plain").mkdir(exist_ok=True)
-    log = open(world.logs / "plain-s3.log", "wb")
-    server = world.bed.popen("receiver", [str(RCLONE), "serve", "s3", "--addr", f"{world.wan}:9600",
-                                          "--config", "/dev/null", str(root)],
-                             env={**os.environ, "RCLONE_AUTH_KEY": '"RIGHTKEY,right-secret-0123456789"'},
-                             stdout=log, stderr=subprocess.STDOUT)
+    server = S3Server(root, "RIGHTKEY", "right-secret-0123456789", log_dir=world.logs,
+                      place=InBed(world.bed, "receiver"))
+    server.make_bucket("plain")
     try:
-        wait_for(lambda: world.bed.run("sender", ["bash", "-c", f"exec 3<>/dev/tcp/{world.wan}/9600"],
-                                       check=False).returncode == 0, 20,
-                 f"the plain S3 server to listen: {(world.logs / 'plain-s3.log').read_text()[-500:]}", 0.3)
-        transfer = _hand_entered(world, s3_host=world.wan, s3_port=9600, s3_tls=False, s3_bucket="plain",
+        server.start()
+        transfer = _hand_entered(world, s3_host=world.wan, s3_port=server.port, s3_tls=False, s3_bucket="plain",
                                  s3_access_key="WRONGKEY", s3_secret_key="wrong-secret-0123456789")
         record = world.alice.wait_state(transfer, FINISHED, timeout=90)
         assert record["fatal_error"]["reason"] == "auth_failed", record
         assert record["network_check"]["verdict"] == "no_go" and record["network_check"]["reason"] == "auth_failed"
         assert not (root / "plain" / "one.bin").exists()
     finally:
-        server.terminate()
-        server.wait(10)
-        log.close()
+        server.stop()
 
 
 def test_a_check_asked_during_a_long_transfer_is_answered_within_a_minute(world, link):

@@ -65,7 +65,10 @@ def ensure_packages() -> None:
 # --- the host's network state ------------------------------------------------------------------
 
 SYSCTLS = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables",
-           "net/bridge/bridge-nf-call-ip6tables")
+           "net/bridge/bridge-nf-call-ip6tables",
+           # What the sites tune in their own namespaces (agent/tcptune.py), never here.
+           "net/ipv4/tcp_congestion_control", "net/ipv4/tcp_rmem", "net/ipv4/tcp_wmem",
+           "net/ipv4/tcp_allowed_congestion_control")
 
 
 def _rules(command: str) -> str:

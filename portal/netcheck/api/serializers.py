@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from portal.netcheck.models import NetworkCheck
 
-# The rest of the agent's report (agent/netcheck.py), shown together as `details`.
+# The rest of the agent's report (agent/netcheck/), shown together as `details`.
 DETAIL_KEYS = ("tls", "s3", "host", "bdp_bytes", "per_stream_ceiling_bytes_per_s", "lossy", "held_back",
                "free_bytes", "addresses", "seconds")
 

@@ -31,7 +31,7 @@ import requests
 
 from tests.deploy.engine import doc
 from tests.deploy.engine.conftest import PROJECTS, copy_checkout, fill_env
-from tests.e2e.procs import Person, sha256, wait_for, write_random
+from tests.harness import Person, sha256, wait_for, write_random
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
@@ -270,15 +270,22 @@ def test_every_container_runs_as_the_docs_say(deployment):
             assert "no-new-privileges:true" in (host.get("SecurityOpt") or []), container.name
             if not attrs["Config"]["Image"].startswith(OURS):
                 continue
-            # Built here: the unprivileged user, nothing writable but volumes and /tmp, no capabilities.
-            assert attrs["Config"]["User"] == f"{UID}:{UID}", container.name
+            # Built here: the unprivileged user, nothing writable but volumes and /tmp, no capabilities;
+            # tcp-tune alone is root with NET_ADMIN, in its site's namespace, and has exited.
+            tune = service == "tcp-tune"
+            assert attrs["Config"]["User"] == ("0:0" if tune else f"{UID}:{UID}"), container.name
             assert host["ReadonlyRootfs"] is True, container.name
-            assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd"), container.name
+            assert host["CapDrop"] == ["ALL"], container.name
+            assert [c.removeprefix("CAP_") for c in host.get("CapAdd") or []] == (["NET_ADMIN"] if tune else []), \
+                container.name
             assert "/tmp" in (host.get("Tmpfs") or {}), container.name
-            if service != "portal-init":
+            if tune:
+                assert attrs["State"]["Status"] == "exited" and attrs["State"]["ExitCode"] == 0, container.name
+                assert host["NetworkMode"].startswith("container:"), container.name
+            elif service != "portal-init":
                 assert attrs["State"]["Health"]["Status"] == "healthy", container.name
-    assert seen == {"portal/db", "portal/portal-init", "portal/portal", "receiver/agent", "sender/agent",
-                    "sender/rclone"}
+    assert seen == {"portal/db", "portal/portal-init", "portal/portal", "receiver/agent", "receiver/tcp-tune",
+                    "sender/agent", "sender/rclone", "sender/tcp-tune"}
 
     def published(project, service):
         ports = run.service(project, service).attrs["NetworkSettings"]["Ports"] or {}
@@ -296,6 +303,31 @@ def test_every_container_runs_as_the_docs_say(deployment):
     assert run.engine.client.networks.get("dtn-portal_backend").attrs["Internal"] is True
     # The portal-init one-shot finished cleanly.
     assert run.service("portal", "portal-init").attrs["State"]["ExitCode"] == 0
+
+
+IN_EFFECT = ["python", "-c", "import json; from agent import tcptune; print(json.dumps(tcptune.in_effect()))"]
+
+
+def test_tcp_is_tuned_inside_the_sites_namespaces_and_the_host_is_untouched(deployment, engine):
+    """The sender's namespace (rclone's, which the agent shares) and the receiver's: BBR on their routes
+    (set by the one-shot tcp-tune), buffer limits from docker's sysctls; the host's own values as they
+    were before the engine started."""
+    import json
+
+    run = deployment
+    for project, service in (("sender", "agent"), ("sender", "rclone"), ("receiver", "agent")):
+        code, output = run.service(project, service).exec_run(IN_EFFECT)
+        assert code == 0, output
+        settings = json.loads(output)
+        assert settings["congestion_control"] == "bbr", (project, service, settings)
+        assert settings["route_congestion_control"] == ["bbr"], settings
+        assert settings["tcp_rmem"][2] == settings["tcp_wmem"][2] == 64 * 2**20, settings
+        tune = run.service(project, "tcp-tune")
+        assert tune.attrs["State"]["ExitCode"] == 0
+        assert "congestion control bbr: applied on" in tune.logs().decode()
+    host = {name: value for name, value in engine.before.sysctls}
+    for name in ("net/ipv4/tcp_congestion_control", "net/ipv4/tcp_rmem", "net/ipv4/tcp_wmem"):
+        assert (Path("/proc/sys") / name).read_text().strip() == host[name], name
 
 
 def test_no_secret_appears_in_any_container_log(deployment):

@@ -4,7 +4,8 @@
 with fake transports and a fake clock. One command runs at a time, in the
 order the portal hands them out; side-channel tasks from heartbeat replies go
 to their own worker thread and are answered while a command runs, because the
-running command keeps calling `tick()`, which heartbeats when one is due.
+running command's lease keeper (agent/sender/lease.py) keeps calling `tick()`,
+which heartbeats when one is due.
 
 On SIGTERM/SIGINT `request_shutdown()` sets a flag: a running transfer stops
 its rclone job, its last progress is reported with the command still
@@ -19,12 +20,12 @@ import random
 import time
 from typing import Callable
 
-from agent.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, ReportReply, \
+from agent.loop.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, ReportReply, \
     TokenRejected
+from agent.loop.sidechannel import SideChannel
+from agent.sender import Outcome, TransferRunner
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import CommandKind, CommandState
-from agent.sidechannel import SideChannel
-from agent.transfer import Outcome, TransferRunner
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,118 @@
+"""Every source of an attempt through rclone: one job per source, or, for a folder
+worth it, one per segment, the number of files at once adjusted between segments
+from what each achieved (agent/tuning.py). A job rclone lost is started again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent import tuning
+from agent.rclone import RcError
+from agent.sender.errors import JobLost, TransferFailed
+from agent.sender.job import RcloneJob, Tools
+from agent.sender.ledger import FileEntry, SourcePlan
+from agent.sender.spec import Spec
+from dtn_protocol.failures import FailureReason
+from dtn_protocol.options import Overwrite
+from dtn_protocol.units import human_bytes
+
+MAX_JOB_RESTARTS = 3
+RESEND_NOTE = ("files already at the destination are not sent again; a file interrupted mid-way is sent again"
+               " from its start (rclone cannot resume a multipart upload)")
+
+
+class Sending:
+    def __init__(self, tools: Tools, spec: Spec, choice: tuning.Choice, *, ca_file: Path | None, tune: bool,
+                 transfers: int, state_dir: Path):
+        self.t, self.spec, self.ca_file = tools, spec, ca_file
+        self.tune, self.transfers, self.state_dir = tune, transfers, state_dir
+        self.optimizer = tuning.Optimizer(choice, locked="transfers" in spec.tuning)
+        self.groups: list[str] = []
+        self.running: RcloneJob | None = None
+        self.started: float | None = None
+
+    @property
+    def choice(self) -> tuning.Choice:
+        return self.optimizer.choice
+
+    def source(self, plan: SourcePlan) -> None:
+        if self.started is None:
+            self.started = self.t.clock()
+        groups = [None]
+        names = list(plan.files)
+        if plan.resolved.is_dir and self.tune and not any("\n" in n or "\r" in n for n in names):
+            groups = tuning.segments(names, [plan.files[n].size for n in names], self.choice.transfers)
+            if len(groups) == 1:
+                groups = [None]
+        if len(groups) > 1:
+            self.t.meter.event("segments", f"{plan.rel or '.'!r}: {len(names)} files in {len(groups)} segments;"
+                               " the concurrency is adjusted between them from what each achieved")
+        for number, group in enumerate(groups):
+            if group is None:
+                self._job(plan)
+                continue
+            done, before = self.t.meter.done, self.t.clock()
+            bytes_before, errors_before = done["bytes"], done["errors"]
+            self._job(plan, number, {name: plan.files[name] for name in group})
+            result = tuning.SegmentResult(files=len(group), bytes=done["bytes"] - bytes_before,
+                                          seconds=self.t.clock() - before, errors=done["errors"] - errors_before)
+            if number + 1 < len(groups):
+                old = self.choice.transfers
+                choice, why = self.optimizer.next(result)
+                self.t.meter.event("tuning", f"segment {number + 1} of {len(groups)} done ({result.files} files,"
+                                   f" {human_bytes(result.bytes)} in {result.seconds:.1f} s); segment {number + 2}:"
+                                   f" {old} -> {choice.transfers} files at once: {why}")
+
+    def _job(self, plan: SourcePlan, segment: int | None = None, files: dict[str, FileEntry] | None = None) -> None:
+        group = f"dtn-{self.spec.command_id}-{plan.index}" + (f"-{segment}" if segment is not None else "")
+        if group not in self.groups:
+            self.groups.append(group)
+        restarts = 0
+        while True:
+            job = self.running = RcloneJob(self.t, plan, group, files)
+            job.start(self._remote, self._config(), self._listing(group))
+            try:
+                succeeded = job.watch()
+            except JobLost as lost:
+                self.running = None
+                self.t.meter.bank(self.t.meter.live)
+                restarts += 1
+                self.t.meter.retries += 1
+                if restarts > MAX_JOB_RESTARTS:
+                    raise TransferFailed(FailureReason.RCLONE_ERROR,
+                                         f"rclone lost the job {restarts} times ({lost}); giving up") from None
+                self.t.meter.event("retry", f"rclone lost the job ({lost}); starting it again: {RESEND_NOTE}")
+                continue
+            self.running = None
+            self.t.meter.bank(job.stats)
+            if not succeeded:
+                raise job.fail()
+            job.settle()
+            return
+
+    def _remote(self, path: str) -> dict:
+        params = self.choice.remote_params() if self.tune else {}
+        return self.t.destination.remote(path, self.ca_file, params)
+
+    def _config(self) -> dict:
+        config = {"Transfers": self.transfers, "ConnectTimeout": "15s"}
+        config.update(self.choice.job_config() if self.tune else {"Transfers": self.choice.transfers})
+        if self.spec.verify_checksums:
+            config["CheckSum"] = True  # decide what to send by size and hash, not size and time
+        if self.spec.overwrite == Overwrite.SKIP_EXISTING:
+            config["IgnoreExisting"] = True
+        return config
+
+    def _listing(self, group: str) -> Path:
+        return self.state_dir / "segments" / f"{group}.txt"
+
+    def cleanup(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+        for group in self.groups:
+            try:
+                self.t.rc.stats_delete(group)
+            except RcError:
+                pass
+            # A segment's file list is needed only by its job.
+            self._listing(group).unlink(missing_ok=True)
