@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 
-from agent import __version__, config as config_module, health, logs
+from agent import __version__, config as config_module, health, logs, tcptune
 from agent.identity import instance_id, lock_state_dir
 from agent.loop.controller import Controller, ShutdownNow
 from agent.loop.portal import PortalClient, PortalError, TokenRejected
@@ -148,7 +148,8 @@ class Agent:
     def describe(self) -> dict:
         """The heartbeat body: versions, disk, and how the parts are doing; a
         receiver adds its address, its certificate and each grant's health."""
-        health = {"command": self.controller.current_command, "side_channel": sorted(self.side.handlers)}
+        health = {"command": self.controller.current_command, "side_channel": sorted(self.side.handlers),
+                  "tcp": tcp_health()}
         version = ""
         if self.rc is not None:
             try:
@@ -194,6 +195,15 @@ class Agent:
         if changed:
             portal.heartbeat(self.describe())
         return {"health_changed": changed}
+
+
+def tcp_health() -> dict:
+    """The TCP settings a connection made here gets, and which of the box's tuning they include: read, never
+    changed (a local process must not tune the host; a compose site's tcp-tune did it in its namespace)."""
+    settings = tcptune.in_effect()
+    return {"congestion_control": settings["congestion_control"],
+            "default_congestion_control": settings["default_congestion_control"],
+            "tcp_rmem": settings["tcp_rmem"], "tcp_wmem": settings["tcp_wmem"], "tuned": tcptune.tuned(settings)}
 
 
 def _install_signals(controller: Controller) -> None:

@@ -64,12 +64,32 @@ def route_congestion_control() -> list[str] | None:
                 for route in ipr.get_routes(family=family, table=MAIN_TABLE):
                     if route["type"] != 1:  # unicast only: local and broadcast routes carry no traffic out
                         continue
+                    if family == socket.AF_INET6 and str(route.get_attr("RTA_DST") or "").startswith("fe80:"):
+                        # Link-local routes carry no site traffic, and a device may hold a second one the
+                        # tuning's replace did not reach (the test bed's tun device did).
+                        continue
                     metrics = route.get_attr("RTA_METRICS")
                     algo = dict(metrics.get("attrs", [])).get("RTAX_CC_ALGO", "") if metrics else ""
                     found.append(algo)
     except OSError:
         return None
     return found
+
+
+def congestion_control_to(address: str) -> str | None:
+    """The congestion control the route to `address` names ('' for none: the namespace's default applies);
+    None when it cannot be read (pyroute2 missing, no route)."""
+    try:
+        from pyroute2 import IPRoute
+    except ImportError:
+        return None
+    try:
+        with IPRoute() as ipr:
+            route = ipr.route("get", dst=address)[0]
+    except Exception:  # noqa: BLE001 - netlink's own errors as much as OSError: unknown is the answer
+        return None
+    metrics = route.get_attr("RTA_METRICS")
+    return dict(metrics.get("attrs", [])).get("RTAX_CC_ALGO", "") if metrics else ""
 
 
 def in_effect() -> dict:

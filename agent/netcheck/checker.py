@@ -16,6 +16,8 @@ from agent.netcheck.limits import Limits
 from agent.netcheck.probe import Probe
 from agent.netcheck.report import GO, NO_GO, WARN, human_rate, summarise
 from agent.netcheck.s3 import S3, S3Error
+from agent.netcheck.tcp import tcp_tuning
+from agent.tcptune import congestion_control_to, route_congestion_control
 from agent.tuning import scales_with_streams
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.units import human_bytes
@@ -60,8 +62,10 @@ class Checker:
         """`earlier_probe`: a recent probe of this endpoint to use instead of probing again."""
         started = self.clock()
         t = self.t
+        # The routes are read only from the real /proc: a test's fake /proc has no netlink beside it.
+        routes = route_congestion_control() if self.proc == Path("/proc") else None
         self.report = {"endpoint": t.endpoint, "reason": "", "probe": None, "rtt_ms": None,
-                       "host": host_tcp(self.proc), "total_bytes": total_bytes, "files": files,
+                       "host": host_tcp(self.proc, routes=routes), "total_bytes": total_bytes, "files": files,
                        "free_bytes": free_bytes}
         try:
             addresses = self.resolve(t.host, t.port)
@@ -69,6 +73,11 @@ class Checker:
             return self.no_go(FailureReason.RECEIVER_UNREACHABLE, "unresolvable",
                               f"the name {t.host!r} does not resolve: {exc.strerror or exc}")
         self.report["addresses"] = addresses
+        if self.proc == Path("/proc") and addresses:
+            # What a connection to this receiver gets: the route to it decides, whatever the others say.
+            on_route = congestion_control_to(addresses[0])
+            if on_route:
+                self.report["host"].update(congestion_control=on_route, congestion_control_from="routes")
         rtts, last_error = [], ""
         for _ in range(self.limits.rtt_samples):
             begin = self.clock()
@@ -188,26 +197,22 @@ class Checker:
                  and (held_back or parallel >= 2 * single or single <= 5 * mathis))
         self.report["held_back"] = held_back
         self.report["lossy"] = lossy
-        cc = host.get("congestion_control") or "unknown"
         if link < self.limits.slow_bytes_per_s:
             self.finding(WARN, "slow", f"the path carried {human_rate(link)} with {streams} streams, under the"
                          f" {human_rate(self.limits.slow_bytes_per_s)} this check calls fast")
         if lossy:
             self.finding(WARN, "lossy", f"{ratio * 100:.2f}% of TCP segments were sent again during the probe: the"
                          f" path loses packets, and one stream carried only {human_rate(single)}")
-            if cc in ("cubic", "reno") and "bbr" in host.get("available_congestion_control", []) + ["bbr"]:
-                advice.append(f"This host uses {cc}, which slows down at every loss. On a long lossy path BBR keeps"
-                              " its rate (ESnet fasterdata advises it): `sysctl -w net.core.default_qdisc=fq"
-                              " net.ipv4.tcp_congestion_control=bbr` on both hosts.")
             advice.append("The agent uses many parallel connections on this path, since each carries little.")
+        want = None
         if per_stream_ceiling and bdp > window and rtt_s >= 0.005:
             want = 1 << max(22, math.ceil(math.log2(2 * bdp)))
             self.finding(WARN, "window_limited", f"one TCP stream can carry at most {human_rate(per_stream_ceiling)}"
                          f" here ({human_bytes(window)} buffers at {rtt['min']:.0f} ms), less than the"
                          f" {human_rate(link)} the path carried")
-            advice.append(f"Raise the TCP buffer limits to {want} bytes on both hosts: `sysctl -w"
-                          f" net.core.rmem_max={want} net.core.wmem_max={want}"
-                          f" net.ipv4.tcp_rmem='4096 87380 {want}' net.ipv4.tcp_wmem='4096 65536 {want}'`.")
+        tcp = tcp_tuning(host, lossy=lossy, want_window=want)
+        self.report["tcp_tuning"] = tcp
+        advice[:0] = [f"Applied: {sentence}." for sentence in tcp["applied"]] + tcp["advised"]
         # A few ms of scheduling noise on a short path is not jitter worth a warning.
         if rtt["max"] > 4 * max(rtt["median"], 1.0) and rtt["max"] - rtt["median"] > 20:
             self.finding(WARN, "jitter", f"round-trip times vary from {rtt['min']:.1f} to {rtt['max']:.1f} ms")
@@ -219,6 +224,10 @@ class Checker:
         report["verdict"] = verdict
         report["reasons"] = list(self.findings)
         report.setdefault("advice", [])
+        if "tcp_tuning" not in report:
+            # No probe (skipped, or a no-go before it): what this site applied is still worth saying.
+            report["tcp_tuning"] = tcp_tuning(report.get("host") or {}, lossy=False, want_window=None)
+            report["advice"][:0] = [f"Applied: {sentence}." for sentence in report["tcp_tuning"]["applied"]]
         if verdict == NO_GO and not report.get("reason"):
             report["reason"] = str(FailureReason.NETWORK_NO_GO)
         if verdict != NO_GO:

@@ -7,8 +7,11 @@ import socket
 from pathlib import Path
 
 
-def host_tcp(proc: Path = Path("/proc")) -> dict:
-    """TCP buffer limits and congestion control of this host (its network namespace)."""
+def host_tcp(proc: Path = Path("/proc"), routes: list[str] | None = None) -> dict:
+    """TCP buffer limits and congestion control of this host (its network namespace). `routes`: the
+    congestion control each route names (agent/tcptune.py), which wins over the default when they agree:
+    a compose site's tcp-tune sets BBR there, since the namespace's default must stay on the host's
+    allowed list."""
     def read(rel: str) -> str | None:
         try:
             return (proc / rel).read_text().strip()
@@ -27,12 +30,17 @@ def host_tcp(proc: Path = Path("/proc")) -> dict:
         return int(text) if text and text.isdigit() else None
 
     available = read("sys/net/ipv4/tcp_available_congestion_control")
+    default = read("sys/net/ipv4/tcp_congestion_control")
+    named = sorted(set(routes or []))
+    on_routes = named[0] if len(named) == 1 and named[0] else None
     return {
         "tcp_rmem": triple("sys/net/ipv4/tcp_rmem"),
         "tcp_wmem": triple("sys/net/ipv4/tcp_wmem"),
         "rmem_max": single("sys/net/core/rmem_max"),
         "wmem_max": single("sys/net/core/wmem_max"),
-        "congestion_control": read("sys/net/ipv4/tcp_congestion_control"),
+        "congestion_control": on_routes or default,
+        "congestion_control_from": "routes" if on_routes else "default",
+        "default_congestion_control": default,
         "available_congestion_control": available.split() if available else [],
     }
 

@@ -76,6 +76,20 @@ class Container(models.Model):
         return self.role in RECEIVER_ROLES
 
     @property
+    def tcp(self) -> dict | None:
+        """The TCP settings the agent last reported in effect where it runs (agent/tcptune.py), or None."""
+        health = self.health if isinstance(self.health, dict) else {}
+        tcp = health.get("tcp")
+        if not isinstance(tcp, dict) or not isinstance(tcp.get("congestion_control"), (str, type(None))):
+            return None
+        tuned = tcp.get("tuned") if isinstance(tcp.get("tuned"), dict) else {}
+        limits = [value[2] for value in (tcp.get("tcp_rmem"), tcp.get("tcp_wmem"))
+                  if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) for v in value)]
+        return {"congestion_control": tcp.get("congestion_control"),
+                "buffer_limit_bytes": min(limits) if limits else None,
+                "tuned": {key: tuned.get(key) is True for key in ("congestion_control", "tcp_rmem", "tcp_wmem")}}
+
+    @property
     def online(self) -> bool:
         if self.last_seen_at is None:
             return False

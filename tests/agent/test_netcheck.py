@@ -191,3 +191,49 @@ def test_a_probe_phase_runs_its_round_trips_even_when_its_bytes_are_sent_sooner(
     capped = c.phase("k", 1, seconds=3.0, max_bytes=int(2.8 * MiB), block=block, min_seconds=1.5)
     assert capped["bytes"] == 4 * int(2.8 * MiB) and capped["seconds"] < 1.5
     assert s3.objects == {} and fast.objects == {}
+
+
+def tuned_proc(tmp_path):
+    """The /proc of a namespace tuned as a compose site's tcp-tune leaves it (agent/tcptune.py)."""
+    root = proc(tmp_path, wmem_max=64 * 1024 * 1024)
+    (root / "sys/net/ipv4/tcp_rmem").write_text("4096 131072 67108864\n")
+    return root
+
+
+def test_what_the_site_applied_is_said_applied_and_only_the_rest_keeps_its_sysctl_lines(tmp_path):
+    lossy = {"probe": {"single_stream_bytes_per_s": 0.4e6, "parallel_bytes_per_s": 3.2e6, "streams": 8,
+                       "retransmit_ratio": 0.005},
+             "rtt_ms": {"min": 50.0, "median": 50.0, "max": 51.0}}
+    # Tuned: the default stays cubic (the host's allowed list), the routes name BBR, buffers are 64 MiB.
+    tuned = checker(tmp_path / "tuned")
+    tuned.report = {**lossy, "host": host_tcp(tuned_proc(tmp_path / "tuned"), routes=["bbr", "bbr"])}
+    tuned._buffers()
+    assert tuned.report["lossy"] and tuned.report["host"]["congestion_control"] == "bbr"
+    assert tuned.report["host"]["default_congestion_control"] == "cubic"
+    tcp = tuned.report["tcp_tuning"]
+    assert [s.split(" ")[0] for s in tcp["applied"]] == ["BBR", "TCP"] and tcp["advised"] == []
+    assert "on this site's routes" in tcp["applied"][0] and "64.0 MiB" in tcp["applied"][1]
+    assert not any("sysctl" in a for a in tuned.report["advice"]), tuned.report["advice"]
+    assert tuned.report["advice"][0].startswith("Applied: BBR")
+    # The same path from an untuned host: nothing applied, both sysctl lines advised.
+    plain = checker(tmp_path / "plain", wmem_max=65536)
+    plain.report = {**lossy, "host": host_tcp(plain.proc)}
+    plain._buffers()
+    tcp = plain.report["tcp_tuning"]
+    assert tcp["applied"] == [] and len(tcp["advised"]) == 2
+    assert "tcp_congestion_control=bbr" in tcp["advised"][0] and "tcp_wmem" in tcp["advised"][1]
+    assert not any(a.startswith("Applied") for a in plain.report["advice"])
+
+
+def test_routes_that_disagree_leave_the_default_in_effect(tmp_path):
+    root = proc(tmp_path)
+    assert host_tcp(root, routes=["bbr", ""])["congestion_control"] == "cubic"
+    assert host_tcp(root, routes=[])["congestion_control"] == "cubic"
+    assert host_tcp(root, routes=["bbr"])["congestion_control_from"] == "routes"
+
+
+def test_a_check_without_a_probe_still_says_what_was_applied(tmp_path):
+    c = Checker(TARGET, FakeS3(), limits=LIMITS, tcp_connect=lambda h, p, t: None,
+                tls_fingerprint=lambda h, p: "ab" * 32, resolve=lambda h, p: ["10.0.0.2"], proc=tuned_proc(tmp_path))
+    report = c.run(probe=False)
+    assert report["tcp_tuning"]["applied"] and report["tcp_tuning"]["in_effect"]["tcp_wmem_max"] == 64 * 1024 * 1024

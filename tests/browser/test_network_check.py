@@ -24,6 +24,8 @@ def test_alice_checks_the_network_to_bobs_receiver_from_the_send_page(world):
     expect(card.locator(".badge")).to_have_text(re.compile(r"^(Go|Go, with warnings)$"))
     expect(card).to_contain_text("Round trip")
     expect(card).to_contain_text(re.compile(r"Probe, one stream\s*[\d.]+ [KMG]iB/s"))
+    # The sender's TCP as it is here; a local process only reads it (it never tunes this host).
+    expect(card).to_contain_text(re.compile(r"TCP at the sender\s*(bbr|cubic|reno), buffers up to [\d.]+ [KMG]iB"))
     assert_accessible(page, "the send page with a network check")
     screenshot(page, "network-check", upto="#netcheck-card")
 

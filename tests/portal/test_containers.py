@@ -281,3 +281,36 @@ def test_the_page_cannot_delete_someone_elses_container(browser, charlie, alice_
     response = client.post(f"/portal/containers/{alice_sender.id}/delete", {"csrfmiddlewaretoken": client.csrf()})
     assert response.status_code == 404
     assert Container.objects.filter(pk=alice_sender.pk).exists()
+
+
+TUNED_TCP = {"congestion_control": "bbr", "default_congestion_control": "cubic",
+             "tcp_rmem": [4096, 131072, 67108864], "tcp_wmem": [4096, 65536, 67108864],
+             "tuned": {"congestion_control": True, "tcp_rmem": True, "tcp_wmem": True}}
+
+
+def test_the_tcp_an_agent_reports_is_shown_on_its_page_and_in_the_api(browser, alice, alice_api, alice_sender):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_sender.raw_token}")
+    assert client.post("/api/agent/v1/heartbeat", {"health": {"tcp": TUNED_TCP}}, format="json").status_code == 200
+    row = alice_api.get(f"/api/v1/containers/{alice_sender.id}").json()
+    assert row["tcp"] == {"congestion_control": "bbr", "buffer_limit_bytes": 64 * 1024 * 1024,
+                          "tuned": {"congestion_control": True, "tcp_rmem": True, "tcp_wmem": True}}
+    page = browser(alice).get(f"/portal/containers/{alice_sender.id}/").content.decode()
+    assert ">tuned for long paths<" in page and "64.0 MiB" in page
+
+    untuned = {**TUNED_TCP, "congestion_control": "cubic", "tcp_wmem": [4096, 16384, 4194304],
+               "tuned": {"congestion_control": False, "tcp_rmem": True, "tcp_wmem": False}}
+    assert client.post("/api/agent/v1/heartbeat", {"health": {"tcp": untuned}}, format="json").status_code == 200
+    assert alice_api.get(f"/api/v1/containers/{alice_sender.id}").json()["tcp"]["buffer_limit_bytes"] == 4194304
+    page = browser(alice).get(f"/portal/containers/{alice_sender.id}/").content.decode()
+    assert ">tuned for long paths<" not in page and "Not tuned for long paths" in page
+
+
+@pytest.mark.parametrize("tcp", [None, "bbr", {"congestion_control": 7}, {"congestion_control": "bbr", "tuned": []}])
+def test_a_tcp_report_of_the_wrong_shape_is_shown_as_unknown_or_not_tuned(alice_api, alice_sender, tcp):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {alice_sender.raw_token}")
+    assert client.post("/api/agent/v1/heartbeat", {"health": {"tcp": tcp}}, format="json").status_code == 200
+    shown = alice_api.get(f"/api/v1/containers/{alice_sender.id}").json()["tcp"]
+    assert shown is None or (shown["tuned"] == {"congestion_control": False, "tcp_rmem": False, "tcp_wmem": False}
+                             and shown["buffer_limit_bytes"] is None)

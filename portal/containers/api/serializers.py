@@ -9,14 +9,21 @@ MAX_PARAMS_BYTES = 64 * 1024
 class ContainerSerializer(serializers.ModelSerializer):
     container_id = serializers.UUIDField(source="id", read_only=True)
     online = serializers.BooleanField(read_only=True)
+    tcp = serializers.SerializerMethodField(help_text=(
+        "The TCP settings in effect where the agent runs, as it last reported: {congestion_control,"
+        " buffer_limit_bytes, tuned: {congestion_control, tcp_rmem, tcp_wmem}}; null before its first report."))
 
     class Meta:
         model = Container
         fields = (
             "container_id", "name", "role", "created_at", "online", "last_seen_at", "agent_version",
-            "rclone_version", "hostname", "disk_free_bytes", "endpoint", "certificate_sha256", "token_rotated_at",
+            "rclone_version", "hostname", "disk_free_bytes", "endpoint", "certificate_sha256", "token_rotated_at", "tcp",
         )
         read_only_fields = fields
+
+
+    def get_tcp(self, container) -> dict | None:
+        return container.tcp
 
 
 class RegisterSerializer(serializers.Serializer):

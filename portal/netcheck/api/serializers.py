@@ -28,6 +28,9 @@ class NetworkCheckSerializer(serializers.ModelSerializer):
     probe = serializers.SerializerMethodField(help_text="{single_stream_bytes_per_s, parallel_bytes_per_s, "
                                                         "streams, bytes, seconds, retransmit_ratio}")
     tuning = serializers.SerializerMethodField()
+    tcp_tuning = serializers.SerializerMethodField(help_text=(
+        "The sender's TCP: {in_effect: {congestion_control, from, tcp_rmem_max, tcp_wmem_max}, applied: [sentence],"
+        " advised: [sentence with the sysctl lines]}; applied is what the site already has."))
     details = serializers.SerializerMethodField(help_text="The rest of what the agent measured.")
     predicted_seconds = serializers.SerializerMethodField()
     predicted_bytes_per_s = serializers.SerializerMethodField()
@@ -35,7 +38,7 @@ class NetworkCheckSerializer(serializers.ModelSerializer):
     class Meta:
         model = NetworkCheck
         fields = ("check_id", "state", "verdict", "reason", "summary", "reasons", "advice", "rtt_ms", "probe",
-                  "tuning", "predicted_seconds", "predicted_bytes_per_s", "details", "sender", "receiver",
+                  "tuning", "tcp_tuning", "predicted_seconds", "predicted_bytes_per_s", "details", "sender", "receiver",
                   "transfer_id", "endpoint", "total_bytes", "files", "error", "created_at", "finished_at")
         read_only_fields = fields
 
@@ -62,6 +65,9 @@ class NetworkCheckSerializer(serializers.ModelSerializer):
 
     def get_tuning(self, check) -> dict | None:
         return self._part(check, "tuning")
+
+    def get_tcp_tuning(self, check) -> dict | None:
+        return self._part(check, "tcp_tuning")
 
     def get_predicted_seconds(self, check) -> float | None:
         return self._part(check, "predicted_seconds")

@@ -247,11 +247,22 @@
       });
       if (chosen.length) fact("Settings chosen", chosen.join("; "));
     }
+    var tcp = check.tcp_tuning && check.tcp_tuning.in_effect;
+    if (tcp) {
+      var limit = Math.min.apply(null, [tcp.tcp_rmem_max, tcp.tcp_wmem_max].filter(function (v) { return v; }));
+      fact("TCP at the sender", (tcp.congestion_control || "?") + (isFinite(limit) ? ", buffers up to " + DTN.size(limit) : ""));
+    }
     if (facts.childNodes.length) card.appendChild(facts);
+    // What the site already has is marked applied; only the rest is advice to act on.
     var advice = check.advice || [];
     if (advice.length) {
       card.appendChild(DTN.el("h4", {text: "Advice"}));
-      card.appendChild(DTN.el("ul", {className: "advice"}, advice.map(function (a) { return DTN.el("li", {text: a}); })));
+      card.appendChild(DTN.el("ul", {className: "advice"}, advice.map(function (a) {
+        var applied = a.indexOf("Applied: ") === 0;
+        return DTN.el("li", {className: applied ? "applied" : "advised"}, applied
+          ? [DTN.el("strong", {className: "mark", text: "applied"}), " " + a.slice(9)]
+          : [DTN.el("strong", {className: "mark", text: "advised"}), " " + a]);
+      })));
     }
     return true;
   };
