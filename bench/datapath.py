@@ -3,7 +3,9 @@
 On the test bed (tests/netbed: three namespaces, a packet-level WAN forwarder), in one run:
 
 - links: 200 Mbit/s with a small round trip (2 ms) and no loss; 200 Mbit/s with 50 ms round trip and 0.5%
-  loss each way; both with cubic on every host; then the lossy link once more with BBR (the product only:
+  loss each way; both with cubic on every host; then the lossy link once more with the sender's namespace
+  tuned exactly as a compose site's tcp-tune tunes it (`python -m agent.tcptune --apply`: BBR on its routes,
+  64 MiB buffer limits; the receiver stays on cubic defaults), the product only (issue 28:
   what the network check's advice buys).
 - the link rate: iperf3 goodput (1 and 8 streams, the first 2 s left out) on that link, in the same run.
 - contenders, each sending the same dataset to an S3 server with TLS in the receiver's namespace:
@@ -59,7 +61,7 @@ GiB = 1024 * MiB
 LINKS = {
     "clean": {"rate_mbit": 200, "rtt_ms": 2, "loss_pct": 0, "cc": "cubic"},
     "lossy": {"rate_mbit": 200, "rtt_ms": 50, "loss_pct": 0.5, "cc": "cubic"},
-    "lossy-bbr": {"rate_mbit": 200, "rtt_ms": 50, "loss_pct": 0.5, "cc": "bbr"},
+    "lossy-tuned": {"rate_mbit": 200, "rtt_ms": 50, "loss_pct": 0.5, "cc": "cubic", "tuned": True},
 }
 
 # Dataset sizes per link: (single file bytes, 1 MiB files, 64 KiB files, mixed tree bytes). The lossy link gets
@@ -116,13 +118,28 @@ class PlainS3(S3Server):
                 "RCLONE_S3_NO_CHECK_BUCKET": "true", "RCLONE_CA_CERT": str(self.cert)}
 
 
+def tcp_tuned(bed, on: bool, saved: dict = {}) -> None:  # noqa: B006 - the untuned values, kept across calls
+    """The sender's namespace tuned by tcp-tune as a compose site runs it, or back to the bed's defaults."""
+    if on and not saved:
+        saved.update({name: bed.read_sysctl("sender", f"net/ipv4/{name}") for name in ("tcp_rmem", "tcp_wmem")})
+        said = bed.run_python("sender", ["-m", "agent.tcptune", "--apply"], text=True, timeout=60).stdout
+        print("  " + said.strip().replace("\n", "\n  "), flush=True)
+    elif not on and saved:
+        # Routes naming cubic, as the namespace's default does: the tuning's BBR is gone.
+        bed.run_python("sender", ["-m", "agent.tcptune", "--apply"], timeout=60,
+                       env={**os.environ, "DTN_TCP_CONGESTION_CONTROL": "cubic"})
+        for name, value in saved.items():
+            bed.run("sender", ["sh", "-c", f"echo {value} > /proc/sys/net/ipv4/{name}"], timeout=10)
+        saved.clear()
+
+
 def plan(mode: str, runs: int, lossy_default_runs: int, bbr_runs: int) -> list[list]:
     rows = []
     for link in ("clean", "lossy"):
         single, n1m, n64k, mixed = SIZES[mode][link]
         rows.append([link, f"{single / MiB:,.0f} MiB", f"{n1m:,} × 1 MiB", f"{n64k:,} × 64 KiB",
                      f"~{mixed / MiB:,.0f} MiB", f"up to {runs}" if link == "clean" else
-                     f"up to {runs} ({lossy_default_runs} for rclone defaults); BBR row: product, up to {bbr_runs}"])
+                     f"up to {runs} ({lossy_default_runs} for rclone defaults); tuned row: product, up to {bbr_runs}"])
     return rows
 
 
@@ -131,7 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny datasets, 1 run each, a subset of the grid "
                                                              "(~5-8 minutes): checks the harness")
     parser.add_argument("--runs", type=int, help="runs per contender and case (median reported); default 3, quick 1")
-    parser.add_argument("--links", default="clean,lossy,lossy-bbr", help="comma-separated subset of the links")
+    parser.add_argument("--links", default="clean,lossy,lossy-tuned", help="comma-separated subset of the links")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of the datasets"
                         " (a partial run, for development: its goals cover only what ran)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated subset of the contenders")
@@ -183,7 +200,7 @@ def main(argv=None) -> int:
     datasets: dict[str, dict[str, Dataset]] = {}
     world = None
     try:
-        with Bed(cc="cubic", **{k: v for k, v in LINKS["clean"].items() if k != "cc"}) as bed:
+        with Bed(cc="cubic", **{k: v for k, v in LINKS["clean"].items() if k not in ("cc", "tuned")}) as bed:
             world = World(bed, scratch, agent_env)
             # The grid pass of hand-tuned rclone needs every dataset of its link.
             written = DATASETS if "rclone-tuned" in wanted_contenders else wanted_datasets
@@ -204,14 +221,14 @@ def main(argv=None) -> int:
                 for link in chosen:
                     params = LINKS[link]
                     base = link.split("-")[0]
-                    contenders = ["product"] if link == "lossy-bbr" else list(CONTENDERS)
+                    contenders = ["product"] if link == "lossy-tuned" else list(CONTENDERS)
                     contenders = [c for c in contenders if c in wanted_contenders]
-                    names = BBR_QUICK_DATASETS if (args.quick and link == "lossy-bbr") else DATASETS
+                    names = BBR_QUICK_DATASETS if (args.quick and link == "lossy-tuned") else DATASETS
                     names = [n for n in names if n in wanted_datasets]
                     for name in names:
                         ds = datasets[base][name]
                         for contender in contenders:
-                            wanted = bbr_runs if link == "lossy-bbr" else (
+                            wanted = bbr_runs if link == "lossy-tuned" else (
                                 lossy_default_runs if (link, contender) == ("lossy", "rclone-defaults") else runs)
                             if index > wanted:
                                 continue
@@ -224,8 +241,9 @@ def main(argv=None) -> int:
                                 continue
                             if current != link:
                                 current = link
-                                bed.link.set(**{k: v for k, v in params.items() if k != "cc"})
+                                bed.link.set(**{k: v for k, v in params.items() if k not in ("cc", "tuned")})
                                 bed.set_congestion_control(params["cc"])
+                                tcp_tuned(bed, params.get("tuned", False))
                                 print(f"\n== {link}: {params}, round {index} ==", flush=True)
                             if link not in links_out:
                                 links_out[link] = {**params, "iperf3": iperf3(bed, iperf_seconds)}

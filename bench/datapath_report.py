@@ -68,6 +68,13 @@ def goals_for(rows: list[dict], runs: list[Run]) -> list[report.Goal]:
         goals.append(report.Goal(f"product vs rclone defaults, lossy link, {DATASET_TITLES[name]} ({what})",
                                  1 / defaults if defaults == defaults and defaults else nan, limit, "×",
                                  at_most=False))
+    for name in DATASETS:
+        # Issue 28: the sender's namespace tuned by tcp-tune against the same product on cubic defaults.
+        cubic, tuned = row("lossy", name, "product"), row("lossy-tuned", name, "product")
+        gain = max(tuned.get("bytes_per_s", nan) / cubic.get("bytes_per_s", nan),
+                   tuned.get("files_per_s", nan) / cubic.get("files_per_s", nan)) if cubic and tuned else nan
+        goals.append(report.Goal(f"product, sender tuned (tcp-tune) vs cubic defaults, lossy link,"
+                                 f" {DATASET_TITLES[name]}", gain, 2.0, "×", at_most=False))
     peaks = [r.peak_rss.get("agent") for r in runs if r.contender == "product" and r.peak_rss.get("agent")]
     goals.append(report.Goal("agent peak RSS (any product run)", max(peaks) / 1e6 if peaks else nan, 60, "MB"))
     return goals
@@ -121,7 +128,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"product": "#4c72b0", "rclone-defaults": "#c44e52", "rclone-tuned": "#55a868",
-               "product (BBR)": "#8172b2"}
+               "product (tuned)": "#8172b2"}
     shown = [link for link in ("clean", "lossy") if link in result["links"]]
     fig, axes = plt.subplots(len(shown), 4, figsize=(17, 3.75 * len(shown) + 0.5), squeeze=False)
     runs = result["runs"]
@@ -133,10 +140,10 @@ def plot(result: dict, path: Path) -> None:
                 ax.axis("off")
                 continue
             for summary in result["summary"]:
-                if summary["dataset"] != name or summary["link"] not in (link, f"{link}-bbr") or \
+                if summary["dataset"] != name or summary["link"] not in (link, f"{link}-tuned") or \
                         "median_run" not in summary:
                     continue
-                label = summary["contender"] + (" (BBR)" if summary["link"].endswith("bbr") else "")
+                label = summary["contender"] + (" (tuned)" if summary["link"].endswith("-tuned") else "")
                 run = next(r for r in runs if (r["link"], r["dataset"], r["contender"], r["run"]) ==
                            (summary["link"], name, summary["contender"], summary["median_run"]))
                 series = run["series"]

@@ -201,8 +201,10 @@ def test_a_grant_revoked_mid_transfer_reaches_nothing_while_another_grants_gigab
     landed = folder / carol_grant["bucket"] / "one.bin"
     assert sha256(landed) == sha256(send_dir / "one.bin")
     wrote = written(server) - before
-    # Every byte written once at the receiver: nothing sent again (a restarted server loses the upload).
-    assert GiB <= wrote <= GiB * 1.02, wrote
+    # Every byte written once at the receiver: nothing sent again (a restarted server loses the upload). The
+    # margin is the server's own small writes (its log, the folder's metadata: ~0.3 MiB measured), less than
+    # the smallest part rclone sends again (5 MiB), so one part sent twice fails this.
+    assert GiB <= wrote < GiB + 4 * 1024 * 1024, wrote
     assert serve_s3_processes(bob_agent) == [server]
     # Refused for good once refused (the tries before the agent synced may have landed: they were allowed).
     assert refused(alice_s3, alice_grant["bucket"], "long-after.txt")
