@@ -3,6 +3,8 @@ flow, stop, restart and the transfer's record."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
 
 from tests.harness.files import wait_for
@@ -51,7 +53,14 @@ class Person:
         return {row["path"]: row for row in manifest}
 
     def events(self, transfer_id: str) -> list[dict]:
-        return self.call("GET", f"/api/v1/transfers/{transfer_id}/events?limit=500")["results"]
+        """Every event of the transfer, page after page (a long transfer has more than one page)."""
+        page = self.call("GET", f"/api/v1/transfers/{transfer_id}/events?limit=500")
+        found = list(page["results"])
+        while page.get("next"):
+            following = urlsplit(page["next"])
+            page = self.call("GET", f"{following.path}?{following.query}")
+            found.extend(page["results"])
+        return found
 
     def command(self, command_id: str) -> dict:
         return self.call("GET", f"/api/v1/commands/{command_id}")
