@@ -28,7 +28,8 @@ ENV_EXAMPLE = REPO / ".env.example"
 VENV_BIN = Path(sys.executable).parent
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME?err}, ${NAME:+alt}, ${NAME+alt}, $NAME
-_BRACED = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
+# The innermost ${...} (its argument holds no other): compose resolves nested defaults inside out.
+_BRACED = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}$]*))?\}")
 _BARE = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -70,7 +71,7 @@ def variables_in(node) -> set[str]:
     found = set()
     for text in strings(node):
         for part in text.split("$$"):
-            found |= {m.group("name") for m in _BRACED.finditer(part)}
+            found |= set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", part))
             found |= {m.group("name") for m in _BARE.finditer(part)}
     return found
 
@@ -103,7 +104,11 @@ def interpolate_string(value: str, env: dict[str, str]) -> str:
     parts = value.split("$$")
     out = []
     for part in parts:
-        part = _BRACED.sub(braced, part)
+        while True:
+            resolved = _BRACED.sub(braced, part)
+            if resolved == part:
+                break
+            part = resolved
         part = _BARE.sub(lambda m: env.get(m.group("name"), ""), part)
         out.append(part)
     return "$".join(out)

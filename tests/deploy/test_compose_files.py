@@ -218,6 +218,11 @@ def test_no_service_sets_a_variable_no_program_reads(which):
         if name == "rclone":
             assert set(env) == {"RCLONE_RC_USER", "RCLONE_RC_PASS", "HOME"}
             continue
+        if name == "caddy":
+            # What its Caddyfile reads ({$NAME}), nothing else.
+            caddyfile = (REPO / "rclone" / "Caddyfile").read_text()
+            assert set(env) == set(re.findall(r"\{\$([A-Z_]+)\}", caddyfile)), name
+            continue
         assert set(env) - known == set(), name
 
 
@@ -336,7 +341,15 @@ def test_the_portal_database_is_on_an_internal_network():
     assert "ports" not in file["services"]["db"]
     portal = file["services"]["portal"]
     env = environment(portal)
-    assert env["DTN_BIND"].endswith(":8443") and published_ports(portal) == ["${PORTAL_HTTPS_PORT:-443}:8443"]
+    assert env["DTN_BIND"].endswith(":8443")
+    # One portal: PORTAL_HTTPS_PORT:8443; behind Caddy, each replica's own (PORTAL_PUBLISH, e.g. loopback only).
+    assert published_ports(portal) == ["${PORTAL_PUBLISH:-${PORTAL_HTTPS_PORT:-443}:8443}"]
+    assert interpolate(published_ports(portal), {}) == ["443:8443"]
+    assert interpolate(published_ports(portal), {"PORTAL_PUBLISH": "127.0.0.1::8443"}) == ["127.0.0.1::8443"]
+    # Caddy reaches the replicas on a network of their own, internal, whose subnet is the trusted proxies'.
+    assert file["networks"]["proxy"]["internal"] is True
+    assert portal["networks"]["proxy"]["aliases"] == ["portal-upstream"]
+    assert file["services"]["caddy"]["profiles"] == ["proxy"]
     assert env["DTN_TLS_CERT"].startswith("/var/lib/dtn/tls/") and env["DTN_TLS_KEY"].startswith("/var/lib/dtn/tls/")
 
 

@@ -322,6 +322,19 @@ POSTGRES = {
 }
 
 
+# What the portal file's proxy profile needs of the official caddy image: Debian's caddy (the same 2.6.2),
+# its data and config under /data and /config, wget for the health check (the official image has busybox's).
+CADDY = {
+    "tag": "caddy:2.6.2",
+    "include": ["caddy", "wget", "ca-certificates"],
+    "files": {},
+    "essential_hooks": [],
+    "changes": ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "ENV XDG_CONFIG_HOME=/config", "ENV XDG_DATA_HOME=/data", "WORKDIR /srv", "EXPOSE 80 443",
+                'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'],
+}
+
+
 def _recipe_hash(recipe: dict) -> str:
     return hashlib.sha256(repr(sorted(recipe.items())).encode()).hexdigest()[:16]
 
@@ -366,7 +379,7 @@ if __name__ == "__main__":  # a manual check: start, make the base images, stop,
     engine = Engine(Path(tempfile.mkdtemp(prefix="dtn-engine-")))
     engine.start()
     try:
-        for recipe in (PYTHON_BASE, POSTGRES):
+        for recipe in (PYTHON_BASE, POSTGRES, CADDY):
             print(recipe["tag"], "made" if ensure_base_image(engine.client, recipe, engine.log_path.parent)
                   else "cached")
     finally:

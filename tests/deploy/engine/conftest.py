@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tools.dockerengine import POSTGRES, PYTHON_BASE, Engine, EngineUnavailable, ensure_base_image
+from tests.tools.dockerengine import CADDY, POSTGRES, PYTHON_BASE, Engine, EngineUnavailable, ensure_base_image
 
 REPO = Path(__file__).resolve().parents[3]
 PROJECTS = {"portal": "docker-compose.portal.yml", "sender": "docker-compose.sender.yml",
@@ -22,7 +22,7 @@ def engine(tmp_path_factory):
     engine = Engine(tmp_path_factory.mktemp("engine"))
     try:
         engine.start()
-        for recipe in (PYTHON_BASE, POSTGRES):
+        for recipe in (PYTHON_BASE, POSTGRES, CADDY):
             ensure_base_image(engine.client, recipe, tmp_path_factory.mktemp("rootfs"))
     except EngineUnavailable as exc:
         engine.stop()
