@@ -4,6 +4,7 @@ each variable and a test checks that list against this file."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "portal.agentapi",
     "portal.netcheck",
     "portal.notifications",
+    "portal.metrics",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +249,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = None
 # Threads (and so database connections) per server process for held claims and the
 # reaper; 0 runs those calls on the request's own thread instead.
 DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)
+
+
+def _networks(name: str, default: list[str]) -> list:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+# GET /metrics (portal/metrics): served to these networks without a token, and to anyone with the token.
+DTN_METRICS_ALLOW_NETWORKS = _networks("DTN_METRICS_ALLOW_IPS", ["127.0.0.1", "::1"])
+DTN_METRICS_TOKEN = env_secret("DTN_METRICS_TOKEN")
 
 # Notifications (portal/notifications): mail through Django's mail backend, and
 # webhooks signed with HMAC; both sent by a worker thread in each server process.
