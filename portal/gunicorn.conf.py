@@ -7,6 +7,7 @@ The box, the compose file and the tests all start the portal this way."""
 import os
 
 from dtn_protocol.env import env_bool, env_int, env_str
+from portal.lib import logs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -24,6 +25,9 @@ graceful_timeout = 10
 keepalive = 30
 accesslog = "-" if env_bool("DTN_ACCESS_LOG", False) else None
 errorlog = "-"
+# The server's own lines (and uvicorn's) in the shape DTN_LOG_FORMAT gives Django's; settings.py refuses a
+# value it does not know, before any worker starts.
+logconfig_dict = logs.gunicorn_config(env_str("DTN_LOG_FORMAT", "plain"), accesslog is not None)
 # One machine may run several portals (the box, tests); a shared control socket
 # in $HOME would collide, and nothing here uses it.
 control_socket_disable = True

@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from dtn_protocol.states import TransferState
 from portal.containers.models import Container, Role
@@ -66,7 +67,7 @@ class PortalCollector(Collector):
             total=Count("id"), seconds=Sum("waited"),
             **{f"le{index}": Count("id", filter=Q(waited__lte=timedelta(seconds=bound)))
                for index, bound in enumerate(CLAIM_BUCKETS)})
-        buckets = [(str(bound), counts[f"le{index}"]) for index, bound in enumerate(CLAIM_BUCKETS)]
+        buckets = [(floatToGoString(bound), counts[f"le{index}"]) for index, bound in enumerate(CLAIM_BUCKETS)]
         buckets.append(("+Inf", counts["total"]))
         total = counts["seconds"]
         return HistogramMetricFamily(

@@ -7,7 +7,7 @@ import ipaddress
 
 from django.conf import settings
 from django.http import HttpResponse
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
@@ -31,8 +31,12 @@ def _from_allowed_network(request) -> bool:
     return any(address in network for network in settings.DTN_METRICS_ALLOW_NETWORKS)
 
 
-@require_GET
+@csrf_exempt  # no session and no change: a POST is answered 405 below, not with the CSRF page
 def metrics(request):
+    if request.method not in ("GET", "HEAD"):
+        response = json_error("metrics are read with GET", 405)
+        response["Allow"] = "GET, HEAD"
+        return response
     token = settings.DTN_METRICS_TOKEN
     given = _bearer(request)
     if given:
