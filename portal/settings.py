@@ -252,15 +252,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = None
 DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)
 
 
-def _networks(name: str, default: list[str]) -> list:
+def _networks(name: str, items: list[str]) -> list:
     try:
-        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+        return [ipaddress.ip_network(item, strict=False) for item in items]
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
 
 
 # GET /metrics (portal/metrics): served to these networks without a token, and to anyone with the token.
-DTN_METRICS_ALLOW_NETWORKS = _networks("DTN_METRICS_ALLOW_IPS", ["127.0.0.1", "::1"])
+DTN_METRICS_ALLOW_NETWORKS = _networks("DTN_METRICS_ALLOW_IPS", env_list("DTN_METRICS_ALLOW_IPS", ["127.0.0.1", "::1"]))
 DTN_METRICS_TOKEN = env_secret("DTN_METRICS_TOKEN")
 
 # Notifications (portal/notifications): mail through Django's mail backend, and
