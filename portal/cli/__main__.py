@@ -20,9 +20,9 @@ from dtn_protocol.states import TransferState
 from dtn_protocol.units import human_bytes
 from portal.cli import config, lookup
 from portal.cli.client import APIError, PortalAPI
-from portal.cli.lookup import resolve_container as _resolve_container, transfer_id as _transfer_id
+from portal.cli.lookup import checked_transfer_id, resolve_container
 from portal.cli.output import (EXIT_AUTH, EXIT_OK, EXIT_TIMEOUT, EXIT_TRANSFER_FAILED, EXIT_UNREACHABLE,
-                               EXIT_USAGE, Fail, human_time, print_json as _json, table as _table)
+                               EXIT_USAGE, Fail, human_time, print_json, table)
 from portal.cli.progress import FINISHED, final_line, progress_line
 
 EXIT_CODES = """\
@@ -66,7 +66,7 @@ def cmd_login(args) -> int:
     token = PortalAPI.new_token(portal, args.username, password, name=f"dtn on {socket.gethostname()}"[:100])
     path = config.save(portal, token, args.username)
     if args.json:
-        _json({"portal": portal, "username": args.username, "credentials": str(path)})
+        print_json({"portal": portal, "username": args.username, "credentials": str(path)})
     else:
         print(f"signed in to {portal} as {args.username}; token stored in {path}")
     return EXIT_OK
@@ -78,21 +78,21 @@ def cmd_login(args) -> int:
 def cmd_containers(args) -> int:
     containers = _api().containers()
     if args.json:
-        _json(containers)
+        print_json(containers)
         return EXIT_OK
     if not containers:
         print("no containers yet: register one on the portal")
         return EXIT_OK
     rows = [[c["container_id"], c["name"], c["role"], "online" if c["online"] else "offline",
              human_time(c.get("last_seen_at")), human_bytes(c.get("disk_free_bytes"))] for c in containers]
-    print(_table(rows, ["CONTAINER ID", "NAME", "ROLE", "STATUS", "LAST SEEN", "DISK FREE"]))
+    print(table(rows, ["CONTAINER ID", "NAME", "ROLE", "STATUS", "LAST SEEN", "DISK FREE"]))
     return EXIT_OK
 
 
 def cmd_transfers(args) -> int:
     transfers = _api().transfers(state=args.state, limit=args.limit)
     if args.json:
-        _json(transfers)
+        print_json(transfers)
         return EXIT_OK
     if not transfers:
         print("no transfers")
@@ -100,7 +100,7 @@ def cmd_transfers(args) -> int:
     rows = [[t["transfer_id"], t["state"], t.get("label") or "",
              f"{t['files']['transferred'] + t['files']['skipped']}/{t['files']['total']}",
              human_bytes(t["bytes"]["total"]), human_time(t.get("created_at"))] for t in transfers]
-    print(_table(rows, ["TRANSFER ID", "STATE", "LABEL", "FILES", "SIZE", "CREATED"]))
+    print(table(rows, ["TRANSFER ID", "STATE", "LABEL", "FILES", "SIZE", "CREATED"]))
     return EXIT_OK
 
 
@@ -122,13 +122,13 @@ def cmd_send(args) -> int:
         raise Fail("give either --to RECEIVER_ID or the S3 endpoint (--s3-host, --s3-port, --s3-bucket, "
                    "--s3-access-key), not both", EXIT_USAGE)
     api = _api()
-    body = {"sender": _resolve_container(api, args.sender, "sender", "--from"), "sources": args.paths,
+    body = {"sender": resolve_container(api, args.sender, "sender", "--from"), "sources": args.paths,
             "prefix": args.prefix, "label": args.label, "verify_checksums": not args.no_verify,
             "bandwidth_limit": args.bwlimit}
     if args.overwrite:
         body["overwrite"] = args.overwrite
     if args.to:
-        body["receiver"] = _resolve_container(api, args.to, "receiver", "--to")
+        body["receiver"] = resolve_container(api, args.to, "receiver", "--to")
     else:
         missing = [flag for flag, name in (("--s3-host", "s3_host"), ("--s3-port", "s3_port"),
                                            ("--s3-bucket", "s3_bucket"), ("--s3-access-key", "s3_access_key"))
@@ -143,7 +143,7 @@ def cmd_send(args) -> int:
             print(f"sent: transfer {record['transfer_id']}", flush=True)
         return watch(api, record["transfer_id"], args)
     if args.json:
-        _json(record)
+        print_json(record)
     else:
         print(f"sent: transfer {record['transfer_id']} is {record['state']}")
         print(f"watch it with: dtn watch {record['transfer_id']}")
@@ -190,7 +190,7 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
                 if tty:
                     sys.stdout.write("\n")
                 if args.json:
-                    _json({**(status or {}), "timed_out": True})
+                    print_json({**(status or {}), "timed_out": True})
                 else:
                     state = status["state"] if status else "unknown"
                     print(f"timed out after {args.timeout:g} s: transfer {transfer_id} is still {state}",
@@ -208,7 +208,7 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
     if tty:
         sys.stdout.write("\n")
     if args.json:
-        _json(api.transfer(transfer_id))
+        print_json(api.transfer(transfer_id))
     else:
         print(final_line(status), flush=True)
     return EXIT_OK if status["state"] == TransferState.SUCCEEDED else EXIT_TRANSFER_FAILED
@@ -229,7 +229,7 @@ def cmd_watch(args) -> int:
 def cmd_stop(args) -> int:
     status = _api().stop(args.transfer_id)
     if args.json:
-        _json(status)
+        print_json(status)
     elif status["state"] in FINISHED:
         print(f"transfer {args.transfer_id} is {status['state']}")
     else:
@@ -245,7 +245,7 @@ def cmd_restart(args) -> int:
             print(f"restarted: transfer {args.transfer_id}, attempt {record.get('attempts')}", flush=True)
         return watch(api, args.transfer_id, args)
     if args.json:
-        _json(record)
+        print_json(record)
     else:
         print(f"restarted: transfer {args.transfer_id} is {record['state']} (attempt {record.get('attempts')}); "
               "only what is missing or different is sent")
@@ -261,7 +261,7 @@ def cmd_manifest(args) -> int:
     if args.output:
         Path(args.output).write_bytes(data)
         if args.json:
-            _json({"transfer_id": args.transfer_id, "output": args.output, "bytes": len(data),
+            print_json({"transfer_id": args.transfer_id, "output": args.output, "bytes": len(data),
                    "format": "csv" if args.csv else "json"})
         else:
             print(f"manifest of {args.transfer_id} written to {args.output}", file=sys.stderr)
@@ -395,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "transfer_id", None) is not None:
-            _transfer_id(args.transfer_id)
+            checked_transfer_id(args.transfer_id)
         return args.func(args)
     except Fail as exc:
         _report(args, str(exc), exc.code)
@@ -430,7 +430,7 @@ def _not_found(args) -> str | None:
 def _report(args, message: str, code: int, **extra) -> None:
     print(f"dtn: error: {message}", file=sys.stderr)
     if getattr(args, "json", False):
-        _json({"error": message, "exit_status": code, **extra})
+        print_json({"error": message, "exit_status": code, **extra})
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def resolve_container(api: PortalAPI, value: str, role: str, option: str) -> str
     return matches[0]["container_id"]
 
 
-def transfer_id(value: str) -> str:
+def checked_transfer_id(value: str) -> str:
     # Caught here, a typo reads as one; the portal would only say "not found".
     if not is_uuid(value):
         raise Fail(f"{value!r} is not a transfer ID (a UUID, as `dtn transfers` lists them)", EXIT_USAGE)
@@ -93,7 +93,7 @@ def _iso(epoch: int | None) -> str | None:
 
 
 def cmd_show(api: PortalAPI, args) -> int:
-    record = api.transfer(transfer_id(args.transfer_id))
+    record = api.transfer(args.transfer_id)
     if args.json:
         print_json(record)
         return EXIT_OK
@@ -126,7 +126,7 @@ def cmd_show(api: PortalAPI, args) -> int:
 
 
 def cmd_events(api: PortalAPI, args) -> int:
-    events = api.events(transfer_id(args.transfer_id))
+    events = api.events(args.transfer_id)
     if args.json:
         print_json(events)
         return EXIT_OK
