@@ -25,9 +25,10 @@ graceful_timeout = 10
 keepalive = 30
 accesslog = "-" if env_bool("DTN_ACCESS_LOG", False) else None
 errorlog = "-"
-# The server's own lines (and uvicorn's) in the shape DTN_LOG_FORMAT gives Django's; settings.py refuses a
-# value it does not know, before any worker starts.
-logconfig_dict = logs.gunicorn_config(env_str("DTN_LOG_FORMAT", "plain"), accesslog is not None)
+# JSON logs: the server's own lines (and uvicorn's) as JSON too; plain ones stay gunicorn's own. settings.py
+# refuses a format it does not know, before any worker starts.
+if env_str("DTN_LOG_FORMAT", "plain") == "json":
+    logconfig_dict = logs.gunicorn_config(accesslog is not None)
 # One machine may run several portals (the box, tests); a shared control socket
 # in $HOME would collide, and nothing here uses it.
 control_socket_disable = True

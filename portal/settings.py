@@ -317,8 +317,8 @@ LOGGING = {
         # Axes logs usernames of failed logins at INFO; keep it to warnings.
         "axes": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
-        # Python's warnings as log lines, so a JSON log has no line of another shape.
-        "py.warnings": {"handlers": ["console"], "propagate": False},
     },
 }
-logging.captureWarnings(True)
+if DTN_LOG_FORMAT == "json":
+    # Python's warnings as log lines, so a JSON log has no line of another shape.
+    logging.captureWarnings(True)

@@ -24,14 +24,14 @@ def formatter(log_format: str) -> dict:
     return dict(JSON_FORMATTER) if log_format == "json" else {"format": PLAIN}
 
 
-def gunicorn_config(log_format: str, access_log: bool) -> dict:
-    """gunicorn's logconfig_dict: its error and access logs (and uvicorn's, which its worker points at
-    gunicorn's handlers) on standard error, formatted as Django's are."""
+def gunicorn_config(access_log: bool) -> dict:
+    """gunicorn's logconfig_dict for JSON logs: its error and access logs (and uvicorn's, which its worker
+    points at gunicorn's handlers) on standard error, as JSON lines."""
     handler = {"class": "logging.StreamHandler", "formatter": "dtn", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"dtn": formatter(log_format)},
+        "formatters": {"dtn": formatter("json")},
         "handlers": {"console": handler},
         "root": {"level": "INFO", "handlers": ["console"]},
         "loggers": {
