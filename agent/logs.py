@@ -71,8 +71,8 @@ def setup(level: str, log_format: str = "plain") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(RedactingJsonFormatter(
-            "%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=False,
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+            "%(levelname)s %(name)s %(message)s", timestamp="time",
+            rename_fields={"levelname": "level", "name": "logger"}))
         logging.captureWarnings(True)
     else:
         handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

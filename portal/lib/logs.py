@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 
 from django.core.mail.backends import console
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 FORMATS = ("plain", "json")
 PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
 JSON_FORMATTER = {
     "()": "pythonjsonlogger.json.JsonFormatter",
-    "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-    "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-    "timestamp": False,
+    "fmt": "%(levelname)s %(name)s %(message)s",
+    "rename_fields": {"levelname": "level", "name": "logger"},
+    # ISO 8601 in UTC, what a log shipper parses without being told the format.
+    "timestamp": "time",
+    # uvicorn's copy of its message with terminal colour codes.
+    "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
 }
 
 
