@@ -137,10 +137,11 @@ def test_bytes_and_states_move_during_a_transfer_and_equal_the_apis_figures(run)
     online = {c["role"]: c["online"] for c in run["containers"]}
     assert final[("dtn_agents_online", (("role", "sender"),))] == int(online["sender"]) == 1
     assert final[("dtn_agents_online", (("role", "receiver"),))] == int(online["receiver"]) == 1
-    # The claim of this transfer's command, queued while the agent held a long-poll claim: under a second.
+    # The claim of this transfer's command, queued while the agent held a long-poll claim: within seconds.
     assert final[("dtn_claim_latency_seconds_count", ())] == 1
-    assert final[("dtn_claim_latency_seconds_bucket", (("le", "1.0"),))] == 1
-    assert final[("dtn_notification_outbox_depth", ())] >= 0
+    assert final[("dtn_claim_latency_seconds_bucket", (("le", "5.0"),))] == 1
+    # Its value is counted in tests/portal/test_metrics.py; here, that every worker serves it.
+    assert ("dtn_notification_outbox_depth", ()) in final
 
 
 def _json_lines(path) -> list[dict]:
