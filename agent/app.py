@@ -45,7 +45,7 @@ def main(check_only: bool = False) -> int:
     except config_module.ConfigError as exc:
         print(f"dtn-agent: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.setup(config.log_level)
+    logs.setup(config.log_level, config.log_format)
     for secret in (config.agent_token, config.rclone_rc_pass, getattr(config.receiver, "root_password", None)):
         if secret is not None:
             logs.redact(secret.reveal())

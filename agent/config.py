@@ -32,6 +32,7 @@ SECRETS_FILE_NAME = "secrets.env"
 SECRET_FILE_NAMES = frozenset({"DTN_AGENT_TOKEN", "DTN_RCLONE_RC_USER", "DTN_RCLONE_RC_PASS",
                                "DTN_RECEIVER_MINIO_ROOT_USER", "DTN_RECEIVER_MINIO_ROOT_PASSWORD"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("plain", "json")
 
 
 class Secret:
@@ -108,6 +109,7 @@ class Config:
     tune: bool = True
     # Where this sender may be sent (dtn_protocol.endpoints): the portal's rule, applied again here.
     endpoint_rule: Rule = Rule()
+    log_format: str = "plain"
 
     @property
     def embedded_rcd(self) -> bool:
@@ -249,6 +251,9 @@ def load(environ=None) -> Config:
     level = (read.text("DTN_LOG_LEVEL", "INFO") or "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"DTN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    log_format = read.text("DTN_LOG_FORMAT", "plain")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"DTN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
 
     return Config(
         portal_url=portal_url,
@@ -262,6 +267,7 @@ def load(environ=None) -> Config:
         rclone_binary=binary,
         portal_ca_file=portal_ca,
         log_level=level,
+        log_format=log_format,
         transfers=read.integer("DTN_TRANSFERS", 4, 1, 256),
         receiver_attempts=read.integer("DTN_RECEIVER_ATTEMPTS", 3, 1, 100),
         receiver_retry_seconds=read.number("DTN_RECEIVER_RETRY_SECONDS", 5.0, 0.1, 600.0),

@@ -7,6 +7,7 @@ The box, the compose file and the tests all start the portal this way."""
 import os
 
 from dtn_protocol.env import env_bool, env_int, env_str
+from portal.lib import logs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -24,6 +25,10 @@ graceful_timeout = 10
 keepalive = 30
 accesslog = "-" if env_bool("DTN_ACCESS_LOG", False) else None
 errorlog = "-"
+# JSON logs: the server's own lines (and uvicorn's) as JSON too; plain ones stay gunicorn's own. settings.py
+# refuses a format it does not know, before any worker starts.
+if env_str("DTN_LOG_FORMAT", "plain") == "json":
+    logconfig_dict = logs.gunicorn_config(accesslog is not None)
 # One machine may run several portals (the box, tests); a shared control socket
 # in $HOME would collide, and nothing here uses it.
 control_socket_disable = True

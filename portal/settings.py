@@ -4,6 +4,8 @@ each variable and a test checks that list against this file."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import re
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from dtn_protocol.env import ConfigError, env_bool, env_int, env_list, env_secret, env_str
-from portal.lib import crypto
+from portal.lib import crypto, logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(env_str("DTN_STATE_DIR", str(BASE_DIR / "var" / "portal"))).resolve()
@@ -66,6 +68,7 @@ INSTALLED_APPS = [
     "portal.agentapi",
     "portal.netcheck",
     "portal.notifications",
+    "portal.metrics",
 ]
 
 MIDDLEWARE = [
@@ -248,6 +251,18 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = None
 # reaper; 0 runs those calls on the request's own thread instead.
 DTN_DB_THREADS = env_int("DTN_DB_THREADS", 8, minimum=0)
 
+
+def _networks(name: str, items: list[str]) -> list:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in items]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+# GET /metrics (portal/metrics): served to these networks without a token, and to anyone with the token.
+DTN_METRICS_ALLOW_NETWORKS = _networks("DTN_METRICS_ALLOW_IPS", env_list("DTN_METRICS_ALLOW_IPS", ["127.0.0.1", "::1"]))
+DTN_METRICS_TOKEN = env_secret("DTN_METRICS_TOKEN")
+
 # Notifications (portal/notifications): mail through Django's mail backend, and
 # webhooks signed with HMAC; both sent by a worker thread in each server process.
 EMAIL_BACKENDS = {
@@ -257,10 +272,16 @@ EMAIL_BACKENDS = {
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
     "dummy": "django.core.mail.backends.dummy.EmailBackend",
 }
+DTN_LOG_FORMAT = env_str("DTN_LOG_FORMAT", "plain")
+if DTN_LOG_FORMAT not in logs.FORMATS:
+    raise ConfigError(f"DTN_LOG_FORMAT must be one of {', '.join(logs.FORMATS)}, not {DTN_LOG_FORMAT!r}")
 _email_backend = env_str("DTN_EMAIL_BACKEND", "console")
 if _email_backend not in EMAIL_BACKENDS:
     raise ConfigError(f"DTN_EMAIL_BACKEND must be one of {', '.join(EMAIL_BACKENDS)}, not {_email_backend!r}")
 EMAIL_BACKEND = EMAIL_BACKENDS[_email_backend]
+if _email_backend == "console" and DTN_LOG_FORMAT == "json":
+    # A mail printed as it is would be the one part of a JSON log that is not JSON.
+    EMAIL_BACKEND = "portal.lib.logs.LoggedMailBackend"
 EMAIL_FILE_PATH = env_str("DTN_EMAIL_FILE_PATH", str(STATE_DIR / "mail"))
 EMAIL_HOST = env_str("DTN_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("DTN_EMAIL_PORT", 25, minimum=1)
@@ -289,8 +310,8 @@ LOG_LEVEL = env_str("DTN_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"dtn": logs.formatter(DTN_LOG_FORMAT)},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "dtn"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Axes logs usernames of failed logins at INFO; keep it to warnings.
@@ -298,3 +319,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+if DTN_LOG_FORMAT == "json":
+    # Python's warnings as log lines, so a JSON log has no line of another shape.
+    logging.captureWarnings(True)

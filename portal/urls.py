@@ -18,6 +18,7 @@ api_v1 = [
 urlpatterns = [
     path("", lambda request: redirect("containers" if request.user.is_authenticated else "login"), name="home"),
     path("healthz", lib_views.healthz, name="healthz"),
+    path("", include("portal.metrics.api.urls")),
     path("register", RegisterView.as_view(), name="register"),
     path("accounts/", include("portal.accounts.urls")),
     path("portal/", include("portal.containers.urls")),

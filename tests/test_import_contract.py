@@ -7,7 +7,7 @@ all the same.
 - the portal never imports the agent, the agent never imports the portal;
 - the CLI (portal/cli) imports only dtn_protocol, besides itself and what is installed;
 - the portal's apps are layered lib < accounts < containers < grants < transfers <
-  netcheck | notifications < agentapi: an app imports only the apps below it, and the two
+  netcheck | notifications < agentapi < metrics: an app imports only the apps below it, and the two
   side by side not each other;
 - the agent's packages (docs/agent.md) are layered too: only `__main__` imports `app`, which
   puts the rest together; the sender (agent/sender) never imports the receiver, the app, or
@@ -33,7 +33,8 @@ PACKAGES = ("dtn_protocol", "portal", "agent", "bench")
 # The agent's receiver and its MinIO backend import each other; the receiver issue ends it.
 KNOWN_CIRCLES: list[frozenset] = []
 
-LAYERS = ["lib", "accounts", "containers", "grants", "transfers", ("netcheck", "notifications"), "agentapi"]
+LAYERS = ["lib", "accounts", "containers", "grants", "transfers", ("netcheck", "notifications"), "agentapi",
+          "metrics"]
 RANK = {app: rank for rank, layer in enumerate(LAYERS) for app in ((layer,) if isinstance(layer, str) else layer)}
 
 # The portal's modules outside the apps, and the project modules each may import.

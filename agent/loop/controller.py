@@ -20,6 +20,7 @@ import random
 import time
 from typing import Callable
 
+from agent import logs
 from agent.loop.portal import Backoff, CommandGone, PortalClient, PortalError, PortalUnavailable, ReportReply, \
     TokenRejected
 from agent.loop.sidechannel import SideChannel
@@ -79,6 +80,8 @@ class Controller:
 
     def beat(self) -> None:
         reply = self.portal.heartbeat(self.describe())
+        if reply.get("container_id"):
+            logs.bind(container_id=reply["container_id"])
         self.heartbeat_seconds = _seconds(reply.get("heartbeat_seconds"), self.heartbeat_seconds)
         self.claim_hold_seconds = _seconds(reply.get("claim_hold_seconds"), self.claim_hold_seconds, allow_zero=True)
         self.next_beat = self.clock() + self.heartbeat_seconds
@@ -190,6 +193,8 @@ class Controller:
         command_id = str(command.get("command_id"))
         kind = command.get("kind")
         self.current_command = command_id
+        payload = command.get("payload") if isinstance(command.get("payload"), dict) else {}
+        logs.bind(transfer_id=payload.get("transfer_id"))
         log.info("running command %s (%s, attempt %s)", command_id, kind, command.get("attempt"))
         # No claim is held while the command runs: the side channel long-polls for its tasks itself.
         self._side_polls(True)
@@ -206,6 +211,7 @@ class Controller:
         finally:
             self.current_command = None
             self._side_polls(False)
+            logs.bind(transfer_id=None)
 
     def _side_polls(self, alone: bool) -> None:
         if self.side is not None and self.runner is not None:

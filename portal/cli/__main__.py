@@ -10,22 +10,20 @@ import shutil
 import socket
 import sys
 import time
-import uuid
+from importlib import metadata
 from pathlib import Path
+
+import shtab
 
 from dtn_protocol.options import Overwrite
 from dtn_protocol.states import TransferState
 from dtn_protocol.units import human_bytes
-from portal.cli import config
+from portal.cli import config, lookup
 from portal.cli.client import APIError, PortalAPI
+from portal.cli.lookup import checked_transfer_id, resolve_container
+from portal.cli.output import (EXIT_AUTH, EXIT_OK, EXIT_TIMEOUT, EXIT_TRANSFER_FAILED, EXIT_UNREACHABLE,
+                               EXIT_USAGE, Fail, human_time, print_json, table)
 from portal.cli.progress import FINISHED, final_line, progress_line
-
-EXIT_OK = 0
-EXIT_TRANSFER_FAILED = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
-EXIT_TIMEOUT = 4
-EXIT_UNREACHABLE = 5
 
 EXIT_CODES = """\
 exit status:
@@ -38,16 +36,6 @@ exit status:
 
 sign-in: `dtn login` stores {portal, token} in $DTN_CONFIG_DIR, $XDG_CONFIG_HOME/dtn or ~/.config/dtn
 (credentials.json, mode 0600); DTN_PORTAL and DTN_TOKEN override it. See docs/cli.md."""
-
-
-class Fail(Exception):
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
-
-
-def _json(value) -> None:
-    print(json.dumps(value, indent=2, default=str))
 
 
 def _exit_code_for(exc: APIError) -> int:
@@ -78,7 +66,7 @@ def cmd_login(args) -> int:
     token = PortalAPI.new_token(portal, args.username, password, name=f"dtn on {socket.gethostname()}"[:100])
     path = config.save(portal, token, args.username)
     if args.json:
-        _json({"portal": portal, "username": args.username, "credentials": str(path)})
+        print_json({"portal": portal, "username": args.username, "credentials": str(path)})
     else:
         print(f"signed in to {portal} as {args.username}; token stored in {path}")
     return EXIT_OK
@@ -87,63 +75,36 @@ def cmd_login(args) -> int:
 # --- containers and transfers lists ----------------------------------------------------------------
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in [header, *rows]]
-    return "\n".join(lines)
-
-
 def cmd_containers(args) -> int:
     containers = _api().containers()
     if args.json:
-        _json(containers)
+        print_json(containers)
         return EXIT_OK
     if not containers:
         print("no containers yet: register one on the portal")
         return EXIT_OK
     rows = [[c["container_id"], c["name"], c["role"], "online" if c["online"] else "offline",
-             c.get("last_seen_at") or "never", human_bytes(c.get("disk_free_bytes"))] for c in containers]
-    print(_table(rows, ["CONTAINER ID", "NAME", "ROLE", "STATUS", "LAST SEEN", "DISK FREE"]))
+             human_time(c.get("last_seen_at")), human_bytes(c.get("disk_free_bytes"))] for c in containers]
+    print(table(rows, ["CONTAINER ID", "NAME", "ROLE", "STATUS", "LAST SEEN", "DISK FREE"]))
     return EXIT_OK
 
 
 def cmd_transfers(args) -> int:
     transfers = _api().transfers(state=args.state, limit=args.limit)
     if args.json:
-        _json(transfers)
+        print_json(transfers)
         return EXIT_OK
     if not transfers:
         print("no transfers")
         return EXIT_OK
     rows = [[t["transfer_id"], t["state"], t.get("label") or "",
              f"{t['files']['transferred'] + t['files']['skipped']}/{t['files']['total']}",
-             human_bytes(t["bytes"]["total"]), t.get("created_at") or ""] for t in transfers]
-    print(_table(rows, ["TRANSFER ID", "STATE", "LABEL", "FILES", "SIZE", "CREATED"]))
+             human_bytes(t["bytes"]["total"]), human_time(t.get("created_at"))] for t in transfers]
+    print(table(rows, ["TRANSFER ID", "STATE", "LABEL", "FILES", "SIZE", "CREATED"]))
     return EXIT_OK
 
 
 # --- send -----------------------------------------------------------------------------------------
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _resolve_container(api: PortalAPI, value: str, role: str, option: str) -> str:
-    """A container ID as given, or one of your own containers of that role by name."""
-    if _is_uuid(value):
-        return value
-    matches = [c for c in api.containers() if c["name"] == value and c["role"] == role]
-    if len(matches) != 1:
-        found = "no" if not matches else "more than one"
-        raise Fail(f"{option}: {found} {role} container of yours is named {value!r}; give its container ID",
-                   EXIT_USAGE)
-    return matches[0]["container_id"]
 
 
 def _s3_secret() -> str:
@@ -161,13 +122,13 @@ def cmd_send(args) -> int:
         raise Fail("give either --to RECEIVER_ID or the S3 endpoint (--s3-host, --s3-port, --s3-bucket, "
                    "--s3-access-key), not both", EXIT_USAGE)
     api = _api()
-    body = {"sender": _resolve_container(api, args.sender, "sender", "--from"), "sources": args.paths,
+    body = {"sender": resolve_container(api, args.sender, "sender", "--from"), "sources": args.paths,
             "prefix": args.prefix, "label": args.label, "verify_checksums": not args.no_verify,
             "bandwidth_limit": args.bwlimit}
     if args.overwrite:
         body["overwrite"] = args.overwrite
     if args.to:
-        body["receiver"] = _resolve_container(api, args.to, "receiver", "--to")
+        body["receiver"] = resolve_container(api, args.to, "receiver", "--to")
     else:
         missing = [flag for flag, name in (("--s3-host", "s3_host"), ("--s3-port", "s3_port"),
                                            ("--s3-bucket", "s3_bucket"), ("--s3-access-key", "s3_access_key"))
@@ -182,7 +143,7 @@ def cmd_send(args) -> int:
             print(f"sent: transfer {record['transfer_id']}", flush=True)
         return watch(api, record["transfer_id"], args)
     if args.json:
-        _json(record)
+        print_json(record)
     else:
         print(f"sent: transfer {record['transfer_id']} is {record['state']}")
         print(f"watch it with: dtn watch {record['transfer_id']}")
@@ -229,7 +190,7 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
                 if tty:
                     sys.stdout.write("\n")
                 if args.json:
-                    _json({**(status or {}), "timed_out": True})
+                    print_json({**(status or {}), "timed_out": True})
                 else:
                     state = status["state"] if status else "unknown"
                     print(f"timed out after {args.timeout:g} s: transfer {transfer_id} is still {state}",
@@ -247,7 +208,7 @@ def watch(api: PortalAPI, transfer_id: str, args) -> int:
     if tty:
         sys.stdout.write("\n")
     if args.json:
-        _json(api.transfer(transfer_id))
+        print_json(api.transfer(transfer_id))
     else:
         print(final_line(status), flush=True)
     return EXIT_OK if status["state"] == TransferState.SUCCEEDED else EXIT_TRANSFER_FAILED
@@ -268,7 +229,7 @@ def cmd_watch(args) -> int:
 def cmd_stop(args) -> int:
     status = _api().stop(args.transfer_id)
     if args.json:
-        _json(status)
+        print_json(status)
     elif status["state"] in FINISHED:
         print(f"transfer {args.transfer_id} is {status['state']}")
     else:
@@ -284,7 +245,7 @@ def cmd_restart(args) -> int:
             print(f"restarted: transfer {args.transfer_id}, attempt {record.get('attempts')}", flush=True)
         return watch(api, args.transfer_id, args)
     if args.json:
-        _json(record)
+        print_json(record)
     else:
         print(f"restarted: transfer {args.transfer_id} is {record['state']} (attempt {record.get('attempts')}); "
               "only what is missing or different is sent")
@@ -300,7 +261,7 @@ def cmd_manifest(args) -> int:
     if args.output:
         Path(args.output).write_bytes(data)
         if args.json:
-            _json({"transfer_id": args.transfer_id, "output": args.output, "bytes": len(data),
+            print_json({"transfer_id": args.transfer_id, "output": args.output, "bytes": len(data),
                    "format": "csv" if args.csv else "json"})
         else:
             print(f"manifest of {args.transfer_id} written to {args.output}", file=sys.stderr)
@@ -330,12 +291,32 @@ def _watch_options(parser, timeout_help: str) -> None:
                         help="keep polling an unreachable portal this long before giving up (default 60)")
 
 
+def _version() -> str:
+    try:
+        return metadata.version("dtn-in-a-box")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def cmd_completion(args) -> int:
+    print(shtab.complete(build_parser(), shell=args.shell), end="")
+    return EXIT_OK
+
+
+def _looking(func):
+    return lambda args: func(_api(), args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # `--json` goes before or after the command: the command's own flag defaults to "not given"
+    # (SUPPRESS), so it never overwrites the one given before the command.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable JSON output")
     parser = argparse.ArgumentParser(
         prog="dtn", description="Send and watch transfers on a DTN-in-a-Box portal with a personal API token.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON output (before or after COMMAND)")
+    parser.add_argument("--version", action="version", version=f"dtn {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name, func, help, **kwargs):
@@ -349,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("--username", required=True)
 
     command("containers", cmd_containers, "list your containers")
+    command("receivers", _looking(lookup.cmd_receivers),
+            "receivers you may send to (grants you hold): receiver, owner, endpoint, online")
+    ls = command("ls", _looking(lookup.cmd_ls), "list what one of your senders' send folder (or a folder in it) holds")
+    ls.add_argument("location", metavar="SENDER[:PATH]",
+                    help="your sender (its ID or name), and a folder under its send folder (default: the top)")
+    ls.add_argument("--timeout", type=_positive, default=30.0, metavar="S",
+                    help="wait this long for the sender's answer (default 30; exit 4)")
 
     transfers = command("transfers", cmd_transfers, "list your transfers, newest first")
     transfers.add_argument("--state", choices=[state.value for state in TransferState])
@@ -386,16 +374,28 @@ def build_parser() -> argparse.ArgumentParser:
     restart.add_argument("--watch", action="store_true", help="then watch it")
     _watch_options(restart, "with --watch: give up watching after S seconds (exit 4)")
 
+    show = command("show", _looking(lookup.cmd_show), "one transfer's record: state, files, bytes, times, error")
+    show.add_argument("transfer_id", metavar="TRANSFER_ID")
+    events = command("events", _looking(lookup.cmd_events), "one transfer's event log, oldest first")
+    events.add_argument("transfer_id", metavar="TRANSFER_ID")
+
     manifest = command("manifest", cmd_manifest, "per-file results: path, size, both SHA-256s, outcome, error")
     manifest.add_argument("transfer_id", metavar="TRANSFER_ID")
     manifest.add_argument("--csv", action="store_true", help="CSV instead of JSON")
-    manifest.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of standard output")
+    manifest.add_argument("-o", "--output", metavar="FILE",
+                          help="write it to FILE instead of standard output").complete = shtab.FILE
+
+    completion = command("completion", cmd_completion, "print a shell completion script: "
+                         "`source <(dtn completion bash)`, or for zsh save it as _dtn on your $fpath")
+    completion.add_argument("shell", choices=["bash", "zsh"])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "transfer_id", None) is not None:
+            checked_transfer_id(args.transfer_id)
         return args.func(args)
     except Fail as exc:
         _report(args, str(exc), exc.code)
@@ -408,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.error if exc.status is not None else str(exc)
         if code == EXIT_AUTH:
             message += " (sign in again with `dtn login`)"
+        elif exc.status == 404:
+            message = _not_found(args) or message
         _report(args, message, code, status=exc.status, field=exc.field)
         return code
     except KeyboardInterrupt:
@@ -416,10 +418,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _not_found(args) -> str | None:
+    """The portal's 404 says only "not found" (never whether it is someone else's): say what was looked for."""
+    if getattr(args, "transfer_id", None):
+        return f"no transfer {args.transfer_id} of yours: `dtn transfers` lists them"
+    if args.command == "ls":
+        return f"no sender {args.location.partition(':')[0]} of yours: `dtn containers` lists them"
+    return None
+
+
 def _report(args, message: str, code: int, **extra) -> None:
     print(f"dtn: error: {message}", file=sys.stderr)
     if getattr(args, "json", False):
-        _json({"error": message, "exit_status": code, **extra})
+        print_json({"error": message, "exit_status": code, **extra})
 
 
 if __name__ == "__main__":

@@ -113,6 +113,17 @@ class PortalAPI:
     def grants_given(self) -> list[dict]:
         return self.call("GET", "/api/v1/grants")["given"]
 
+    def grants_received(self) -> list[dict]:
+        return self.call("GET", "/api/v1/grants")["received"]
+
+    def ask(self, container_id: str, kind: str, params: dict) -> dict:
+        """Put a side-channel task to a container; its answer comes later at task(task_id)."""
+        return self.call("POST", f"/api/v1/containers/{container_id}/tasks", (201,),
+                         json={"kind": kind, "params": params})
+
+    def task(self, task_id: str) -> dict:
+        return self.call("GET", f"/api/v1/tasks/{task_id}")
+
     def containers(self) -> list[dict]:
         return self.listing("/api/v1/containers")
 

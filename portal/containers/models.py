@@ -75,6 +75,11 @@ class Container(models.Model):
     def is_receiver(self) -> bool:
         return self.role in RECEIVER_ROLES
 
+    @staticmethod
+    def online_since():
+        """A container last seen after this moment is online."""
+        return timezone.now() - timedelta(seconds=settings.DTN_HEARTBEAT_SECONDS * MISSED_HEARTBEATS_OFFLINE)
+
     @property
     def tcp(self) -> dict | None:
         """The TCP settings the agent last reported in effect where it runs (agent/tcptune.py), or None."""
@@ -91,10 +96,7 @@ class Container(models.Model):
 
     @property
     def online(self) -> bool:
-        if self.last_seen_at is None:
-            return False
-        window = timedelta(seconds=settings.DTN_HEARTBEAT_SECONDS * MISSED_HEARTBEATS_OFFLINE)
-        return timezone.now() - self.last_seen_at < window
+        return self.last_seen_at is not None and self.last_seen_at > self.online_since()
 
     @classmethod
     def register(cls, owner, name: str, role: str) -> tuple["Container", str]:

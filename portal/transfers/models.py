@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 
 from django.conf import settings
@@ -19,6 +20,8 @@ from portal.transfers.choices import (
     CommandStates, DestinationKind, FailureReasons, FileOutcome, NetworkCheckMode, Overwrite, TransferState,
 )
 from portal.transfers.signals import transfer_event
+
+log = logging.getLogger("portal.transfers")
 
 
 class Command(models.Model):
@@ -204,6 +207,14 @@ class Transfer(models.Model):
             return None
         return {"reason": self.fatal_reason, "message": self.fatal_message}
 
+    def log_line(self, kind: str, message: str, source: str) -> None:
+        """The event in the portal's log too, its IDs as fields of their own (a JSON log's keys), so an
+        operator can follow one transfer, or one container, across processes and replicas."""
+        log.info("transfer %s %s: %s", self.id, kind, message,
+                 extra={"transfer_id": str(self.id), "container_id": str(self.sender_id),
+                        "receiver_id": str(self.receiver_id) if self.receiver_id else None,
+                        "event": kind, "source": source})
+
     # --- what the agent gets ----------------------------------------------------
 
     def command_payload(self) -> dict:
@@ -277,6 +288,7 @@ class Transfer(models.Model):
         # must not abort the transaction that is recording a state change.
         TransferEvent.objects.bulk_create([TransferEvent(transfer=self, at=timezone.now(), kind=kind, message=message,
                                                          source=TransferEvent.Source.PORTAL)], ignore_conflicts=True)
+        self.log_line(kind, message, TransferEvent.Source.PORTAL)
         transaction.on_commit(lambda: transfer_event.send(sender=Transfer, transfer=self, kind=kind, message=message))
 
 

@@ -110,3 +110,5 @@ def add_events(transfer: Transfer, events, source: str = TransferEvent.Source.AG
     TransferEvent.objects.bulk_create(
         [TransferEvent(transfer=transfer, at=e.at, kind=e.kind, message=e.message, source=source) for e in events],
         ignore_conflicts=True)
+    for event in events:
+        transfer.log_line(event.kind, event.message, source)

@@ -81,19 +81,19 @@ class Site:
     """Carol's sender container with a send folder, a plain-HTTP S3 server to send to,
     and her agent, started on demand; all stopped at the end."""
 
-    def __init__(self, portal, scratch: Scratch):
-        self.portal, self.scratch = portal, scratch
+    def __init__(self, portal, scratch: Scratch, who: str = "carol"):
+        self.portal, self.scratch, self.who = portal, scratch, who
         self.agents: list[Agent] = []
         self._sender: Agent | None = None
         self.s3: S3Server | None = None
 
     def set_up(self) -> "Site":
-        self.person = Person(self.portal.url, "carol-cli")
+        self.person = Person(self.portal.url, f"{self.who}-cli")
         self.send_dir, self.recv_dir, self.logs = self.scratch / "send", self.scratch / "recv", self.scratch / "logs"
         for path in (self.send_dir, self.recv_dir, self.logs):
             path.mkdir()
-        self.container = self.person.register("carol-sender")
-        self.idle = self.person.register("carol-idle")  # no agent ever runs for this one
+        self.container = self.person.register(f"{self.who}-sender")
+        self.idle = self.person.register(f"{self.who}-idle")  # no agent ever runs for this one
         access, secret = new_keys()
         self.bucket = "landing"
         self.s3 = S3Server(self.recv_dir, access, secret, log_dir=self.logs)

@@ -32,6 +32,9 @@ PUBLIC = {
     "api-login-token": "exchanging a password for a token (throttled)",
     "schema": "the OpenAPI document describes routes, not data",
     "api-docs": "the API documentation page",
+    # The sweep's client calls from loopback, which DTN_METRICS_ALLOW_IPS allows by default; from elsewhere a
+    # scrape needs DTN_METRICS_TOKEN (tests/portal/test_metrics.py). Counts only, no person's data.
+    "metrics": "Prometheus' scrape: loopback or the token",
 }
 # Django's admin is checked as a whole (staff only) in test_admin_is_staff_only.
 SKIPPED_NAMESPACES = {"admin"}

@@ -12,6 +12,8 @@ class GrantSerializer(serializers.ModelSerializer):
     receiver_owner = serializers.CharField(source="receiver.owner.username", read_only=True)
     grantee = serializers.CharField(source="grantee.username", read_only=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
+    receiver_online = serializers.BooleanField(source="receiver.online", read_only=True,
+                                               help_text="The receiver's agent heartbeats: it can take files now.")
     endpoint = serializers.CharField(source="receiver.endpoint", read_only=True,
                                      help_text="The receiver's one address: every grant on it is served there.")
     served = serializers.SerializerMethodField(
@@ -22,7 +24,8 @@ class GrantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Grant
-        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "grantee", "bucket", "endpoint",
+        fields = ("grant_id", "receiver_id", "receiver_name", "receiver_owner", "receiver_online", "grantee", "bucket",
+                  "endpoint",
                   "certificate_sha256", "served", "active", "created_at", "revoked_at")
         read_only_fields = fields
 

@@ -27,7 +27,7 @@ class GrantListView(APIView):
         return Response({
             "given": GivenGrantSerializer(services.given(request.user).select_related("receiver__owner"),
                                           many=True).data,
-            "received": GrantSerializer(services.received(request.user).select_related("grantee"), many=True).data,
+            "received": GrantSerializer(services.received(request.user).select_related("grantee", "receiver__owner"), many=True).data,
         })
 
     @extend_schema(request=NewGrantSerializer, responses={201: GivenGrantSerializer, 409: None})

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the portal, read from the database on each scrape (docs/configuration.md#metrics)."""
