@@ -47,6 +47,11 @@ def bind(**fields: str | None) -> None:
         _fields.update({name: None if value is None else str(value) for name, value in fields.items()})
 
 
+def bound(name: str) -> str | None:
+    with _lock:
+        return _fields.get(name)
+
+
 class _Fields(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         with _lock:

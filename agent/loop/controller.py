@@ -80,8 +80,11 @@ class Controller:
 
     def beat(self) -> None:
         reply = self.portal.heartbeat(self.describe())
-        if reply.get("container_id"):
+        if reply.get("container_id") and reply["container_id"] != logs.bound("container_id"):
             logs.bind(container_id=reply["container_id"])
+            # Said once: from here every line carries the container's ID (one the side channel logged while
+            # the first beat was on its way does not).
+            log.info("the portal knows this agent as container %s (%s)", reply["container_id"], reply.get("role"))
         self.heartbeat_seconds = _seconds(reply.get("heartbeat_seconds"), self.heartbeat_seconds)
         self.claim_hold_seconds = _seconds(reply.get("claim_hold_seconds"), self.claim_hold_seconds, allow_zero=True)
         self.next_beat = self.clock() + self.heartbeat_seconds

@@ -167,7 +167,7 @@ def test_every_log_line_of_the_run_is_json_with_the_transfer_and_container_ids(r
                                and line["receiver_id"] == receiver_id for line in event_lines)
     api_events = run["alice"].events(transfer_id)
     assert sorted(line["event"] for line in event_lines) == sorted(event["kind"] for event in api_events)
-    assert any(line["logger"].startswith(("gunicorn", "uvicorn")) for line in portal_lines)
+    assert any(line["logger"].startswith(("gunicorn", "uvicorn")) for line in portal_lines), sorted({line["logger"] for line in portal_lines})
 
     sender_agent, receiver_agent = run["agents"][1], run["agents"][0]
     sender_lines = _json_lines(sender_agent.log_path)
@@ -181,4 +181,4 @@ def test_every_log_line_of_the_run_is_json_with_the_transfer_and_container_ids(r
     named = next(i for i, line in enumerate(sender_lines) if line["container_id"])
     assert all(line["container_id"] == sender_id for line in sender_lines[named:])
     receiver_lines = _json_lines(receiver_agent.log_path)
-    assert any(line["container_id"] == receiver_id for line in receiver_lines)
+    assert any(line["container_id"] == receiver_id for line in receiver_lines), [(line["container_id"], line["message"][:80]) for line in receiver_lines]
