@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 
 from agent import __version__, config as config_module, health, logs, tcptune
 from agent.identity import instance_id, lock_state_dir
@@ -197,9 +198,22 @@ class Agent:
         return {"health_changed": changed}
 
 
-def tcp_health() -> dict:
+# They change only when a site's tcp-tune runs (at its start, perhaps just after the agent's): read again every
+# half minute, not on every beat (each reading is a route dump, the first one pyroute2's import too).
+TCP_READ_EVERY_S = 30.0
+_tcp_read: tuple[float, dict] | None = None
+
+
+def tcp_health(clock=time.monotonic) -> dict:
     """The TCP settings a connection made here gets, and which of the box's tuning they include: read, never
     changed (a local process must not tune the host; a compose site's tcp-tune did it in its namespace)."""
+    global _tcp_read
+    if _tcp_read is None or clock() - _tcp_read[0] > TCP_READ_EVERY_S:
+        _tcp_read = (clock(), _read_tcp())
+    return _tcp_read[1]
+
+
+def _read_tcp() -> dict:
     settings = tcptune.in_effect()
     return {"congestion_control": settings["congestion_control"],
             "default_congestion_control": settings["default_congestion_control"],

@@ -50,6 +50,19 @@ def _triple(name: str) -> list[int] | None:
         return None
 
 
+def _site_routes(ipr):
+    """The routes of the main table that carry a site's traffic, with their family: unicast only (local and
+    broadcast routes carry no traffic out), IPv6 link-local left out (no site traffic goes there, and a
+    device may hold a second one a replace does not reach: the test bed's tun device did)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for route in ipr.get_routes(family=family, table=MAIN_TABLE):
+            if route["type"] != 1:
+                continue
+            if family == socket.AF_INET6 and str(route.get_attr("RTA_DST") or "").startswith("fe80:"):
+                continue
+            yield family, route
+
+
 def route_congestion_control() -> list[str] | None:
     """The congestion control each route of the main table names ('' for none); None when the routes
     cannot be read here (pyroute2 missing, no netlink)."""
@@ -60,18 +73,10 @@ def route_congestion_control() -> list[str] | None:
     found = []
     try:
         with IPRoute() as ipr:
-            for family in (socket.AF_INET, socket.AF_INET6):
-                for route in ipr.get_routes(family=family, table=MAIN_TABLE):
-                    if route["type"] != 1:  # unicast only: local and broadcast routes carry no traffic out
-                        continue
-                    if family == socket.AF_INET6 and str(route.get_attr("RTA_DST") or "").startswith("fe80:"):
-                        # Link-local routes carry no site traffic, and a device may hold a second one the
-                        # tuning's replace did not reach (the test bed's tun device did).
-                        continue
-                    metrics = route.get_attr("RTA_METRICS")
-                    algo = dict(metrics.get("attrs", [])).get("RTAX_CC_ALGO", "") if metrics else ""
-                    found.append(algo)
-    except OSError:
+            for _, route in _site_routes(ipr):
+                metrics = route.get_attr("RTA_METRICS")
+                found.append(dict(metrics.get("attrs", [])).get("RTAX_CC_ALGO", "") if metrics else "")
+    except Exception:  # noqa: BLE001 - netlink's own errors (a dump interrupted by a route change) too
         return None
     return found
 
@@ -144,12 +149,9 @@ def _apply_route_congestion_control(algorithm: str) -> str:
     changed = 0
     try:
         with IPRoute() as ipr:
-            for family in (socket.AF_INET, socket.AF_INET6):
-                for route in ipr.get_routes(family=family, table=MAIN_TABLE):
-                    if route["type"] != 1:
-                        continue
-                    ipr.route("replace", **_route_spec(route, family), metrics={"cc_algo": algorithm})
-                    changed += 1
+            for family, route in list(_site_routes(ipr)):
+                ipr.route("replace", **_route_spec(route, family), metrics={"cc_algo": algorithm})
+                changed += 1
     except NetlinkError as exc:
         # ENOENT: the kernel has no such module; EPERM: no NET_ADMIN in this namespace.
         return f"congestion control {algorithm}: not applied ({os.strerror(exc.code)}); left as it is"

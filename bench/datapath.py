@@ -118,8 +118,13 @@ class PlainS3(S3Server):
                 "RCLONE_S3_NO_CHECK_BUCKET": "true", "RCLONE_CA_CERT": str(self.cert)}
 
 
-def tcp_tuned(bed, on: bool, saved: dict = {}) -> None:  # noqa: B006 - the untuned values, kept across calls
+# The sender's buffer limits before tcp_tuned() raised them, to put back when the tuned link is left.
+_untuned: dict[str, str] = {}
+
+
+def tcp_tuned(bed, on: bool) -> None:
     """The sender's namespace tuned by tcp-tune as a compose site runs it, or back to the bed's defaults."""
+    saved = _untuned
     if on and not saved:
         saved.update({name: bed.read_sysctl("sender", f"net/ipv4/{name}") for name in ("tcp_rmem", "tcp_wmem")})
         said = bed.run_python("sender", ["-m", "agent.tcptune", "--apply"], text=True, timeout=60).stdout

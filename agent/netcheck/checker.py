@@ -76,8 +76,11 @@ class Checker:
         if self.proc == Path("/proc") and addresses:
             # What a connection to this receiver gets: the route to it decides, whatever the others say.
             on_route = congestion_control_to(addresses[0])
-            if on_route:
-                self.report["host"].update(congestion_control=on_route, congestion_control_from="routes")
+            if on_route is not None:
+                # A route naming none (policy routing past the main table, say) leaves the default in effect.
+                host = self.report["host"]
+                host.update(congestion_control=on_route or host["default_congestion_control"],
+                            congestion_control_from="routes" if on_route else "default")
         rtts, last_error = [], ""
         for _ in range(self.limits.rtt_samples):
             begin = self.clock()

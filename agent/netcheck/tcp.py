@@ -22,7 +22,7 @@ def tcp_tuning(host: dict, *, lossy: bool, want_window: int | None) -> dict:
     if tuned["congestion_control"]:
         where = "on this site's routes" if host.get("congestion_control_from") == "routes" else "as this host's default"
         applied.append(f"BBR congestion control {where}, which keeps its rate on a lossy path")
-    elif lossy and cc in ("cubic", "reno") and "bbr" in host.get("available_congestion_control", []) + ["bbr"]:
+    elif lossy and cc in ("cubic", "reno"):
         advised.append(f"This host uses {cc}, which slows down at every loss. On a long lossy path BBR keeps"
                        f" its rate (ESnet fasterdata advises it): {BBR_LINE}.")
     if tuned["tcp_rmem"] and tuned["tcp_wmem"]:

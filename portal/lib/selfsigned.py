@@ -98,7 +98,19 @@ def main(environ=None) -> int:
     except (CertificateError, OSError) as exc:
         print(f"selfsigned: {exc}", file=sys.stderr)
         return 2
+    let_through(Path(cert).parent)
     return 0
+
+
+def let_through(folder: Path) -> None:
+    """Make the TLS folder 0711 when it is ours: Caddy (the portal file's proxy profile, root without the
+    capability to ignore modes) reads the 0644 certificate in it, the 0600 key stays the portal's. A volume
+    made by an older image is 0700; a folder of the operator's (PORTAL_TLS_DIR) is theirs to set."""
+    try:
+        if folder.stat().st_uid == os.getuid() and folder.stat().st_mode & 0o777 == 0o700:
+            folder.chmod(0o711)
+    except OSError as exc:
+        print(f"selfsigned: {folder} left as it is ({exc.strerror})", file=sys.stderr)
 
 
 if __name__ == "__main__":

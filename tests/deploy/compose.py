@@ -104,7 +104,8 @@ def interpolate_string(value: str, env: dict[str, str]) -> str:
     parts = value.split("$$")
     out = []
     for part in parts:
-        while True:
+        # Inside out, at most as deep as the files nest defaults (twice, in the portal file).
+        for _ in range(3):
             resolved = _BRACED.sub(braced, part)
             if resolved == part:
                 break

@@ -110,6 +110,21 @@ def test_a_self_signed_pair_is_made_once_and_kept(tmp_path):
     ssl.create_default_context(cafile=str(cert))
 
 
+def test_a_tls_folder_of_an_older_image_is_opened_for_caddy_to_pass_through(tmp_path):
+    folder = tmp_path / "tls"
+    folder.mkdir(mode=0o700)
+    folder.chmod(0o700)
+    env = {"DTN_TLS_CERT": str(folder / "tls.crt"), "DTN_TLS_KEY": str(folder / "tls.key"),
+           "DTN_ALLOWED_HOSTS": "portal.example.org"}
+    assert selfsigned.main(env) == 0
+    # Caddy may pass through and read the certificate; nobody but the portal lists the folder or reads the key.
+    assert folder.stat().st_mode & 0o777 == 0o711
+    assert (folder / "tls.crt").stat().st_mode & 0o777 == 0o644 and (folder / "tls.key").stat().st_mode & 0o777 == 0o600
+    # A folder the operator set otherwise is left as it is.
+    folder.chmod(0o750)
+    assert selfsigned.main(env) == 0 and folder.stat().st_mode & 0o777 == 0o750
+
+
 def test_a_provided_certificate_is_never_replaced(tmp_path):
     cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
     selfsigned.make(cert, key, ["other.example.org"])

@@ -56,7 +56,7 @@ def test_the_tuning_is_in_effect_during_a_transfer_and_reported_applied(tuned_wo
         return reported[-1] if reported[-1] and reported[-1]["congestion_control"] == "bbr" else None
 
     try:
-        tcp = wait_for(bbr_reported, 30, "the heartbeat to report BBR", 0.5)
+        tcp = wait_for(bbr_reported, 60, "the heartbeat to report BBR", 0.5)
     except AssertionError as exc:
         raise AssertionError(f"{exc}: last reported {reported[-1]}; routes:\n"
                              f"{world.bed.ip('sender', 'route').stdout}{world.bed.ip('sender', '-6', 'route').stdout}")

@@ -322,10 +322,12 @@ POSTGRES = {
 }
 
 
-# What the portal file's proxy profile needs of the official caddy image: Debian's caddy (the same 2.6.2),
+# What the portal file's proxy profile needs of the official caddy image (the file pins 2.10.2): Debian
+# bookworm's caddy 2.6.2 stands in for it, as Debian's PostgreSQL 15 stands in for postgres:17.6 above; the
+# Caddyfile uses nothing 2.6 lacks. Also:
 # its data and config under /data and /config, wget for the health check (the official image has busybox's).
 CADDY = {
-    "tag": "caddy:2.6.2",
+    "tag": "caddy:2.10.2",
     "include": ["caddy", "wget", "ca-certificates"],
     "files": {},
     "essential_hooks": [],

@@ -162,8 +162,10 @@ def deployed(engine, tmp_path_factory, portal_section: str):
                                 "--timeout", "20"], cwd=run.sites[project], check=False)
 
 
-# Caddy's proxy network (docker-compose.portal.yml's default subnet): the only senders of forwarded headers.
+# Caddy's proxy network and its address there (docker-compose.portal.yml's defaults): the one sender of
+# forwarded headers the replicas believe.
 PROXY_SUBNET = "172.31.254.0/24"
+CADDY_ADDRESS = "172.31.254.2"
 
 
 def bring_up(run: Deployment, portal_section: str) -> Deployment:
@@ -177,7 +179,7 @@ def bring_up(run: Deployment, portal_section: str) -> Deployment:
         # Caddy's own CA (no ACME from here), the replicas' port on loopback only, the access logs on.
         values.update(DTN_PORTAL_HOST=run.address, CADDY_TLS_OPTION="local_certs", PORTAL_HTTP_PORT=str(free_ports(1)),
                       PORTAL_PUBLISH="127.0.0.1::8443", DTN_BEHIND_PROXY="true",
-                      DTN_FORWARDED_ALLOW_IPS=PROXY_SUBNET, DTN_ACCESS_LOG="true")
+                      DTN_FORWARDED_ALLOW_IPS=CADDY_ADDRESS, DTN_ACCESS_LOG="true")
     run.run_section("portal", portal_section, values, {})
     ca = portal / "portal.crt"
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
