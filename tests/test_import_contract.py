@@ -200,7 +200,7 @@ def violations(modules, edges, externals) -> list[str]:
     found = []
     for group in circles(modules, edges):
         if group not in KNOWN_CIRCLES:
-            inside = [str(e) for e in edges if e.source in group and e.target in group]
+            inside = {str(e) for e in edges if e.source in group and e.target in group}
             found.append(f"a circle of imports: {', '.join(sorted(group))}: " + "; ".join(sorted(inside)))
     for e in edges:
         if under(e.source, ("portal",)) and under(e.target, ("agent",)):
