@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agent import names
 from agent.sender.errors import BadDestination, TransferFailed
 from dtn_protocol.endpoints import Destination as DestinationKind
 from dtn_protocol.endpoints import EndpointRefused, Rule, check_receiver, resolve
@@ -50,6 +51,8 @@ class Destination:
             # Without it a file over 256 MiB fails with CreateBucket 409 on `rclone serve s3` (facts.md);
             # the receiver makes the bucket.
             "no_check_bucket": "true",
+            # Names as they are, byte for byte (agent/names.py).
+            "encoding": names.S3_ENCODING,
             # A trailing slash says "directory": rclone then skips probing whether the root is a file.
             "_root": root + "/",
         }

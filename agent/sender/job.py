@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from agent import names
 from agent.failures import classify
 from agent.rclone import JobNotFound, RcClient, RcError, RcUnavailable
 from agent.sender.destination import Destination, explain
@@ -62,7 +63,7 @@ class RcloneJob:
             except RcError:
                 pass
         if not plan.resolved.is_dir:
-            src = {"type": "local", "_root": str(plan.resolved.path.parent)}
+            src = names.local_remote(plan.resolved.path.parent)
             self.job = rclone_call(lease, rc.copy_file, src, plan.resolved.path.name, remote(""), plan.rel,
                                    group=self.group, config=config)
             return
@@ -73,7 +74,7 @@ class RcloneJob:
             listing.write_text("".join(f"{name}\n" for name in self.files), encoding="utf-8",
                                errors="surrogateescape")
             filters = {"FilesFromRaw": [str(listing)]}
-        src = {"type": "local", "_root": str(plan.resolved.path)}
+        src = names.local_remote(plan.resolved.path)
         self.job = rclone_call(lease, rc.copy_dir, src, remote(plan.rel), group=self.group, config=config,
                                filters=filters)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent import tuning
+from agent import names, tuning
 from agent.rclone import RcError
 from agent.sender.errors import JobLost, TransferFailed
 from agent.sender.job import RcloneJob, Tools
@@ -95,7 +95,8 @@ class Sending:
         return self.t.destination.remote(path, self.ca_file, params)
 
     def _config(self) -> dict:
-        config = {"Transfers": self.transfers, "ConnectTimeout": "15s"}
+        # NoUnicodeNormalization: an NFC and an NFD name are two files (agent/names.py).
+        config = {"Transfers": self.transfers, "ConnectTimeout": "15s", **names.JOB_CONFIG}
         config.update(self.choice.job_config() if self.tune else {"Transfers": self.choice.transfers})
         if self.spec.verify_checksums:
             config["CheckSum"] = True  # decide what to send by size and hash, not size and time

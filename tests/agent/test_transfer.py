@@ -121,10 +121,13 @@ def test_it_copies_a_folder_reports_growing_bytes_and_each_file_with_its_sha256(
 
     assert outcome.state == CommandState.SUCCEEDED, outcome
     copy = next(c for c in rc.calls if c[0] == "copy_dir")
-    assert copy[1] == {"type": "local", "_root": str(send_dir / "run")}
+    # Names as they are, and NFC and NFD apart (agent/names.py).
+    assert copy[1] == {"type": "local", "_root": str(send_dir / "run"), "encoding": "None", "skip_links": "true"}
+    assert copy[2]["encoding"] == "None"
     assert copy[2]["_root"] == "alice-3f2a/from-alice/run/"
     assert copy[2]["no_check_bucket"] == "true" and copy[2]["secret_access_key"] == SECRET
-    assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "CheckSum": True, "Checkers": 8,
+    assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "NoUnicodeNormalization": True, "CheckSum": True,
+                       "Checkers": 8,
                        "MultiThreadStreams": 4, "MultiThreadCutoff": 256 * 1024 * 1024, "OrderBy": "size,desc"}
     sent_bytes = [r["bytes"] for r in channel.reports] + [outcome.progress["bytes"]]
     assert sent_bytes == sorted(sent_bytes) and sent_bytes[-1] == 1230 and len(set(sent_bytes)) >= 4
@@ -174,7 +177,8 @@ def test_a_single_file_source_goes_through_copyfile_to_its_own_name(send_dir, tm
     outcome = runner(rc, send_dir, tmp_path).run(command(["notes.txt"]), channel)
     assert outcome.state == CommandState.SUCCEEDED
     call = next(c for c in rc.calls if c[0] == "copy_file")
-    assert call[1] == {"type": "local", "_root": str(send_dir)} and call[2] == "notes.txt"
+    assert call[1] == {"type": "local", "_root": str(send_dir), "encoding": "None", "skip_links": "true"}
+    assert call[2] == "notes.txt"
     assert call[3]["_root"] == "alice-3f2a/from-alice/" and call[4] == "notes.txt"
     assert reported(channel, outcome) == {"notes.txt": {"path": "notes.txt", "size": 5, "sha256": sha(b"notes"),
                                                         "outcome": "sent", "error": ""}}
