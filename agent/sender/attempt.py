@@ -49,6 +49,7 @@ class Attempt:
         self.spec: Spec | None = None
         self.hasher: Hasher | None = None
         self.sending: Sending | None = None
+        self.refused: list[FileEntry] = []
 
     def run(self) -> Outcome:
         try:
@@ -98,6 +99,14 @@ class Attempt:
         self._against_prediction()
         if spec.verify_checksums:
             await_verdict(self.meter, self.lease, r.progress_seconds)
+        if self.refused:
+            # Everything else landed (and was verified); these were never sent, and the transfer says so.
+            named = ", ".join(repr(e.key) for e in self.refused[:10])
+            more = f" and {len(self.refused) - 10} more" if len(self.refused) > 10 else ""
+            raise TransferFailed(FailureReason.NAME_UNSUPPORTED,
+                                 f"{len(self.refused)} file(s) not sent, their names cannot land exactly as they are"
+                                 f" (nothing was renamed): {named}{more}. {self.refused[0].key!r}"
+                                 f" {self.refused[0].error}")
         counts = self.ledger.counts
         self.meter.event("complete", f"{self.ledger.count} files at the destination; {counts[FileOutcome.SENT]}"
                          f" sent by this run, {counts[FileOutcome.SKIPPED]} were already there")
@@ -105,8 +114,9 @@ class Attempt:
 
     def _list(self):
         spec, meter = self.spec, self.meter
-        plans, warnings, links = list_sources(self.r.send_dir, spec.sources, self.ledger)
-        for warning in warnings:
+        listing = list_sources(self.r.send_dir, spec.sources, self.ledger, spec.destination.name_max)
+        plans = listing.plans
+        for warning in listing.warnings:
             meter.event("warning", warning)
         if spec.verify_checksums:
             self.hasher = Hasher()
@@ -119,8 +129,13 @@ class Attempt:
         meter.event("start", f"{self.ledger.count} files, {self.ledger.total_bytes} bytes to"
                     f" {spec.destination.where()} (overwrite: {spec.overwrite}, checksums:"
                     f" {'on' if spec.verify_checksums else 'off'}, bandwidth limit: {spec.bandwidth_limit or 'none'})")
-        if links:
-            meter.event("warning", f"{links} symbolic links inside the sources were not followed or sent")
+        say_each(meter, "link_followed", [f"{key!r} is a symbolic link inside the send folder: sent as the file(s) it"
+                                          " points to, under its own name" for key in listing.followed])
+        say_each(meter, "not_sent", [f"{key!r} {why}" for key, why in listing.left_out])
+        say_each(meter, "empty_folder", [f"{key!r} holds no file: not carried (the receiver stores files, not"
+                                         " folders)" for key in listing.empty])
+        say_each(meter, "name_refused", [f"{e.key!r} {e.error}" for e in listing.refused])
+        self.refused = listing.refused
         return plans
 
     def _settled(self, entry: FileEntry) -> None:
@@ -166,3 +181,14 @@ class Attempt:
                 self.r.rc.bwlimit("off")
             except RcError:
                 pass
+
+
+EACH_EVENTS = 100
+
+
+def say_each(meter: Meter, kind: str, lines: list[str]) -> None:
+    """One event per item, the first hundred; then how many more (the per-file results name every refused file)."""
+    for line in lines[:EACH_EVENTS]:
+        meter.event(kind, line)
+    if len(lines) > EACH_EVENTS:
+        meter.event(kind, f"... and {len(lines) - EACH_EVENTS} more like these")

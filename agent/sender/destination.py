@@ -32,6 +32,11 @@ class Destination:
     free_bytes: int | None = None
     # A receiver through a grant (the endpoint rule applies), or an S3 endpoint its sender's owner typed.
     kind: str = DestinationKind.RECEIVER
+    # How the receiving filesystem compares names, as its agent found by trying (agent/names.py): a
+    # hand-entered S3 endpoint, or a receiver that has not said, is taken as exact (S3 keys are).
+    case_insensitive: bool = False
+    normalization_insensitive: bool = False
+    name_max: int = names.NAME_MAX
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -94,11 +99,16 @@ def parse_destination(dest) -> Destination:
     kind = dest.get("kind") or DestinationKind.RECEIVER
     if kind not in tuple(DestinationKind):
         raise BadDestination(f"destination.kind must be one of {', '.join(DestinationKind)}, not {kind!r}")
+    said = dest.get("names") if isinstance(dest.get("names"), dict) else {}
+    name_max = said.get("name_max")
+    name_max = name_max if isinstance(name_max, int) and not isinstance(name_max, bool) and name_max > 0 else None
     return Destination(endpoint=endpoint, bucket=dest["bucket"], prefix=prefix, access_key=dest["access_key"],
                        secret_key=dest["secret_key"], tls=tls, certificate_pem=dest.get("certificate_pem") or None,
                        certificate_sha256=_fingerprint(fingerprint) if fingerprint else None,
                        free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None,
-                       kind=DestinationKind(kind))
+                       kind=DestinationKind(kind), case_insensitive=said.get("case_insensitive") is True,
+                       normalization_insensitive=said.get("normalization_insensitive") is True,
+                       name_max=min(name_max or names.NAME_MAX, names.NAME_MAX))
 
 
 def check_destination(d: Destination, rule: Rule) -> None:

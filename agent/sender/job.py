@@ -67,6 +67,13 @@ class RcloneJob:
             self.job = rclone_call(lease, rc.copy_file, src, plan.resolved.path.name, remote(""), plan.rel,
                                    group=self.group, config=config)
             return
+        src = names.local_remote(plan.resolved.path, follow_links=plan.follow_links)
+        if self.files is not None and len(self.files) == 1 and any(c in next(iter(self.files)) for c in "\r\n"):
+            # A name no list can hold (a line break in it): this one file, by name.
+            [name] = self.files
+            self.job = rclone_call(lease, rc.copy_file, src, name, remote(plan.rel), name, group=self.group,
+                                   config=config)
+            return
         filters = None
         if self.files is not None:
             # The segment's files, one per line, exactly as named (no comments, no patterns).
@@ -74,7 +81,6 @@ class RcloneJob:
             listing.write_text("".join(f"{name}\n" for name in self.files), encoding="utf-8",
                                errors="surrogateescape")
             filters = {"FilesFromRaw": [str(listing)]}
-        src = names.local_remote(plan.resolved.path)
         self.job = rclone_call(lease, rc.copy_dir, src, remote(plan.rel), group=self.group, config=config,
                                filters=filters)
 
