@@ -49,6 +49,8 @@ def test_the_claim_answer_carries_the_destination_and_the_grants_keys(alice, ali
             "access_key": granted.access_key, "secret_key": granted.secret_key(), "tls": True,
             "certificate_pem": BOB_CERT_PEM, "certificate_sha256": BOB_CERT_SHA256,
             "free_bytes": bob_receiver.disk_free_bytes,
+            # What the receiver's heartbeat said of its filesystem's names (none here).
+            "names": {},
         },
         "options": {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "50M",
                     "label": "run 17", "network_check": "enforce"},
