@@ -40,6 +40,37 @@ QUOTE = "\u201b"
 CONTROL_PICTURES = frozenset(chr(c) for c in range(0x2401, 0x2420)) | {"\u2421"}
 
 
+def to_rclone(path: str) -> str:
+    """A path as rclone names it inside (its "standard" encoding): in a list of files for it, or in a
+    call naming one file. A control character is its picture (a raw one in a list is silently not
+    found), a literal fullwidth solidus is quoted. Only names `refusal` passes come here."""
+    out = []
+    for part in path.split("/"):
+        part = "".join(chr(0x2400 + ord(ch)) if ord(ch) < 0x20 else "\u2421" if ch == "\x7f"
+                       else QUOTE + ch if ch == "\uff0f" else ch for ch in part)
+        out.append(QUOTE + part if part in ("\uff0e", "\uff0e\uff0e") else part)
+    return "/".join(out)
+
+
+def from_rclone(path: str) -> str:
+    """A path as rclone reports it (its finished transfers, a listing) back to the name on disk: the
+    inverse of to_rclone for every name refusal passes."""
+    out, quoted = [], False
+    for ch in path:
+        if quoted:
+            out.append(ch)
+            quoted = False
+        elif ch == QUOTE:
+            quoted = True
+        elif 0x2401 <= ord(ch) <= 0x241F:
+            out.append(chr(ord(ch) - 0x2400))
+        elif ch == "\u2421":
+            out.append("\x7f")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def local_remote(root: Path | str, *, follow_links: bool = False) -> dict:
     """rclone's inline local remote for a folder of the send folder. `follow_links`: only with a
     list of files the agent walked, where every link named is one that stays inside."""

@@ -64,22 +64,16 @@ class RcloneJob:
                 pass
         if not plan.resolved.is_dir:
             src = names.local_remote(plan.resolved.path.parent)
-            self.job = rclone_call(lease, rc.copy_file, src, plan.resolved.path.name, remote(""), plan.rel,
-                                   group=self.group, config=config)
+            self.job = rclone_call(lease, rc.copy_file, src, names.to_rclone(plan.resolved.path.name), remote(""),
+                                   names.to_rclone(plan.rel), group=self.group, config=config)
             return
         src = names.local_remote(plan.resolved.path, follow_links=plan.follow_links)
-        if self.files is not None and len(self.files) == 1 and any(c in next(iter(self.files)) for c in "\r\n"):
-            # A name no list can hold (a line break in it): this one file, by name.
-            [name] = self.files
-            self.job = rclone_call(lease, rc.copy_file, src, name, remote(plan.rel), name, group=self.group,
-                                   config=config)
-            return
         filters = None
         if self.files is not None:
-            # The segment's files, one per line, exactly as named (no comments, no patterns).
+            # The segment's files, one per line, as rclone names them (no comments, no patterns): a line
+            # break or another control character in a name is its picture (agent/names.py).
             listing.parent.mkdir(parents=True, exist_ok=True)
-            listing.write_text("".join(f"{name}\n" for name in self.files), encoding="utf-8",
-                               errors="surrogateescape")
+            listing.write_text("".join(f"{names.to_rclone(name)}\n" for name in self.files), encoding="utf-8")
             filters = {"FilesFromRaw": [str(listing)]}
         self.job = rclone_call(lease, rc.copy_dir, src, remote(plan.rel), group=self.group, config=config,
                                filters=filters)
@@ -145,7 +139,8 @@ class RcloneJob:
             if marker in self.seen:
                 continue
             self.seen.add(marker)
-            entry = self.plan.entry_for(item.get("name") or "", int(item.get("size") or 0), ledger)
+            # rclone's names are in its own encoding (a newline is ␊): back to the names on disk.
+            entry = self.plan.entry_for(names.from_rclone(item.get("name") or ""), int(item.get("size") or 0), ledger)
             if entry is None:
                 continue
             error = item.get("error") or ""

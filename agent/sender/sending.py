@@ -42,21 +42,16 @@ class Sending:
             return  # nothing in it can be sent (its files' names were refused, or it is empty)
         groups = [None]
         names_ = list(plan.files)
-        # A list of files for rclone is one name a line: a name holding a line break cannot be in one.
-        odd = [n for n in names_ if "\n" in n or "\r" in n] if plan.resolved.is_dir else []
-        if plan.resolved.is_dir and self.tune and not odd:
+        if plan.resolved.is_dir and self.tune:
             groups = tuning.segments(names_, [plan.files[n].size for n in names_], self.choice.transfers)
             if len(groups) == 1:
                 groups = [None]
         if len(groups) > 1:
             self.t.meter.event("segments", f"{plan.rel or '.'!r}: {len(names_)} files in {len(groups)} segments;"
                                " the concurrency is adjusted between them from what each achieved")
-        singles = []
         if plan.needs_list and groups == [None]:
-            # Not the whole folder: exactly the files the walk found, by list; one at a time those a list
-            # cannot name.
-            listed = [n for n in names_ if n not in set(odd)]
-            groups, singles = ([listed] if listed else []), odd
+            # Not the whole folder: exactly the files the walk found, by list.
+            groups = [names_]
         for number, group in enumerate(groups):
             if group is None:
                 self._job(plan)
@@ -72,10 +67,8 @@ class Sending:
                 self.t.meter.event("tuning", f"segment {number + 1} of {len(groups)} done ({result.files} files,"
                                    f" {human_bytes(result.bytes)} in {result.seconds:.1f} s); segment {number + 2}:"
                                    f" {old} -> {choice.transfers} files at once: {why}")
-        for number, name in enumerate(singles):
-            self._job(plan, f"one-{number}", {name: plan.files[name]})
 
-    def _job(self, plan: SourcePlan, segment: int | str | None = None, files: dict[str, FileEntry] | None = None) -> None:
+    def _job(self, plan: SourcePlan, segment: int | None = None, files: dict[str, FileEntry] | None = None) -> None:
         group = f"dtn-{self.spec.command_id}-{plan.index}" + (f"-{segment}" if segment is not None else "")
         if group not in self.groups:
             self.groups.append(group)
