@@ -13,7 +13,7 @@ from agent.rclone import RcError
 from agent.sender.destination import check_destination, pin_certificate
 from agent.sender.errors import Canceled, Interrupted, TransferFailed
 from agent.sender.hasher import Hasher, await_checksums
-from agent.sender.job import Tools
+from agent.sender.job import NOT_THERE, Tools
 from agent.sender.lease import Channel, Lease, rclone_call
 from agent.sender.ledger import FileEntry, Ledger, entries, list_sources
 from agent.sender.meter import Meter
@@ -97,6 +97,7 @@ class Attempt:
         for plan in plans:
             self.sending.source(plan)
         await_checksums(list(entries(plans)), self.lease)
+        self._none_missing(plans)
         self._against_prediction()
         if spec.verify_checksums:
             await_verdict(self.meter, self.lease, r.progress_seconds)
@@ -138,6 +139,16 @@ class Attempt:
         say_each(meter, "name_refused", [f"{e.key!r} {e.error}" for e in listing.refused])
         self.refused = listing.refused
         return plans
+
+    def _none_missing(self, plans) -> None:
+        """A file rclone's jobs ended without sending (listed nowhere, not at the destination) fails the
+        transfer, named, and called what it is: missing at the receiver."""
+        missing = [e for e in entries(plans) if e.outcome == FileOutcome.FAILED and e.error.startswith(NOT_THERE)]
+        if missing:
+            named = ", ".join(repr(e.key) for e in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise TransferFailed(FailureReason.RCLONE_ERROR, f"{len(missing)} file(s) are not at the receiver though"
+                                 f" rclone's copy ended without error: {named}{more} ({missing[0].error})")
 
     def _refuse_collisions(self, plans) -> None:
         """Two paths that the receiver's filesystem would take for one name: the transfer is refused before

@@ -24,6 +24,8 @@ from dtn_protocol.states import FileOutcome
 
 log = logging.getLogger(__name__)
 
+# How a file rclone's successful job did not leave at the destination is described (and recognised).
+NOT_THERE = ("missing at the receiver", "at the receiver with")
 STOP_WAIT_SECONDS = 4.0
 STOP_POLL_SECONDS = 0.05
 
@@ -51,11 +53,13 @@ class RcloneJob:
         self.sent_now = 0
         self.status: dict = {}
         self.stats: dict = {}
+        self.remote: Callable[[str], dict] | None = None
 
     def start(self, remote: Callable[[str], dict], config: dict, listing: Path | None = None) -> None:
         """`remote(path)`: the destination's remote for a path under it; `listing`: where a segment's
         file list is written, for rclone to read."""
         rc, lease, plan = self.t.rc, self.t.lease, self.plan
+        self.remote = remote
         # A job of this command may still run in a sidecar rclone from before our restart.
         for call in (rc.stop_group, rc.stats_delete):
             try:
@@ -158,11 +162,15 @@ class RcloneJob:
         return sent
 
     def settle(self) -> None:
-        """The job succeeded: every file is at the destination. Those whose line in rclone's
-        list was missed are told apart by rclone's transfer count."""
+        """The job succeeded. A file rclone listed as sent or compared is settled already; the others
+        (rclone lists only its last 100, and a file it ignored is listed nowhere) are looked for at the
+        destination: one not there is failed as missing, never called sent. Those there are told apart
+        by rclone's transfer count."""
         transfers = int(self.stats.get("transfers") or 0)
         files = self.files if self.files is not None else self.plan.files
         open_ = [e for e in files.values() if e.outcome in (None, FileOutcome.FAILED)]
+        if self.plan.resolved.is_dir and any(not e.checked for e in open_):
+            open_ = self._found_there(files, open_)
         if not self.plan.resolved.is_dir:
             sent_set = open_ if transfers > 0 else []
         else:
@@ -183,6 +191,30 @@ class RcloneJob:
         for e in open_:
             self.t.ledger.settle(e, FileOutcome.SENT if id(e) in chosen else FileOutcome.SKIPPED)
             self.t.settled(e)
+
+    def _found_there(self, files: dict[str, FileEntry], open_: list[FileEntry]) -> list[FileEntry]:
+        """The open files found at the destination with their size; the others are failed as missing."""
+        unseen = {id(e) for e in open_ if not e.checked}
+        try:
+            listed = self.t.rc.list_files(self.remote(self.plan.rel))
+        except RcError as exc:
+            self.t.meter.event("warning", f"could not list the destination to confirm what rclone sent ({exc.message});"
+                               " the outcome of the files it did not list is inferred from its counts")
+            return open_
+        there = {names.from_rclone(item.get("Path") or ""): item.get("Size") for item in listed}
+        kept = []
+        for name, entry in files.items():
+            if entry not in open_:
+                continue
+            size = there.get(name)
+            if id(entry) not in unseen or size == entry.size:
+                kept.append(entry)
+            elif size is None:
+                self.t.ledger.settle(entry, FileOutcome.FAILED, "missing at the receiver: rclone's copy ended without"
+                                     " error but did not send this file")
+            else:
+                self.t.ledger.settle(entry, FileOutcome.FAILED, f"at the receiver with {size} bytes, not {entry.size}")
+        return kept
 
     def fail(self) -> TransferFailed:
         """The job failed: why, by the closed list, naming the files."""

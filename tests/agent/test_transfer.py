@@ -521,3 +521,18 @@ def test_without_checksums_there_is_no_verifying_phase(send_dir, tmp_path):
     outcome = runner(rc, send_dir, tmp_path).run(command(verify_checksums=False), channel)
     assert outcome.state == CommandState.SUCCEEDED
     assert not any(r.get("phase") for r in channel.reports)
+
+
+def test_a_file_rclone_never_listed_and_that_is_not_at_the_receiver_is_missing_not_sent(send_dir, tmp_path):
+    """rclone's job succeeds, names no file, and counts 2 transfers for 3 files: the one the destination
+    does not hold is failed as missing (never `sent` without evidence), and the transfer says so."""
+    rc = FakeRc([Frame(finished=True, success=True, stats=stats(1230, 2))])
+    rc.missing = {"sub dir/b ü.txt"}
+    channel = FakeChannel()
+    outcome = runner(rc, send_dir, tmp_path).run(command(), channel)
+    assert outcome.state == CommandState.FAILED and outcome.reason == FailureReason.RCLONE_ERROR
+    assert "'run/sub dir/b ü.txt'" in outcome.message and "missing at the receiver" in outcome.message
+    results = reported(channel, outcome)
+    assert results["run/sub dir/b ü.txt"]["outcome"] == "failed"
+    assert results["run/sub dir/b ü.txt"]["error"].startswith("missing at the receiver")
+    assert {results[k]["outcome"] for k in ("run/a.bin", "run/c.txt")} == {"sent"}
