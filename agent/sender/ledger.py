@@ -233,7 +233,9 @@ class _Walker:
         entry = self.ledger.add(FileEntry(self._key(plan, name), path, size))
         why = names.refusal(entry.key, self.name_max)
         if why:
-            # Never renamed, never given to rclone: the file fails on its own, and says why.
+            # Never renamed, never given to rclone: the file fails on its own, and says why. Its path is
+            # reported with any byte that is not UTF-8 written out (\xff): a report is JSON text.
+            entry.key = os.fsencode(entry.key).decode("utf-8", "backslashreplace")
             self.ledger.settle(entry, FileOutcome.FAILED, f"not sent: {why}")
             plan.refused.append(entry)
             self.listing.refused.append(entry)
