@@ -7,11 +7,15 @@ Why each setting (measured with rclone 1.75, tests/e2e/test_exact_names.py):
   and as NFD is one file to it ("Duplicate object found in source - ignoring"), and a second
   copy overwrites one with the other. `NoUnicodeNormalization` (sender) and
   `--no-unicode-normalization` (receiver) make every name its own.
-- Each backend translates names through its "encoding". The sender's local and S3 remotes use
-  `None`: a name is read and sent as it is (an S3 store such as MinIO keeps the key as sent).
-  The receiver's `rclone serve s3` reads a key as rclone's standard form and writes it through
-  its local backend, whose encoding must stay `Slash,Dot` (its default, set explicitly): so a
-  `／` (fullwidth solidus) in a key lands as `／`, not as a folder separator.
+- Each backend translates names through its "encoding". The sender's local remote uses `None`:
+  a name is read as it is. Its S3 remote uses `None` too for an S3 store that keeps keys as sent
+  (MinIO, a hand-entered endpoint). The receiver's `rclone serve s3` reads a key as rclone's
+  standard form and writes it through its local backend, whose encoding must stay `Slash,Dot`
+  (its default, set explicitly: a `／` in a key then lands as `／`, not as a folder separator);
+  and it lists a control character in a name (a tab, a newline) as its picture (`␉`, `␊`). So
+  toward such a receiver (its heartbeat says `keys: "rclone"`) the sender's S3 remote uses
+  `Ctl,Del`: a newline goes as `␊`, lands as a newline, and is listed back as the same name, so a
+  second send finds the file there instead of sending it again.
 - What no setting carries, refused: a name that is not UTF-8 (S3 keys are UTF-8 text); a path
   part over 255 bytes (the receiving filesystem's limit); U+201B `‛`, rclone's quote character,
   which its local backend cannot open a file by; and the control pictures U+2401-U+241F and
@@ -27,6 +31,15 @@ from pathlib import Path
 # The sender's remotes: names read and written as they are.
 LOCAL_ENCODING = "None"
 S3_ENCODING = "None"
+# Toward a receiver whose S3 server is rclone's (see above).
+RCLONE_SERVER_S3_ENCODING = "Ctl,Del"
+# What a receiver with rclone's S3 server says of its keys in its heartbeat.
+RCLONE_KEYS = "rclone"
+
+
+def s3_encoding(keys: str | None) -> str:
+    return RCLONE_SERVER_S3_ENCODING if keys == RCLONE_KEYS else S3_ENCODING
+
 # The receiver's serve s3 (see above): rclone's default for a local folder, said explicitly.
 SERVE_LOCAL_ENCODING = "Slash,Dot"
 # rclone's global option (an rc call's _config) that keeps NFC and NFD names apart.

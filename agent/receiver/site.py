@@ -43,6 +43,8 @@ class ReceiverSite:
         # How the receive folder's filesystem compares names, found once by trying (a MinIO keeps keys exactly).
         receive_dir = getattr(config, "receive_dir", None)
         self.names = names.probe_folder(receive_dir) if receive_dir is not None else {}
+        if self.names:
+            self.names["keys"] = names.RCLONE_KEYS  # served by rclone's serve s3 (agent/names.py)
 
     def refresh(self, portal) -> bool:
         """Sync the backend with the portal's grants; True if what the heartbeat reports changed

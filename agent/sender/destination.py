@@ -37,6 +37,8 @@ class Destination:
     case_insensitive: bool = False
     normalization_insensitive: bool = False
     name_max: int = names.NAME_MAX
+    # How the receiver's S3 server names keys: "rclone" for rclone's serve s3, else kept as sent.
+    keys: str | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -57,7 +59,7 @@ class Destination:
             # the receiver makes the bucket.
             "no_check_bucket": "true",
             # Names as they are, byte for byte (agent/names.py).
-            "encoding": names.S3_ENCODING,
+            "encoding": names.s3_encoding(self.keys),
             # A trailing slash says "directory": rclone then skips probing whether the root is a file.
             "_root": root + "/",
         }
@@ -108,7 +110,8 @@ def parse_destination(dest) -> Destination:
                        free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None,
                        kind=DestinationKind(kind), case_insensitive=said.get("case_insensitive") is True,
                        normalization_insensitive=said.get("normalization_insensitive") is True,
-                       name_max=min(name_max or names.NAME_MAX, names.NAME_MAX))
+                       name_max=min(name_max or names.NAME_MAX, names.NAME_MAX),
+                       keys=said.get("keys") if said.get("keys") == names.RCLONE_KEYS else None)
 
 
 def check_destination(d: Destination, rule: Rule) -> None:

@@ -54,6 +54,9 @@ class RcloneJob:
         self.status: dict = {}
         self.stats: dict = {}
         self.remote: Callable[[str], dict] | None = None
+        # What the destination held before the job ({name: size}; None if it could not be listed): a file
+        # that was not there and is there after was sent, whatever rclone's list of finished files kept.
+        self.before: dict[str, int] | None = None
 
     def start(self, remote: Callable[[str], dict], config: dict, listing: Path | None = None) -> None:
         """`remote(path)`: the destination's remote for a path under it; `listing`: where a segment's
@@ -72,6 +75,7 @@ class RcloneJob:
                                    names.to_rclone(plan.rel), group=self.group, config=config)
             return
         src = names.local_remote(plan.resolved.path, follow_links=plan.follow_links)
+        self.before = self._destination()
         filters = None
         if self.files is not None:
             # The segment's files, one per line, as rclone names them (no comments, no patterns): a line
@@ -173,6 +177,8 @@ class RcloneJob:
             open_ = self._found_there(files, open_)
         if not self.plan.resolved.is_dir:
             sent_set = open_ if transfers > 0 else []
+        elif self.before is not None:
+            sent_set = self._sent_by_evidence(files, open_, transfers)
         else:
             unseen = [e for e in open_ if not e.checked]
             missing_sent = transfers - self.sent_now
@@ -192,16 +198,40 @@ class RcloneJob:
             self.t.ledger.settle(e, FileOutcome.SENT if id(e) in chosen else FileOutcome.SKIPPED)
             self.t.settled(e)
 
-    def _found_there(self, files: dict[str, FileEntry], open_: list[FileEntry]) -> list[FileEntry]:
-        """The open files found at the destination with their size; the others are failed as missing."""
-        unseen = {id(e) for e in open_ if not e.checked}
+    def _sent_by_evidence(self, files: dict[str, FileEntry], open_: list[FileEntry], transfers: int) -> list:
+        """Of the files rclone did not list: those not at the destination before the job were sent; of
+        those there before, rclone's transfer count says whether it sent any again (one whose size
+        changed, when the count says how many)."""
+        name_of = {id(e): name for name, e in files.items()}
+        unseen = [e for e in open_ if not e.checked]
+        new = [e for e in unseen if name_of[id(e)] not in self.before]
+        old = [e for e in unseen if name_of[id(e)] in self.before]
+        again = transfers - self.sent_now - len(new)
+        if again <= 0:
+            return new
+        changed = [e for e in old if self.before[name_of[id(e)]] != e.size]
+        if again >= len(old):
+            return new + old
+        if again != len(changed):
+            self.t.meter.event("warning", f"rclone sent {again} of {len(old)} files that were already at the"
+                               " destination again, faster than the agent could list them: which ones is inferred")
+        return new + changed
+
+    def _destination(self) -> dict[str, int] | None:
+        """The files under this job's destination folder: {name on disk: size}; None if it cannot be listed."""
         try:
             listed = self.t.rc.list_files(self.remote(self.plan.rel))
         except RcError as exc:
-            self.t.meter.event("warning", f"could not list the destination to confirm what rclone sent ({exc.message});"
-                               " the outcome of the files it did not list is inferred from its counts")
-            return open_
-        there = {names.from_rclone(item.get("Path") or ""): item.get("Size") for item in listed}
+            self.t.meter.event("warning", f"could not list the destination ({exc.message})")
+            return None
+        return {names.from_rclone(item.get("Path") or ""): item.get("Size") for item in listed}
+
+    def _found_there(self, files: dict[str, FileEntry], open_: list[FileEntry]) -> list[FileEntry]:
+        """The open files found at the destination with their size; the others are failed as missing."""
+        unseen = {id(e) for e in open_ if not e.checked}
+        there = self._destination()
+        if there is None:
+            return open_  # the outcome of the files rclone did not list is inferred from its counts
         kept = []
         for name, entry in files.items():
             if entry not in open_:

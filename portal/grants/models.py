@@ -177,6 +177,8 @@ def receiver_names(health) -> dict:
     if not isinstance(said, dict):
         return {}
     kept = {key: said[key] for key in ("case_insensitive", "normalization_insensitive") if isinstance(said.get(key), bool)}
+    if said.get("keys") == "rclone":  # its S3 server is rclone's, which lists a control character as its picture
+        kept["keys"] = "rclone"
     name_max = said.get("name_max")
     if isinstance(name_max, int) and not isinstance(name_max, bool) and 0 < name_max < 100_000:
         kept["name_max"] = name_max

@@ -157,7 +157,7 @@ def test_a_tree_of_every_kind_of_name_lands_exact_and_a_second_send_changes_noth
 
     # Then its parent folder: every name and byte exact; the NFD file untouched beside its NFC twin.
     whole = sites.send(["data"])
-    assert whole["state"] == "succeeded", (whole, sites.logs())
+    assert whole["state"] == "succeeded", (whole.get("fatal_error"), sites.logs())
     landed = snapshot(sites.landed)
     assert {name: digest for name, (digest, _) in landed.items()} == expected
     assert (nfd_landed.read_bytes(), nfd_landed.stat().st_mtime_ns) == before_alone
@@ -178,7 +178,7 @@ def test_a_tree_of_every_kind_of_name_lands_exact_and_a_second_send_changes_noth
 
     # The parent folder again: nothing at the receiver changes, not a byte, not an mtime.
     again = sites.send(["data"])
-    assert again["state"] == "succeeded", (again, sites.logs())
+    assert again["state"] == "succeeded", (again.get("fatal_error"), sites.logs())
     assert snapshot(sites.landed) == landed
     assert {row["outcome"] for row in sites.alice.files(again["transfer_id"]).values()} == {"skipped"}
 
@@ -221,7 +221,8 @@ def test_two_paths_the_receiver_would_take_for_one_file_are_refused_before_sendi
     portal.manage("shell", "-c", f"""
 from portal.containers.models import Container
 box = Container.objects.get(pk="{sites.bob_box['container_id']}")
-assert box.health["names"] == {{"case_insensitive": False, "normalization_insensitive": False, "name_max": 255}}, box.health
+assert box.health["names"] == {{"case_insensitive": False, "normalization_insensitive": False, "name_max": 255,
+                              "keys": "rclone"}}, box.health
 box.health["names"]["case_insensitive"] = True
 box.save(update_fields=["health"])
 """)
