@@ -205,3 +205,14 @@ def test_a_command_that_is_no_transfer_is_answered_as_before(alice_agent, queued
     queued(payload={"n": 1}, kind="network_check")
     body = claim(alice_agent).json()
     assert body["payload"] == {"n": 1}
+
+
+def test_a_receivers_word_on_its_names_reaches_senders_only_as_typed():
+    from portal.grants.models import receiver_names
+
+    said = {"names": {"case_insensitive": True, "normalization_insensitive": False, "name_max": 143,
+                      "keys": "rclone", "extra": "dropped"}}
+    assert receiver_names(said) == {"case_insensitive": True, "normalization_insensitive": False, "name_max": 143,
+                                    "keys": "rclone"}
+    assert receiver_names({"names": {"case_insensitive": "yes", "name_max": True, "keys": "other"}}) == {}
+    assert receiver_names({}) == {} and receiver_names(None) == {}
