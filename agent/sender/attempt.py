@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from agent import logs, names
+from agent import logs
+from agent.sender import collisions
 from agent.loop.portal import PortalError
 from agent.rclone import RcError
 from agent.sender.destination import check_destination, pin_certificate
@@ -86,7 +87,7 @@ class Attempt:
         check_destination(spec.destination, r.endpoint_rule)
         self.meter.attempt, self.meter.base_progress = spec.attempt, spec.base_progress
         plans = self._list()
-        self._refuse_collisions(plans)
+        collisions.refuse_within(plans, spec.destination)
         self.lease.report(force=True)
         ca_file = pin_certificate(r.state_dir, spec.destination)
         choice = Preflight(r, spec, self.ledger, plans, self.meter, self.lease).run(ca_file)
@@ -94,6 +95,9 @@ class Attempt:
         tools = Tools(r.rc, self.lease, self.meter, self.ledger, spec.destination, self._settled, r.clock, r.sleep)
         self.sending = Sending(tools, spec, choice, ca_file=ca_file, tune=r.tune, transfers=r.transfers,
                                state_dir=r.state_dir)
+        # Against what the receiver holds already, too: nothing is sent if one path would land on another's file.
+        collisions.refuse_with_destination(plans, spec.destination,
+                                           lambda rel: rclone_call(self.lease, r.rc.list_files, self.sending.remote(rel)))
         for plan in plans:
             self.sending.source(plan)
         await_checksums(list(entries(plans)), self.lease)
@@ -149,30 +153,6 @@ class Attempt:
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             raise TransferFailed(FailureReason.RCLONE_ERROR, f"{len(missing)} file(s) are not at the receiver though"
                                  f" rclone's copy ended without error: {named}{more} ({missing[0].error})")
-
-    def _refuse_collisions(self, plans) -> None:
-        """Two paths that the receiver's filesystem would take for one name: the transfer is refused before
-        anything is sent (rclone would send both to one file, the second over the first)."""
-        d = self.spec.destination
-        if not (d.case_insensitive or d.normalization_insensitive):
-            return
-        seen: dict[str, str] = {}
-        pairs = []
-        for entry in entries(plans):
-            folded = names.fold(entry.key, case_insensitive=d.case_insensitive,
-                                normalization_insensitive=d.normalization_insensitive)
-            first = seen.setdefault(folded, entry.key)
-            if first != entry.key:
-                pairs.append((first, entry.key))
-        if not pairs:
-            return
-        how = " and ".join(word for word, on in (("case", d.case_insensitive),
-                                                ("Unicode form", d.normalization_insensitive)) if on)
-        shown = "; ".join(f"{a!r} and {b!r}" for a, b in pairs[:10])
-        more = f" (and {len(pairs) - 10} more pairs)" if len(pairs) > 10 else ""
-        raise TransferFailed(FailureReason.NAME_COLLISION,
-                             f"the receiver's filesystem ignores {how} in names, so these would land as one file:"
-                             f" {shown}{more}. Nothing was sent; rename one of each pair")
 
     def _settled(self, entry: FileEntry) -> None:
         # Under skip_existing a skipped file's destination copy is not ours: no checksum to compare.

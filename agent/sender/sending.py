@@ -75,7 +75,7 @@ class Sending:
         restarts = 0
         while True:
             job = self.running = RcloneJob(self.t, plan, group, files)
-            job.start(self._remote, self._config(), self._listing(group))
+            job.start(self.remote, self._config(), self._listing(group))
             try:
                 succeeded = job.watch()
             except JobLost as lost:
@@ -95,7 +95,7 @@ class Sending:
             job.settle()
             return
 
-    def _remote(self, path: str) -> dict:
+    def remote(self, path: str) -> dict:
         params = self.choice.remote_params() if self.tune else {}
         return self.t.destination.remote(path, self.ca_file, params)
 

@@ -62,6 +62,7 @@ class FakeRc:
         # The destination, as operations/list shows it: by default every file of the folders copied has
         # landed; names in `missing` did not.
         self.missing: set[str] = set()
+        self.there: list[dict] = []  # files at the destination before any job, as operations/list gives them
 
     def _record(self, *call):
         self.calls.append(call)
@@ -106,7 +107,7 @@ class FakeRc:
 
     def list_files(self, fs, remote=""):
         self._record("list_files", fs, remote)
-        found = []
+        found = list(self.there)
         for job in self.jobs.values():
             if job["kind"] != "dir" or job["dst"]["_root"] != fs["_root"]:
                 continue

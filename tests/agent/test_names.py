@@ -107,3 +107,25 @@ def test_two_paths_a_case_insensitive_receiver_would_take_for_one_are_refused_be
     assert outcome.state == CommandState.FAILED and outcome.reason == FailureReason.NAME_COLLISION
     assert "'run/Data.csv' and 'run/data.csv'" in outcome.message and "ignores case" in outcome.message
     assert not {"copy_dir", "copy_file", "stat"} & set(rc.names())
+
+
+def test_a_path_that_would_land_on_a_file_of_another_case_already_there_is_refused_before_sending(tmp_path):
+    send = tmp_path / "send"
+    (send / "run").mkdir(parents=True)
+    (send / "run" / "data.csv").write_bytes(b"new")
+    destination = {"endpoint": "http://127.0.0.1:9000", "bucket": "b", "prefix": "", "access_key": "AK",
+                   "secret_key": "s" * 30, "tls": False, "certificate_pem": None, "certificate_sha256": None,
+                   "names": {"case_insensitive": True}}
+    rc = FakeRc()
+    rc.there = [{"Path": "Data.csv", "Size": 3}]
+    outcome = runner(rc, send, tmp_path).run(command(["run"], destination=destination, network_check="skip"),
+                                             FakeChannel())
+    assert outcome.reason == FailureReason.NAME_COLLISION, outcome
+    assert "'run/data.csv' and 'run/Data.csv'" in outcome.message and "already at the receiver" in outcome.message
+    assert not {"copy_dir", "copy_file"} & set(rc.names())
+    # A receiver comparing names exactly holds both.
+    rc = FakeRc()
+    rc.there = [{"Path": "Data.csv", "Size": 3}]
+    exact = {**destination, "names": {}}
+    assert runner(rc, send, tmp_path).run(command(["run"], destination=exact), FakeChannel()).state == \
+        CommandState.SUCCEEDED
