@@ -49,6 +49,9 @@ SERVE_FLAGS = ["--no-unicode-normalization", "--local-encoding", SERVE_LOCAL_ENC
                "--vfs-case-insensitive=false"]
 
 NAME_MAX = 255
+# The longest S3 key (AWS, MinIO): an S3 store keeps a path as one key. rclone's serve s3 keeps it as a
+# path of folders instead, where only each part's length (NAME_MAX) is the limit.
+KEY_MAX = 1024
 QUOTE = "\u201b"
 CONTROL_PICTURES = frozenset(chr(c) for c in range(0x2401, 0x2420)) | {"\u2421"}
 
@@ -95,9 +98,10 @@ def local_remote(root: Path | str, *, follow_links: bool = False) -> dict:
     return remote
 
 
-def refusal(rel: str, name_max: int = NAME_MAX) -> str:
+def refusal(rel: str, name_max: int = NAME_MAX, key_room: int | None = None) -> str:
     """Why a path (relative, "/"-separated, as os gives it: undecodable bytes as surrogates)
-    cannot be carried under its exact name; "" when it can."""
+    cannot be carried under its exact name; "" when it can. `key_room`: the bytes an S3 key has
+    left for the path after the destination's prefix (None: no such limit)."""
     raw = os.fsencode(rel)
     try:
         text = raw.decode("utf-8")
@@ -109,6 +113,9 @@ def refusal(rel: str, name_max: int = NAME_MAX) -> str:
         if size > name_max:
             return (f"a part of its path is {size} bytes long ({part[:40]!r}...); the receiving filesystem takes at"
                     f" most {name_max}")
+    if key_room is not None and len(text.encode("utf-8")) > key_room:
+        return (f"its path is {len(text.encode('utf-8'))} bytes long; under the destination's prefix an S3 key"
+                f" holds at most {key_room} more (keys are at most {KEY_MAX} bytes)")
     if QUOTE in text:
         return "its name holds U+201B (‛), which rclone cannot carry (its quote character for names)"
     picture = next((ch for ch in text if ch in CONTROL_PICTURES), None)

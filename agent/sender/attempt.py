@@ -120,7 +120,8 @@ class Attempt:
 
     def _list(self):
         spec, meter = self.spec, self.meter
-        listing = list_sources(self.r.send_dir, spec.sources, self.ledger, spec.destination.name_max)
+        listing = list_sources(self.r.send_dir, spec.sources, self.ledger, spec.destination.name_max,
+                               spec.destination.key_room)
         plans = listing.plans
         for warning in listing.warnings:
             meter.event("warning", warning)

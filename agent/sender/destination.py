@@ -68,6 +68,15 @@ class Destination:
             fs["override.ca_cert"] = str(ca_file)
         return fs
 
+    @property
+    def key_room(self) -> int | None:
+        """The bytes an S3 key has for a file's path after the prefix; None toward rclone's serve s3, which
+        stores a key as folders (only each part's length counts: name_max)."""
+        if self.keys == names.RCLONE_KEYS:
+            return None
+        prefix = len(self.prefix.encode("utf-8"))
+        return names.KEY_MAX - (prefix + 1 if prefix else 0)
+
     def where(self) -> str:
         return f"{self.endpoint}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
 

@@ -130,7 +130,8 @@ class Listing:
     refused: list[FileEntry] = field(default_factory=list)  # names that cannot land exactly (failed, not sent)
 
 
-def list_sources(send_dir: Path, sources, ledger: Ledger, name_max: int = names.NAME_MAX) -> Listing:
+def list_sources(send_dir: Path, sources, ledger: Ledger, name_max: int = names.NAME_MAX,
+                 key_room: int | None = None) -> Listing:
     """The sources resolved inside the send folder and walked. A source refused fails the command by
     its reason; a file whose name cannot be carried exactly is refused on its own (names.refusal)."""
     resolved = []
@@ -149,7 +150,7 @@ def list_sources(send_dir: Path, sources, ledger: Ledger, name_max: int = names.
         else:
             warnings.append(f"{item.rel or '.'!r} is inside {outer.rel or '.'!r}: it is sent once")
     listing = Listing([], warnings)
-    walker = _Walker(Path(send_dir).resolve(), ledger, listing, name_max)
+    walker = _Walker(Path(send_dir).resolve(), ledger, listing, name_max, key_room)
     for index, item in enumerate(kept):
         listing.plans.append(walker.source(index, item))
     return listing
@@ -161,8 +162,9 @@ class _Walker:
     leads out, points to nothing or loops is not, and is named in the event log, as is every
     folder with no file under it (an S3 receiver holds files, not folders)."""
 
-    def __init__(self, root: Path, ledger: Ledger, listing: Listing, name_max: int):
+    def __init__(self, root: Path, ledger: Ledger, listing: Listing, name_max: int, key_room: int | None):
         self.root, self.ledger, self.listing, self.name_max = root, ledger, listing, name_max
+        self.key_room = key_room
 
     def source(self, index: int, resolved: paths.Resolved) -> SourcePlan:
         plan = SourcePlan(index, resolved, {})
@@ -231,7 +233,7 @@ class _Walker:
 
     def _file(self, plan: SourcePlan, name: str, path: Path, size: int) -> None:
         entry = self.ledger.add(FileEntry(self._key(plan, name), path, size))
-        why = names.refusal(entry.key, self.name_max)
+        why = names.refusal(entry.key, self.name_max, self.key_room)
         if why:
             # Never renamed, never given to rclone: the file fails on its own, and says why. Its path is
             # reported with any byte that is not UTF-8 written out (\xff): a report is JSON text.

@@ -129,3 +129,15 @@ def test_a_path_that_would_land_on_a_file_of_another_case_already_there_is_refus
     exact = {**destination, "names": {}}
     assert runner(rc, send, tmp_path).run(command(["run"], destination=exact), FakeChannel()).state == \
         CommandState.SUCCEEDED
+
+
+def test_a_path_longer_than_an_s3_key_holds_is_refused_but_not_toward_rclones_serve_s3():
+    deep = "/".join(["d" * 100] * 10) + "/leaf-1234.txt"  # 1,023 bytes: with a prefix "p/", over 1,024
+    assert names.refusal(deep, key_room=1024) == ""
+    assert "at most 1022 more" in names.refusal(deep, key_room=1022)
+    from agent.sender.destination import parse_destination
+
+    base = {"endpoint": "https://minio.example.org:9000", "bucket": "b", "prefix": "p", "access_key": "AK",
+            "secret_key": "s" * 30}
+    assert parse_destination(base).key_room == 1022
+    assert parse_destination({**base, "names": {"keys": "rclone"}}).key_room is None
