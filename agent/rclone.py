@@ -132,6 +132,11 @@ class RcClient:
         """rclone's bandwidth limit is process-wide: it applies to every job of this rcd."""
         return self.call("core/bwlimit", rate=rate)
 
+    def list_files(self, fs, remote: str = "") -> list[dict]:
+        """Every file under `remote` of `fs` (its Path, in rclone's encoding, and Size): what is there."""
+        opt = {"recurse": True, "filesOnly": True, "noModTime": True, "noMimeType": True}
+        return self.call("operations/list", fs=fs, remote=remote, opt=opt).get("list") or []
+
     def stat(self, fs, remote: str, *, config: dict | None = None) -> dict | None:
         return self.call("operations/stat", fs=fs, remote=remote, _config=config or {}).get("item")
 

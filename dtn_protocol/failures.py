@@ -21,4 +21,9 @@ class FailureReason(StrEnum):
     GRANT_REVOKED = "grant_revoked"
     # The receiver's address broke the rule of dtn_protocol.endpoints: nothing was sent.
     DESTINATION_REFUSED = "destination_refused"
+    # Two source paths would land as one file at the receiver (its filesystem ignores case or Unicode
+    # form): nothing was sent.
+    NAME_COLLISION = "name_collision"
+    # Files whose names cannot land exactly as they are (not UTF-8, too long, ...): not sent, never renamed.
+    NAME_UNSUPPORTED = "name_unsupported"
     AGENT_ERROR = "agent_error"

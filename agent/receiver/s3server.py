@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent import names
 from agent.receiver.backend import Grant, connect_host, host_for_url, tls_pool
 from agent.receiver.grantbook import GrantBook
 from agent.tls import Certificate
@@ -124,7 +125,9 @@ class SharedServer:
     def _start(self) -> None:
         args = [str(self.rclone), "serve", "s3", "--addr", f"{host_for_url(self.bind)}:{self.port}",
                 "--auth-proxy", self._auth_proxy_command(), "--config", os.devnull,
-                "--dir-cache-time", DIR_CACHE_TIME, "--log-level", "NOTICE"]
+                "--dir-cache-time", DIR_CACHE_TIME, "--log-level", "NOTICE",
+                # Every key lands under exactly its name (agent/names.py).
+                *names.SERVE_FLAGS]
         if self.certificate:
             args += ["--cert", str(self.certificate.cert_path), "--key", str(self.certificate.key_path)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.state_dir),

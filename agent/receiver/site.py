@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from agent import names
 from agent.receiver.backend import Backend, Grant
 from agent.tls import ensure_certificate
 
@@ -39,6 +40,11 @@ class ReceiverSite:
         # Refreshed after heartbeats (the main loop) and when the portal says the grants changed (the
         # side channel's thread): one at a time, and never described half-synced.
         self._lock = threading.RLock()
+        # How the receive folder's filesystem compares names, found once by trying (a MinIO keeps keys exactly).
+        receive_dir = getattr(config, "receive_dir", None)
+        self.names = names.probe_folder(receive_dir) if receive_dir is not None else {}
+        if self.names:
+            self.names["keys"] = names.RCLONE_KEYS  # served by rclone's serve s3 (agent/names.py)
 
     def refresh(self, portal) -> bool:
         """Sync the backend with the portal's grants; True if what the heartbeat reports changed
@@ -62,6 +68,8 @@ class ReceiverSite:
                 body["certificate_pem"] = self.certificate.pem
                 body["certificate_sha256"] = self.certificate.sha256
             body["health"] = {"grants": self.health}
+            if self.names:
+                body["health"]["names"] = self.names
             free = self.servers.free_bytes()
             if free is not None:
                 body["disk_free_bytes"] = free

@@ -8,12 +8,13 @@ import logging
 from dataclasses import dataclass, field
 
 from agent import logs
+from agent.sender import collisions
 from agent.loop.portal import PortalError
 from agent.rclone import RcError
 from agent.sender.destination import check_destination, pin_certificate
 from agent.sender.errors import Canceled, Interrupted, TransferFailed
 from agent.sender.hasher import Hasher, await_checksums
-from agent.sender.job import Tools
+from agent.sender.job import NOT_THERE, Tools
 from agent.sender.lease import Channel, Lease, rclone_call
 from agent.sender.ledger import FileEntry, Ledger, entries, list_sources
 from agent.sender.meter import Meter
@@ -49,6 +50,7 @@ class Attempt:
         self.spec: Spec | None = None
         self.hasher: Hasher | None = None
         self.sending: Sending | None = None
+        self.refused: list[FileEntry] = []
 
     def run(self) -> Outcome:
         try:
@@ -85,6 +87,7 @@ class Attempt:
         check_destination(spec.destination, r.endpoint_rule)
         self.meter.attempt, self.meter.base_progress = spec.attempt, spec.base_progress
         plans = self._list()
+        collisions.refuse_within(plans, spec.destination)
         self.lease.report(force=True)
         ca_file = pin_certificate(r.state_dir, spec.destination)
         choice = Preflight(r, spec, self.ledger, plans, self.meter, self.lease).run(ca_file)
@@ -92,12 +95,24 @@ class Attempt:
         tools = Tools(r.rc, self.lease, self.meter, self.ledger, spec.destination, self._settled, r.clock, r.sleep)
         self.sending = Sending(tools, spec, choice, ca_file=ca_file, tune=r.tune, transfers=r.transfers,
                                state_dir=r.state_dir)
+        # Against what the receiver holds already, too: nothing is sent if one path would land on another's file.
+        collisions.refuse_with_destination(plans, spec.destination,
+                                           lambda rel: rclone_call(self.lease, r.rc.list_files, self.sending.remote(rel)))
         for plan in plans:
             self.sending.source(plan)
         await_checksums(list(entries(plans)), self.lease)
+        self._none_missing(plans)
         self._against_prediction()
         if spec.verify_checksums:
             await_verdict(self.meter, self.lease, r.progress_seconds)
+        if self.refused:
+            # Everything else landed (and was verified); these were never sent, and the transfer says so.
+            named = ", ".join(repr(e.key) for e in self.refused[:10])
+            more = f" and {len(self.refused) - 10} more" if len(self.refused) > 10 else ""
+            raise TransferFailed(FailureReason.NAME_UNSUPPORTED,
+                                 f"{len(self.refused)} file(s) not sent, their names cannot land exactly as they are"
+                                 f" (nothing was renamed): {named}{more}. {self.refused[0].key!r}"
+                                 f" {self.refused[0].error}")
         counts = self.ledger.counts
         self.meter.event("complete", f"{self.ledger.count} files at the destination; {counts[FileOutcome.SENT]}"
                          f" sent by this run, {counts[FileOutcome.SKIPPED]} were already there")
@@ -105,8 +120,10 @@ class Attempt:
 
     def _list(self):
         spec, meter = self.spec, self.meter
-        plans, warnings, links = list_sources(self.r.send_dir, spec.sources, self.ledger)
-        for warning in warnings:
+        listing = list_sources(self.r.send_dir, spec.sources, self.ledger, spec.destination.name_max,
+                               spec.destination.key_room)
+        plans = listing.plans
+        for warning in listing.warnings:
             meter.event("warning", warning)
         if spec.verify_checksums:
             self.hasher = Hasher()
@@ -119,9 +136,24 @@ class Attempt:
         meter.event("start", f"{self.ledger.count} files, {self.ledger.total_bytes} bytes to"
                     f" {spec.destination.where()} (overwrite: {spec.overwrite}, checksums:"
                     f" {'on' if spec.verify_checksums else 'off'}, bandwidth limit: {spec.bandwidth_limit or 'none'})")
-        if links:
-            meter.event("warning", f"{links} symbolic links inside the sources were not followed or sent")
+        say_each(meter, "link_followed", [f"{key!r} is a symbolic link inside the send folder: sent as the file(s) it"
+                                          " points to, under its own name" for key in listing.followed])
+        say_each(meter, "not_sent", [f"{key!r} {why}" for key, why in listing.left_out])
+        say_each(meter, "empty_folder", [f"{key!r} holds no file: not carried (the receiver stores files, not"
+                                         " folders)" for key in listing.empty])
+        say_each(meter, "name_refused", [f"{e.key!r} {e.error}" for e in listing.refused])
+        self.refused = listing.refused
         return plans
+
+    def _none_missing(self, plans) -> None:
+        """A file rclone's jobs ended without sending (listed nowhere, not at the destination) fails the
+        transfer, named, and called what it is: missing at the receiver."""
+        missing = [e for e in entries(plans) if e.outcome == FileOutcome.FAILED and e.error.startswith(NOT_THERE)]
+        if missing:
+            named = ", ".join(repr(e.key) for e in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise TransferFailed(FailureReason.RCLONE_ERROR, f"{len(missing)} file(s) are not at the receiver though"
+                                 f" rclone's copy ended without error: {named}{more} ({missing[0].error})")
 
     def _settled(self, entry: FileEntry) -> None:
         # Under skip_existing a skipped file's destination copy is not ours: no checksum to compare.
@@ -166,3 +198,14 @@ class Attempt:
                 self.r.rc.bwlimit("off")
             except RcError:
                 pass
+
+
+EACH_EVENTS = 100
+
+
+def say_each(meter: Meter, kind: str, lines: list[str]) -> None:
+    """One event per item, the first hundred; then how many more (the per-file results name every refused file)."""
+    for line in lines[:EACH_EVENTS]:
+        meter.event(kind, line)
+    if len(lines) > EACH_EVENTS:
+        meter.event(kind, f"... and {len(lines) - EACH_EVENTS} more like these")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agent import names
 from agent.sender.errors import BadDestination, TransferFailed
 from dtn_protocol.endpoints import Destination as DestinationKind
 from dtn_protocol.endpoints import EndpointRefused, Rule, check_receiver, resolve
@@ -31,6 +32,13 @@ class Destination:
     free_bytes: int | None = None
     # A receiver through a grant (the endpoint rule applies), or an S3 endpoint its sender's owner typed.
     kind: str = DestinationKind.RECEIVER
+    # How the receiving filesystem compares names, as its agent found by trying (agent/names.py): a
+    # hand-entered S3 endpoint, or a receiver that has not said, is taken as exact (S3 keys are).
+    case_insensitive: bool = False
+    normalization_insensitive: bool = False
+    name_max: int = names.NAME_MAX
+    # How the receiver's S3 server names keys: "rclone" for rclone's serve s3, else kept as sent.
+    keys: str | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -50,6 +58,8 @@ class Destination:
             # Without it a file over 256 MiB fails with CreateBucket 409 on `rclone serve s3` (facts.md);
             # the receiver makes the bucket.
             "no_check_bucket": "true",
+            # Names as they are, byte for byte (agent/names.py).
+            "encoding": names.s3_encoding(self.keys),
             # A trailing slash says "directory": rclone then skips probing whether the root is a file.
             "_root": root + "/",
         }
@@ -57,6 +67,15 @@ class Destination:
             # override.* applies a global option to this remote only: rclone trusts exactly the pinned certificate.
             fs["override.ca_cert"] = str(ca_file)
         return fs
+
+    @property
+    def key_room(self) -> int | None:
+        """The bytes an S3 key has for a file's path after the prefix; None toward rclone's serve s3, which
+        stores a key as folders (only each part's length counts: name_max)."""
+        if self.keys == names.RCLONE_KEYS:
+            return None
+        prefix = len(self.prefix.encode("utf-8"))
+        return names.KEY_MAX - (prefix + 1 if prefix else 0)
 
     def where(self) -> str:
         return f"{self.endpoint}/{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
@@ -91,11 +110,17 @@ def parse_destination(dest) -> Destination:
     kind = dest.get("kind") or DestinationKind.RECEIVER
     if kind not in tuple(DestinationKind):
         raise BadDestination(f"destination.kind must be one of {', '.join(DestinationKind)}, not {kind!r}")
+    said = dest.get("names") if isinstance(dest.get("names"), dict) else {}
+    name_max = said.get("name_max")
+    name_max = name_max if isinstance(name_max, int) and not isinstance(name_max, bool) and name_max > 0 else None
     return Destination(endpoint=endpoint, bucket=dest["bucket"], prefix=prefix, access_key=dest["access_key"],
                        secret_key=dest["secret_key"], tls=tls, certificate_pem=dest.get("certificate_pem") or None,
                        certificate_sha256=_fingerprint(fingerprint) if fingerprint else None,
                        free_bytes=free if isinstance(free, int) and not isinstance(free, bool) and free >= 0 else None,
-                       kind=DestinationKind(kind))
+                       kind=DestinationKind(kind), case_insensitive=said.get("case_insensitive") is True,
+                       normalization_insensitive=said.get("normalization_insensitive") is True,
+                       name_max=min(name_max or names.NAME_MAX, names.NAME_MAX),
+                       keys=said.get("keys") if said.get("keys") == names.RCLONE_KEYS else None)
 
 
 def check_destination(d: Destination, rule: Rule) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from agent import names
 from agent.failures import classify
 from agent.rclone import JobNotFound, RcClient, RcError, RcUnavailable
 from agent.sender.destination import Destination, explain
@@ -23,6 +24,8 @@ from dtn_protocol.states import FileOutcome
 
 log = logging.getLogger(__name__)
 
+# How a file rclone's successful job did not leave at the destination is described (and recognised).
+NOT_THERE = ("missing at the receiver", "at the receiver with")
 STOP_WAIT_SECONDS = 4.0
 STOP_POLL_SECONDS = 0.05
 
@@ -50,11 +53,16 @@ class RcloneJob:
         self.sent_now = 0
         self.status: dict = {}
         self.stats: dict = {}
+        self.remote: Callable[[str], dict] | None = None
+        # What the destination held before the job ({name: size}; None if it could not be listed): a file
+        # that was not there and is there after was sent, whatever rclone's list of finished files kept.
+        self.before: dict[str, int] | None = None
 
     def start(self, remote: Callable[[str], dict], config: dict, listing: Path | None = None) -> None:
         """`remote(path)`: the destination's remote for a path under it; `listing`: where a segment's
         file list is written, for rclone to read."""
         rc, lease, plan = self.t.rc, self.t.lease, self.plan
+        self.remote = remote
         # A job of this command may still run in a sidecar rclone from before our restart.
         for call in (rc.stop_group, rc.stats_delete):
             try:
@@ -62,18 +70,19 @@ class RcloneJob:
             except RcError:
                 pass
         if not plan.resolved.is_dir:
-            src = {"type": "local", "_root": str(plan.resolved.path.parent)}
-            self.job = rclone_call(lease, rc.copy_file, src, plan.resolved.path.name, remote(""), plan.rel,
-                                   group=self.group, config=config)
+            src = names.local_remote(plan.resolved.path.parent)
+            self.job = rclone_call(lease, rc.copy_file, src, names.to_rclone(plan.resolved.path.name), remote(""),
+                                   names.to_rclone(plan.rel), group=self.group, config=config)
             return
+        src = names.local_remote(plan.resolved.path, follow_links=plan.follow_links)
+        self.before = self._destination()
         filters = None
         if self.files is not None:
-            # The segment's files, one per line, exactly as named (no comments, no patterns).
+            # The segment's files, one per line, as rclone names them (no comments, no patterns): a line
+            # break or another control character in a name is its picture (agent/names.py).
             listing.parent.mkdir(parents=True, exist_ok=True)
-            listing.write_text("".join(f"{name}\n" for name in self.files), encoding="utf-8",
-                               errors="surrogateescape")
+            listing.write_text("".join(f"{names.to_rclone(name)}\n" for name in self.files), encoding="utf-8")
             filters = {"FilesFromRaw": [str(listing)]}
-        src = {"type": "local", "_root": str(plan.resolved.path)}
         self.job = rclone_call(lease, rc.copy_dir, src, remote(plan.rel), group=self.group, config=config,
                                filters=filters)
 
@@ -138,7 +147,8 @@ class RcloneJob:
             if marker in self.seen:
                 continue
             self.seen.add(marker)
-            entry = self.plan.entry_for(item.get("name") or "", int(item.get("size") or 0), ledger)
+            # rclone's names are in its own encoding (a newline is ␊): back to the names on disk.
+            entry = self.plan.entry_for(names.from_rclone(item.get("name") or ""), int(item.get("size") or 0), ledger)
             if entry is None:
                 continue
             error = item.get("error") or ""
@@ -156,13 +166,19 @@ class RcloneJob:
         return sent
 
     def settle(self) -> None:
-        """The job succeeded: every file is at the destination. Those whose line in rclone's
-        list was missed are told apart by rclone's transfer count."""
+        """The job succeeded. A file rclone listed as sent or compared is settled already; the others
+        (rclone lists only its last 100, and a file it ignored is listed nowhere) are looked for at the
+        destination: one not there is failed as missing, never called sent. Those there are told apart
+        by rclone's transfer count."""
         transfers = int(self.stats.get("transfers") or 0)
         files = self.files if self.files is not None else self.plan.files
         open_ = [e for e in files.values() if e.outcome in (None, FileOutcome.FAILED)]
+        if self.plan.resolved.is_dir and any(not e.checked for e in open_):
+            open_ = self._found_there(files, open_)
         if not self.plan.resolved.is_dir:
             sent_set = open_ if transfers > 0 else []
+        elif self.before is not None:
+            sent_set = self._sent_by_evidence(files, open_, transfers)
         else:
             unseen = [e for e in open_ if not e.checked]
             missing_sent = transfers - self.sent_now
@@ -181,6 +197,54 @@ class RcloneJob:
         for e in open_:
             self.t.ledger.settle(e, FileOutcome.SENT if id(e) in chosen else FileOutcome.SKIPPED)
             self.t.settled(e)
+
+    def _sent_by_evidence(self, files: dict[str, FileEntry], open_: list[FileEntry], transfers: int) -> list:
+        """Of the files rclone did not list: those not at the destination before the job were sent; of
+        those there before, rclone's transfer count says whether it sent any again (one whose size
+        changed, when the count says how many)."""
+        name_of = {id(e): name for name, e in files.items()}
+        unseen = [e for e in open_ if not e.checked]
+        new = [e for e in unseen if name_of[id(e)] not in self.before]
+        old = [e for e in unseen if name_of[id(e)] in self.before]
+        again = transfers - self.sent_now - len(new)
+        if again <= 0:
+            return new
+        changed = [e for e in old if self.before[name_of[id(e)]] != e.size]
+        if again >= len(old):
+            return new + old
+        if again != len(changed):
+            self.t.meter.event("warning", f"rclone sent {again} of {len(old)} files that were already at the"
+                               " destination again, faster than the agent could list them: which ones is inferred")
+        return new + changed
+
+    def _destination(self) -> dict[str, int] | None:
+        """The files under this job's destination folder: {name on disk: size}; None if it cannot be listed."""
+        try:
+            listed = self.t.rc.list_files(self.remote(self.plan.rel))
+        except RcError as exc:
+            self.t.meter.event("warning", f"could not list the destination ({exc.message})")
+            return None
+        return {names.from_rclone(item.get("Path") or ""): item.get("Size") for item in listed}
+
+    def _found_there(self, files: dict[str, FileEntry], open_: list[FileEntry]) -> list[FileEntry]:
+        """The open files found at the destination with their size; the others are failed as missing."""
+        unseen = {id(e) for e in open_ if not e.checked}
+        there = self._destination()
+        if there is None:
+            return open_  # the outcome of the files rclone did not list is inferred from its counts
+        kept = []
+        for name, entry in files.items():
+            if entry not in open_:
+                continue
+            size = there.get(name)
+            if id(entry) not in unseen or size == entry.size:
+                kept.append(entry)
+            elif size is None:
+                self.t.ledger.settle(entry, FileOutcome.FAILED, "missing at the receiver: rclone's copy ended without"
+                                     " error but did not send this file")
+            else:
+                self.t.ledger.settle(entry, FileOutcome.FAILED, f"at the receiver with {size} bytes, not {entry.size}")
+        return kept
 
     def fail(self) -> TransferFailed:
         """The job failed: why, by the closed list, naming the files."""

@@ -5,11 +5,10 @@ a report costs the same for ten files or a million."""
 from __future__ import annotations
 
 import os
-import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import paths
+from agent import names, paths
 from agent.sender.errors import TransferFailed
 from dtn_protocol.states import FileOutcome
 
@@ -42,6 +41,16 @@ class SourcePlan:
     index: int
     resolved: paths.Resolved
     files: dict[str, FileEntry]  # rclone's name (relative to the job's source) -> entry
+    # Files whose names cannot be carried exactly: failed at the listing, never given to rclone.
+    refused: list[FileEntry] = field(default_factory=list)
+    # A link inside the folder is followed: rclone must then be told exactly which files to send.
+    follow_links: bool = False
+
+    @property
+    def needs_list(self) -> bool:
+        """rclone cannot be given the whole folder: some of what is in it must not be sent, or a
+        link in it is followed (rclone's copy_links would follow those leading out too)."""
+        return self.resolved.is_dir and (bool(self.refused) or self.follow_links)
 
     @property
     def rel(self) -> str:
@@ -109,9 +118,22 @@ def entries(plans: list[SourcePlan]):
         yield from plan.files.values()
 
 
-def list_sources(send_dir: Path, sources, ledger: Ledger) -> tuple[list[SourcePlan], list[str], int]:
-    """The sources resolved inside the send folder and walked: (their plans, a warning for each source
-    inside another, the symbolic links left out). A source refused fails the command by its reason."""
+@dataclass
+class Listing:
+    """What the walk of the sources found besides the files to send: each said in the event log."""
+
+    plans: list[SourcePlan]
+    warnings: list[str] = field(default_factory=list)  # a source inside another
+    followed: list[str] = field(default_factory=list)  # links inside the send folder, sent as what they point to
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (link or special file, why it is not sent)
+    empty: list[str] = field(default_factory=list)  # folders with no file under them: S3 holds no folders
+    refused: list[FileEntry] = field(default_factory=list)  # names that cannot land exactly (failed, not sent)
+
+
+def list_sources(send_dir: Path, sources, ledger: Ledger, name_max: int = names.NAME_MAX,
+                 key_room: int | None = None) -> Listing:
+    """The sources resolved inside the send folder and walked. A source refused fails the command by
+    its reason; a file whose name cannot be carried exactly is refused on its own (names.refusal)."""
     resolved = []
     for raw in sources:
         try:
@@ -127,45 +149,107 @@ def list_sources(send_dir: Path, sources, ledger: Ledger) -> tuple[list[SourcePl
             kept.append(item)
         else:
             warnings.append(f"{item.rel or '.'!r} is inside {outer.rel or '.'!r}: it is sent once")
-    plans, links = [], 0
+    listing = Listing([], warnings)
+    walker = _Walker(Path(send_dir).resolve(), ledger, listing, name_max, key_room)
     for index, item in enumerate(kept):
-        plan, skipped = walk(index, item, ledger)
-        plans.append(plan)
-        links += skipped
-    return plans, warnings, links
+        listing.plans.append(walker.source(index, item))
+    return listing
 
 
-def walk(index: int, resolved: paths.Resolved, ledger: Ledger) -> tuple[SourcePlan, int]:
-    """The regular files under a source, as rclone will see them. Symbolic links
-    inside a folder are not followed (rclone's default, and a link may lead out of
-    the send folder); the count of skipped links is returned."""
-    files: dict[str, FileEntry] = {}
-    if not resolved.is_dir:
-        files[resolved.path.name] = ledger.add(FileEntry(resolved.rel, resolved.path, resolved.path.stat().st_size))
-        return SourcePlan(index, resolved, files), 0
-    links = 0
-    root = resolved.path
-    for directory, dirnames, filenames in os.walk(root):
-        here = Path(directory)
-        for name in list(dirnames):
-            if (here / name).is_symlink():
-                links += 1
-                dirnames.remove(name)
-        for name in filenames:
-            full = here / name
-            try:
-                info = full.lstat()
-            except OSError:
-                continue
-            if stat.S_ISLNK(info.st_mode):
-                links += 1
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                continue
-            inner = full.relative_to(root).as_posix()
-            key = f"{resolved.rel}/{inner}" if resolved.rel else inner
-            files[inner] = ledger.add(FileEntry(key, full, info.st_size))
-    return SourcePlan(index, resolved, files), links
+class _Walker:
+    """The files under each source as they will land. A symbolic link that stays inside the send
+    folder is followed (it lands as a copy of what it points to, under the link's name); one that
+    leads out, points to nothing or loops is not, and is named in the event log, as is every
+    folder with no file under it (an S3 receiver holds files, not folders)."""
+
+    def __init__(self, root: Path, ledger: Ledger, listing: Listing, name_max: int, key_room: int | None):
+        self.root, self.ledger, self.listing, self.name_max = root, ledger, listing, name_max
+        self.key_room = key_room
+
+    def source(self, index: int, resolved: paths.Resolved) -> SourcePlan:
+        plan = SourcePlan(index, resolved, {})
+        if not resolved.is_dir:
+            self._file(plan, resolved.path.name, resolved.path, resolved.path.stat().st_size)
+        elif self._folder(plan, resolved.path, "", frozenset({str(resolved.path)})) == 0:
+            self.listing.empty.append(resolved.rel or ".")
+        return plan
+
+    def _folder(self, plan: SourcePlan, here: Path, inner: str, above: frozenset[str]) -> int:
+        """Walk one folder; the number of files found under it. `above`: the real paths of the
+        folders this one is inside, so a link back to one of them is not followed round and round."""
+        try:
+            children = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as exc:
+            self.listing.left_out.append((self._key(plan, inner) or ".", f"cannot be read: {exc.strerror}"))
+            return 0
+        found, empty = 0, []
+        for child in children:
+            name = f"{inner}/{child.name}" if inner else child.name
+            path = Path(child.path)
+            if child.is_symlink():
+                found += self._link(plan, path, name, above, empty)
+            elif child.is_dir(follow_symlinks=False):
+                count = self._folder(plan, path, name, above | {os.path.realpath(path)})
+                found += count
+                if count == 0:
+                    empty.append(name)
+            elif child.is_file(follow_symlinks=False):
+                self._file(plan, name, path, child.stat(follow_symlinks=False).st_size)
+                found += 1
+            else:
+                self.listing.left_out.append((self._key(plan, name), "is not a regular file (a device, pipe or"
+                                              " socket)"))
+        if found:
+            # The outermost empty folders are named; those inside them go without saying.
+            self.listing.empty.extend(self._key(plan, name) for name in empty)
+        return found
+
+    def _link(self, plan: SourcePlan, path: Path, name: str, above: frozenset[str], empty: list[str]) -> int:
+        key = self._key(plan, name)
+        real = Path(os.path.realpath(path))
+        if real != self.root and self.root not in real.parents:
+            self.listing.left_out.append((key, "is a symbolic link leading out of the send folder: not followed"))
+            return 0
+        if not real.exists():
+            self.listing.left_out.append((key, "is a symbolic link to nothing"))
+            return 0
+        if real.is_dir():
+            if str(real) in above:
+                self.listing.left_out.append((key, "is a symbolic link to a folder it is inside: not followed"))
+                return 0
+            self.listing.followed.append(key)
+            plan.follow_links = True
+            count = self._folder(plan, path, name, above | {str(real)})
+            if count == 0:
+                empty.append(name)
+            return count
+        if not real.is_file():
+            self.listing.left_out.append((key, "is a symbolic link to something that is not a regular file"))
+            return 0
+        self.listing.followed.append(key)
+        plan.follow_links = True
+        self._file(plan, name, real, real.stat().st_size)
+        return 1
+
+    def _file(self, plan: SourcePlan, name: str, path: Path, size: int) -> None:
+        entry = self.ledger.add(FileEntry(self._key(plan, name), path, size))
+        why = names.refusal(entry.key, self.name_max, self.key_room)
+        if why:
+            # Never renamed, never given to rclone: the file fails on its own, and says why. Its path is
+            # reported with any byte that is not UTF-8 written out (\xff): a report is JSON text.
+            entry.key = os.fsencode(entry.key).decode("utf-8", "backslashreplace")
+            self.ledger.settle(entry, FileOutcome.FAILED, f"not sent: {why}")
+            plan.refused.append(entry)
+            self.listing.refused.append(entry)
+            return
+        plan.files[name] = entry
+
+    @staticmethod
+    def _key(plan: SourcePlan, name: str) -> str:
+        if not plan.resolved.is_dir:
+            return plan.rel
+        rel = plan.rel
+        return f"{rel}/{name}" if rel and name else (rel or name)
 
 
 def _inside(item: paths.Resolved, other: paths.Resolved) -> bool:

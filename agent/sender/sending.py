@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent import tuning
+from agent import names, tuning
 from agent.rclone import RcError
 from agent.sender.errors import JobLost, TransferFailed
 from agent.sender.job import RcloneJob, Tools
@@ -38,15 +38,20 @@ class Sending:
     def source(self, plan: SourcePlan) -> None:
         if self.started is None:
             self.started = self.t.clock()
+        if not plan.files:
+            return  # nothing in it can be sent (its files' names were refused, or it is empty)
         groups = [None]
-        names = list(plan.files)
-        if plan.resolved.is_dir and self.tune and not any("\n" in n or "\r" in n for n in names):
-            groups = tuning.segments(names, [plan.files[n].size for n in names], self.choice.transfers)
+        names_ = list(plan.files)
+        if plan.resolved.is_dir and self.tune:
+            groups = tuning.segments(names_, [plan.files[n].size for n in names_], self.choice.transfers)
             if len(groups) == 1:
                 groups = [None]
         if len(groups) > 1:
-            self.t.meter.event("segments", f"{plan.rel or '.'!r}: {len(names)} files in {len(groups)} segments;"
+            self.t.meter.event("segments", f"{plan.rel or '.'!r}: {len(names_)} files in {len(groups)} segments;"
                                " the concurrency is adjusted between them from what each achieved")
+        if plan.needs_list and groups == [None]:
+            # Not the whole folder: exactly the files the walk found, by list.
+            groups = [names_]
         for number, group in enumerate(groups):
             if group is None:
                 self._job(plan)
@@ -70,7 +75,7 @@ class Sending:
         restarts = 0
         while True:
             job = self.running = RcloneJob(self.t, plan, group, files)
-            job.start(self._remote, self._config(), self._listing(group))
+            job.start(self.remote, self._config(), self._listing(group))
             try:
                 succeeded = job.watch()
             except JobLost as lost:
@@ -90,12 +95,13 @@ class Sending:
             job.settle()
             return
 
-    def _remote(self, path: str) -> dict:
+    def remote(self, path: str) -> dict:
         params = self.choice.remote_params() if self.tune else {}
         return self.t.destination.remote(path, self.ca_file, params)
 
     def _config(self) -> dict:
-        config = {"Transfers": self.transfers, "ConnectTimeout": "15s"}
+        # NoUnicodeNormalization: an NFC and an NFD name are two files (agent/names.py).
+        config = {"Transfers": self.transfers, "ConnectTimeout": "15s", **names.JOB_CONFIG}
         config.update(self.choice.job_config() if self.tune else {"Transfers": self.choice.transfers})
         if self.spec.verify_checksums:
             config["CheckSum"] = True  # decide what to send by size and hash, not size and time

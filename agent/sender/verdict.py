@@ -32,8 +32,12 @@ def await_verdict(meter: Meter, lease: Lease, report_every: float) -> None:
             return True
         if state == Verification.FAILED:
             named = verdict.get("files") or []
-            raise TransferFailed(FailureReason.CHECKSUM_MISMATCH,
-                                 verdict.get("message") or ("SHA-256 at the receiver differs for " + ", ".join(named[:20])))
+            missing = verdict.get("missing") or []
+            # Files missing at the receiver are no checksum difference: the reason says which it is.
+            reason = (FailureReason.RCLONE_ERROR if named and len(missing) >= len(named)
+                      else FailureReason.CHECKSUM_MISMATCH)
+            raise TransferFailed(reason, verdict.get("message")
+                                 or ("SHA-256 at the receiver differs for " + ", ".join(named[:20])))
         return False
 
     lease.wait(until=answered, every=_growing(FIRST_ASK_SECONDS, ASK_GROWTH, report_every))

@@ -130,6 +130,9 @@ class Grant(models.Model):
             "certificate_pem": receiver.certificate_pem, "certificate_sha256": receiver.certificate_sha256,
             # What the receiver last said it has room for: the network check weighs it against the transfer.
             "free_bytes": receiver.disk_free_bytes,
+            # How its filesystem compares names, as its agent found by trying: the sender refuses two paths
+            # that would land as one file there (name_collision).
+            "names": receiver_names(receiver.health),
         }
 
     @classmethod
@@ -165,3 +168,18 @@ class Grant(models.Model):
         if changed:
             log.info("grant %s revoked; %s queued command(s) failed", self.pk, failed)
         return bool(changed)
+
+
+def receiver_names(health) -> dict:
+    """The `names` a receiver's heartbeat reported (agent/names.py, probe_folder), only as typed: what a
+    heartbeat says is the agent's word, passed on to senders, never trusted for more."""
+    said = health.get("names") if isinstance(health, dict) else None
+    if not isinstance(said, dict):
+        return {}
+    kept = {key: said[key] for key in ("case_insensitive", "normalization_insensitive") if isinstance(said.get(key), bool)}
+    if said.get("keys") == "rclone":  # its S3 server is rclone's, which lists a control character as its picture
+        kept["keys"] = "rclone"
+    name_max = said.get("name_max")
+    if isinstance(name_max, int) and not isinstance(name_max, bool) and 0 < name_max < 100_000:
+        kept["name_max"] = name_max
+    return kept

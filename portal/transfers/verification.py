@@ -149,11 +149,36 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
     troubles = [t["error"] or "no answer in time" for t in asked if not t["ok"]]
     if troubles:
         return {"state": Verification.FAILED, "message": f"the receiver could not verify: {troubles[0]}", "files": []}
-    # A file the receiver could not read has no checksum there: a mismatch too.
     mismatched = [path for path, sent, landed in checked if sent != landed]
     if mismatched:
-        named = ", ".join(mismatched[:NAMED_IN_VERDICT])
-        more = f" and {len(mismatched) - NAMED_IN_VERDICT} more" if len(mismatched) > NAMED_IN_VERDICT else ""
-        return {"state": Verification.FAILED, "files": mismatched[:1000],
-                "message": f"SHA-256 at the receiver differs from the sender's for {named}{more}"}
+        # A file the receiver does not hold is missing there, not "different": said apart.
+        absent = _not_there(transfer, command)
+        missing = [path for path in mismatched if path in absent]
+        differ = [path for path in mismatched if path not in absent]
+        parts = [f"{absent[missing[0]]} at the receiver: {_named(missing)}"] if missing else []
+        if differ:
+            parts.append(f"SHA-256 at the receiver differs from the sender's for {_named(differ)}")
+        return {"state": Verification.FAILED, "files": mismatched[:1000], "missing": missing[:1000],
+                "message": "; ".join(parts)}
     return {"state": Verification.PASSED, "message": f"{len(checked)} file(s) match at the receiver"}
+
+
+def _named(paths: list[str]) -> str:
+    more = f" and {len(paths) - NAMED_IN_VERDICT} more" if len(paths) > NAMED_IN_VERDICT else ""
+    return ", ".join(paths[:NAMED_IN_VERDICT]) + more
+
+
+def _not_there(transfer: Transfer, command: Command) -> dict[str, str]:
+    """The files this claim's receiver answers said it could not find ("missing") or read: path -> word."""
+    landed_prefix = _landed_path(transfer, "")
+    landed_prefix = f"{landed_prefix}/" if landed_prefix else ""
+    found: dict[str, str] = {}
+    for result in _this_claims_tasks(command).filter(ok=True).values_list("result", flat=True):
+        items = result.get("files") if isinstance(result, dict) else None
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item.get("error"):
+                continue
+            path = item["path"][len(landed_prefix):] if item["path"].startswith(landed_prefix) else item["path"]
+            error = str(item["error"])
+            found[path] = "missing" if "does not exist" in error or "link to nothing" in error else "unreadable"
+    return found

@@ -6,6 +6,7 @@ end-to-end tests, which run the real things."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import requests
@@ -58,6 +59,10 @@ class FakeRc:
         self.bwlimits: list[str] = []
         self.stopped: list[int] = []
         self.groups: dict[str, dict] = {}
+        # The destination, as operations/list shows it: by default every file of the folders copied has
+        # landed; names in `missing` did not.
+        self.missing: set[str] = set()
+        self.there: list[dict] = []  # files at the destination before any job, as operations/list gives them
 
     def _record(self, *call):
         self.calls.append(call)
@@ -99,6 +104,19 @@ class FakeRc:
         self._record("copy_file", src_fs, src_remote, dst_fs, dst_remote, group, config)
         return self._start("file", group, src=src_fs, src_remote=src_remote, dst=dst_fs, dst_remote=dst_remote,
                            config=config)
+
+    def list_files(self, fs, remote=""):
+        self._record("list_files", fs, remote)
+        found = list(self.there)
+        for job in self.jobs.values():
+            if job["kind"] != "dir" or job["dst"]["_root"] != fs["_root"]:
+                continue
+            root = Path(job["src"]["_root"])
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root).as_posix()
+                if path.is_file() and not path.is_symlink() and rel not in self.missing:
+                    found.append({"Path": rel, "Size": path.stat().st_size})
+        return found
 
     def _job_of(self, group):
         entry = self.groups.get(group)

@@ -121,10 +121,13 @@ def test_it_copies_a_folder_reports_growing_bytes_and_each_file_with_its_sha256(
 
     assert outcome.state == CommandState.SUCCEEDED, outcome
     copy = next(c for c in rc.calls if c[0] == "copy_dir")
-    assert copy[1] == {"type": "local", "_root": str(send_dir / "run")}
+    # Names as they are, and NFC and NFD apart (agent/names.py).
+    assert copy[1] == {"type": "local", "_root": str(send_dir / "run"), "encoding": "None", "skip_links": "true"}
+    assert copy[2]["encoding"] == "None"
     assert copy[2]["_root"] == "alice-3f2a/from-alice/run/"
     assert copy[2]["no_check_bucket"] == "true" and copy[2]["secret_access_key"] == SECRET
-    assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "CheckSum": True, "Checkers": 8,
+    assert copy[4] == {"Transfers": 4, "ConnectTimeout": "15s", "NoUnicodeNormalization": True, "CheckSum": True,
+                       "Checkers": 8,
                        "MultiThreadStreams": 4, "MultiThreadCutoff": 256 * 1024 * 1024, "OrderBy": "size,desc"}
     sent_bytes = [r["bytes"] for r in channel.reports] + [outcome.progress["bytes"]]
     assert sent_bytes == sorted(sent_bytes) and sent_bytes[-1] == 1230 and len(set(sent_bytes)) >= 4
@@ -174,7 +177,8 @@ def test_a_single_file_source_goes_through_copyfile_to_its_own_name(send_dir, tm
     outcome = runner(rc, send_dir, tmp_path).run(command(["notes.txt"]), channel)
     assert outcome.state == CommandState.SUCCEEDED
     call = next(c for c in rc.calls if c[0] == "copy_file")
-    assert call[1] == {"type": "local", "_root": str(send_dir)} and call[2] == "notes.txt"
+    assert call[1] == {"type": "local", "_root": str(send_dir), "encoding": "None", "skip_links": "true"}
+    assert call[2] == "notes.txt"
     assert call[3]["_root"] == "alice-3f2a/from-alice/" and call[4] == "notes.txt"
     assert reported(channel, outcome) == {"notes.txt": {"path": "notes.txt", "size": 5, "sha256": sha(b"notes"),
                                                         "outcome": "sent", "error": ""}}
@@ -254,7 +258,8 @@ def test_sources_are_refused_by_reason_before_rclone_is_asked_anything(send_dir,
     assert rc.calls == []
 
 
-def test_a_link_inside_the_send_folder_is_followed_when_named_and_skipped_inside_a_folder(send_dir, tmp_path):
+def test_a_link_inside_the_send_folder_is_followed_when_named_and_one_leading_out_is_left_and_named(send_dir,
+                                                                                                   tmp_path):
     os.symlink(send_dir / "run", send_dir / "alias")
     os.symlink("/etc", send_dir / "run" / "etc-link")
     rc = FakeRc([Frame(finished=True, success=True, stats=stats(1230, 3))])
@@ -264,7 +269,8 @@ def test_a_link_inside_the_send_folder_is_followed_when_named_and_skipped_inside
     copy = next(c for c in rc.calls if c[0] == "copy_dir")
     assert copy[1]["_root"] == str(send_dir / "run") and copy[2]["_root"] == "alice-3f2a/from-alice/alias/"
     assert sorted(reported(channel, outcome)) == ["alias/a.bin", "alias/c.txt", "alias/sub dir/b ü.txt"]
-    assert any(e["kind"] == "warning" and "symbolic links" in e["message"] for e in channel.events())
+    assert [e["message"] for e in channel.events() if e["kind"] == "not_sent"] == [
+        "'alias/etc-link' is a symbolic link leading out of the send folder: not followed"]
 
 
 def test_a_command_without_a_destination_fails_with_a_clear_message(send_dir, tmp_path):
@@ -515,3 +521,18 @@ def test_without_checksums_there_is_no_verifying_phase(send_dir, tmp_path):
     outcome = runner(rc, send_dir, tmp_path).run(command(verify_checksums=False), channel)
     assert outcome.state == CommandState.SUCCEEDED
     assert not any(r.get("phase") for r in channel.reports)
+
+
+def test_a_file_rclone_never_listed_and_that_is_not_at_the_receiver_is_missing_not_sent(send_dir, tmp_path):
+    """rclone's job succeeds, names no file, and counts 2 transfers for 3 files: the one the destination
+    does not hold is failed as missing (never `sent` without evidence), and the transfer says so."""
+    rc = FakeRc([Frame(finished=True, success=True, stats=stats(1230, 2))])
+    rc.missing = {"sub dir/b ü.txt"}
+    channel = FakeChannel()
+    outcome = runner(rc, send_dir, tmp_path).run(command(), channel)
+    assert outcome.state == CommandState.FAILED and outcome.reason == FailureReason.RCLONE_ERROR
+    assert "'run/sub dir/b ü.txt'" in outcome.message and "missing at the receiver" in outcome.message
+    results = reported(channel, outcome)
+    assert results["run/sub dir/b ü.txt"]["outcome"] == "failed"
+    assert results["run/sub dir/b ü.txt"]["error"].startswith("missing at the receiver")
+    assert {results[k]["outcome"] for k in ("run/a.bin", "run/c.txt")} == {"sent"}

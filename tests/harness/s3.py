@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent import names
 from portal.box.processes import stop_group
 from tests.harness.files import wait_for
 from tests.harness.places import LOCAL
@@ -47,7 +48,8 @@ class S3Server:
 
     def start(self, timeout: float = 20) -> "S3Server":
         argv = [str(RCLONE), "serve", "s3", str(self.root), "--addr", f"{self.place.listen}:{self.port}",
-                "--config", os.devnull, "--dir-cache-time", self.dir_cache, "--log-level", "NOTICE"]
+                "--config", os.devnull, "--dir-cache-time", self.dir_cache, "--log-level", "NOTICE",
+                *names.SERVE_FLAGS]
         if self.cert:
             argv += ["--cert", str(self.cert), "--key", str(self.key)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root.parent),

@@ -49,6 +49,8 @@ def test_the_claim_answer_carries_the_destination_and_the_grants_keys(alice, ali
             "access_key": granted.access_key, "secret_key": granted.secret_key(), "tls": True,
             "certificate_pem": BOB_CERT_PEM, "certificate_sha256": BOB_CERT_SHA256,
             "free_bytes": bob_receiver.disk_free_bytes,
+            # What the receiver's heartbeat said of its filesystem's names (none here).
+            "names": {},
         },
         "options": {"verify_checksums": True, "overwrite": "update_changed", "bandwidth_limit": "50M",
                     "label": "run 17", "network_check": "enforce"},
@@ -203,3 +205,14 @@ def test_a_command_that_is_no_transfer_is_answered_as_before(alice_agent, queued
     queued(payload={"n": 1}, kind="network_check")
     body = claim(alice_agent).json()
     assert body["payload"] == {"n": 1}
+
+
+def test_a_receivers_word_on_its_names_reaches_senders_only_as_typed():
+    from portal.grants.models import receiver_names
+
+    said = {"names": {"case_insensitive": True, "normalization_insensitive": False, "name_max": 143,
+                      "keys": "rclone", "extra": "dropped"}}
+    assert receiver_names(said) == {"case_insensitive": True, "normalization_insensitive": False, "name_max": 143,
+                                    "keys": "rclone"}
+    assert receiver_names({"names": {"case_insensitive": "yes", "name_max": True, "keys": "other"}}) == {}
+    assert receiver_names({}) == {} and receiver_names(None) == {}

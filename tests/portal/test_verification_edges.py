@@ -90,3 +90,23 @@ def test_reported_paths_cannot_leave_the_transfer(alice_agent, verifying, path):
     assert response.status_code == 400
     assert response.json()["field"] == "progress"
     assert "files[0].path" in response.json()["error"]
+
+
+def test_a_file_the_receiver_does_not_hold_is_called_missing_and_one_whose_bytes_differ_differs(
+        alice, alice_agent, bob_receiver, verifying):
+    transfer, command_id = verifying
+    other = {**FILE, "path": "data/run-17/b.bin"}
+    report(alice_agent, command_id, "running", progress={"files": [other]})
+    report(alice_agent, command_id, "running", progress={"phase": "verifying"})
+    tasks = list(AgentTask.objects.filter(container=bob_receiver, kind="verify_received", state="pending"))
+    paths = [path for task in tasks for path in task.params["paths"]]
+    a, b = (next(p for p in paths if p.endswith(name)) for name in ("a.bin", "b.bin"))
+    for task in tasks:
+        files = [{"path": a, "error": f"{a!r} does not exist in the send folder"} if p == a else
+                 {"path": p, "size": 1, "sha256": "0" * 64} for p in task.params["paths"]]
+        agent_client(bob_receiver).post(f"/api/agent/v1/tasks/{task.pk}", {"instance_id": "bob", "ok": True,
+                                                                          "result": {"files": files}}, format="json")
+    said = verdict(alice_agent, command_id)
+    assert said["state"] == "failed" and said["missing"] == ["data/run-17/a.bin"]
+    assert said["message"] == ("missing at the receiver: data/run-17/a.bin; SHA-256 at the receiver differs from"
+                               " the sender's for data/run-17/b.bin")

@@ -1,0 +1,234 @@
+"""Exact names and no silent overwrite (issue 19), with real processes: the portal, Bob's receiver
+agent (its own `rclone serve s3` over his receive folder, TLS) and Alice's sender agent (its own
+`rclone rcd`).
+
+- A tree of our own making lands with every name and byte exact: 0-byte files, a 1 GiB + 1 byte
+  file (sparse), 5,000 tiny files in 50 folders, a 40-deep path, names with a space, a newline, a
+  tab, `%?#+&`, a leading `-`, 255 bytes, NFC and NFD pairs; a link inside followed, a link leading
+  out not followed and named in the event log, as is the empty folder.
+- The NFD `café.txt` sent alone and verified first; then the parent folder twice: the first of those
+  leaves that file as it was (bytes and mtime) beside its NFC twin, the second changes nothing at all.
+- Names that cannot land exactly (not UTF-8, rclone's quote character, a control picture) are each
+  failed with the reason, never renamed; everything else lands; the transfer ends name_unsupported.
+- Two paths the receiver's filesystem would take for one: refused before sending, as name_collision
+  naming both."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.harness import Agent, Person, Scratch, sha256, wait_for
+from tests.tools.net import free_port
+
+pytestmark = pytest.mark.e2e
+GiB = 2**30
+NFC, NFD = unicodedata.normalize("NFC", "café.txt"), unicodedata.normalize("NFD", "café.txt")
+DONE = ("succeeded", "failed", "canceled")
+
+
+class Sites:
+    """Bob's receiver granting Alice, and Alice's sender, on 127.0.0.1."""
+
+    def __init__(self, portal, scratch: Scratch):
+        tag = uuid.uuid4().hex[:8]
+        self.portal, self.scratch = portal, scratch
+        self.alice, self.bob = Person(portal.url, f"alice-names-{tag}"), Person(portal.url, f"bob-names-{tag}")
+        self.receive_dir, self.send_dir = scratch / "received", scratch / "send"
+        self.receive_dir.mkdir()
+        self.send_dir.mkdir()
+        self.bob_box = self.bob.register("bob-receiver", role="receiver")
+        self.alice_box = self.alice.register("alice-sender")
+        self.grant = self.bob.call("POST", "/api/v1/grants", 201, json={"grantee": self.alice.username,
+                                                                        "receiver": self.bob_box["container_id"]})
+        self.receiver = Agent(portal.url, self.bob_box["agent_token"], None, scratch / "bob-state", scratch.path,
+                              DTN_RECEIVE_DIR=str(self.receive_dir), DTN_RECEIVER_HOST="127.0.0.1",
+                              DTN_RECEIVER_PORT=str(free_port())).start()
+        self.sender = Agent(portal.url, self.alice_box["agent_token"], self.send_dir, scratch / "alice-state",
+                            scratch.path).start()
+
+        def served():
+            rows = self.bob.call("GET", "/api/v1/grants")["given"]
+            return any(r["grant_id"] == self.grant["grant_id"] and r["served"] == "ok" for r in rows)
+
+        wait_for(served, 60, "Bob's receiver to serve the grant", 0.3)
+        self.landed = self.receive_dir / self.grant["bucket"]
+
+    def send(self, sources: list[str], timeout: float = 600) -> dict:
+        transfer_id = self.alice.call("POST", "/api/v1/transfers", 201, json={
+            "sender": self.alice_box["container_id"], "receiver": self.bob_box["container_id"],
+            "sources": sources, "network_check": "skip"})["transfer_id"]
+        return self.alice.wait_state(transfer_id, DONE, timeout=timeout)
+
+    def logs(self) -> str:
+        return f"--- sender ---\n{self.sender.log()[-4000:]}\n--- receiver ---\n{self.receiver.log()[-3000:]}"
+
+    def close(self):
+        for agent in (self.sender, self.receiver):
+            agent.stop()
+
+
+@pytest.fixture
+def sites(portal):
+    scratch = Scratch("dtn-names-")
+    made = None
+    try:
+        made = Sites(portal, scratch)
+        yield made
+    finally:
+        if made is not None:
+            made.close()
+        scratch.remove()
+
+
+def make_tree(root: Path, outside: Path) -> None:
+    """The issue's tree under `root` (a folder of the send folder)."""
+    (root / "zero").mkdir(parents=True)
+    for i in range(3):
+        (root / "zero" / f"empty-{i}.bin").touch()
+    with open(root / "big.bin", "wb") as big:  # 1 GiB + 1 byte, sparse but for its last byte
+        big.seek(GiB)
+        big.write(b"\x01")
+    for folder in range(50):
+        here = root / "many" / f"folder-{folder:02d}"
+        here.mkdir(parents=True)
+        for index in range(100):
+            (here / f"f{index:03d}.txt").write_bytes(f"{folder}/{index}\n".encode())
+    deep = root.joinpath(*(f"d{level:02d}" for level in range(40)))
+    deep.mkdir(parents=True)
+    (deep / "bottom.txt").write_bytes(b"forty folders down\n")
+    odd = root / "names"
+    odd.mkdir()
+    for name in ("with space.txt", "new\nline.txt", "tab\there.txt", "%?#+&.txt", "-leading.txt", "a" * 255,
+                 "é" * 127 + "x", NFC, NFD, "x／y (fullwidth solidus).txt", "x␀y.txt", ".hidden", "trailing space "):
+        (odd / name).write_bytes(f"the file named {name!r}\n".encode())
+    for form in ("NFC", "NFD"):  # folders in both forms too
+        folder = odd / unicodedata.normalize(form, "résumé")
+        folder.mkdir()
+        (folder / "inside.txt").write_bytes(form.encode())
+    (root / "empty").mkdir()
+    links = root / "links"
+    links.mkdir()
+    os.symlink("../names/with space.txt", links / "to-a-file-inside")
+    os.symlink("../zero", links / "to-a-folder-inside")
+    outside.write_bytes(b"not Alice's to send\n")
+    os.symlink(outside, links / "to-outside")
+
+
+def snapshot(root: Path) -> dict[bytes, tuple[str, int]]:
+    """Every file under root by its name in bytes: (SHA-256, mtime in ns)."""
+    found = {}
+    for folder, _, files in os.walk(os.fsencode(root)):
+        for name in files:
+            path = os.path.join(folder, name)
+            found[os.path.relpath(path, os.fsencode(root))] = (sha256(Path(os.fsdecode(path))),
+                                                                os.stat(path).st_mtime_ns)
+    return found
+
+
+def expected_landing(tree: Path, send_dir: Path) -> dict[bytes, str]:
+    """What must land: every regular file by its exact name, and what the inside links point to under
+    the links' names; nothing for the outside link or the empty folder."""
+    found = {}
+    for folder, dirs, files in os.walk(os.fsencode(tree), followlinks=True):
+        for name in files:
+            path = os.path.join(folder, name)
+            if os.path.islink(path) and not os.path.realpath(path).startswith(os.fsencode(send_dir)):
+                continue
+            found[os.path.relpath(path, os.fsencode(send_dir))] = sha256(Path(os.fsdecode(path)))
+    return found
+
+
+def test_a_tree_of_every_kind_of_name_lands_exact_and_a_second_send_changes_nothing(sites):
+    tree = sites.send_dir / "data"
+    make_tree(tree, sites.scratch / "outside.txt")
+    expected = expected_landing(tree, sites.send_dir)
+    assert len(expected) == 3 + 1 + 5000 + 1 + 13 + 2 + 1 + 3, len(expected)
+
+    # The NFD café.txt alone first, verified at the receiver.
+    alone = sites.send([f"data/names/{NFD}"], timeout=120)
+    assert alone["state"] == "succeeded", (alone, sites.logs())
+    nfd_landed = sites.landed / "data" / "names" / NFD
+    before_alone = (nfd_landed.read_bytes(), nfd_landed.stat().st_mtime_ns)
+
+    # Then its parent folder: every name and byte exact; the NFD file untouched beside its NFC twin.
+    whole = sites.send(["data"])
+    assert whole["state"] == "succeeded", (whole.get("fatal_error"), sites.logs())
+    landed = snapshot(sites.landed)
+    assert {name: digest for name, (digest, _) in landed.items()} == expected
+    assert (nfd_landed.read_bytes(), nfd_landed.stat().st_mtime_ns) == before_alone
+    assert (sites.landed / "data" / "names" / NFC).read_bytes() != before_alone[0]
+    assert (sites.landed / "data" / "big.bin").stat().st_size == GiB + 1
+    files = sites.alice.files(whole["transfer_id"])
+    assert len(files) == len(expected)
+    assert {row["outcome"] for path, row in files.items() if path != f"data/names/{NFD}"} == {"sent"}
+    assert files[f"data/names/{NFD}"]["outcome"] == "skipped"
+    assert all(row["receiver_sha256"] == row["sha256"] != "" for row in files.values())
+    events = sites.alice.events(whole["transfer_id"])
+    said = {(e["kind"], e["message"]) for e in events}
+    assert ("not_sent", "'data/links/to-outside' is a symbolic link leading out of the send folder: not followed") \
+        in said, sorted(said)
+    assert any(kind == "empty_folder" and "'data/empty'" in message for kind, message in said)
+    assert any(kind == "link_followed" and "'data/links/to-a-folder-inside'" in message for kind, message in said)
+    assert not (sites.landed / "data" / "links" / "to-outside").exists()
+
+    # The parent folder again: nothing at the receiver changes, not a byte, not an mtime.
+    again = sites.send(["data"])
+    assert again["state"] == "succeeded", (again.get("fatal_error"), sites.logs())
+    assert snapshot(sites.landed) == landed
+    assert {row["outcome"] for row in sites.alice.files(again["transfer_id"]).values()} == {"skipped"}
+
+
+def test_names_that_cannot_land_exactly_are_refused_each_and_the_rest_lands(sites):
+    folder = sites.send_dir / "mixed"
+    folder.mkdir()
+    (folder / "fine.txt").write_bytes(b"fine\n")
+    for raw in (b"not-utf8-\xff.txt", "quote‛.txt".encode(), "picture␊.txt".encode()):
+        with open(os.path.join(os.fsencode(folder), raw), "wb") as handle:
+            handle.write(b"never sent\n")
+
+    record = sites.send(["mixed"], timeout=120)
+    assert record["state"] == "failed", (record, sites.logs())
+    assert record["fatal_error"]["reason"] == "name_unsupported"
+    assert "3 file(s) not sent" in record["fatal_error"]["message"]
+    assert os.listdir(os.fsencode(sites.landed / "mixed")) == [b"fine.txt"]
+    files = sites.alice.files(record["transfer_id"])
+    assert files["mixed/fine.txt"]["outcome"] == "sent"
+    assert set(files) == {"mixed/fine.txt", "mixed/not-utf8-\\xff.txt", "mixed/quote‛.txt", "mixed/picture␊.txt"}
+    for path, word in (("mixed/not-utf8-\\xff.txt", "not valid UTF-8"), ("mixed/quote‛.txt", "U+201B"),
+                       ("mixed/picture␊.txt", "U+240A")):
+        row = files[path]
+        assert row["outcome"] == "failed" and row["error"].startswith("not sent:") and word in row["error"], row
+
+
+def test_two_paths_the_receiver_would_take_for_one_file_are_refused_before_sending(sites, portal):
+    """This machine has no case-insensitive filesystem to receive on (no casefold, no FUSE helper):
+    the receiver's probe of its folder is forged in the portal, once its agent has stopped, to say
+    what a Windows or macOS receiver's heartbeat says. The rest is real: the portal hands it to the
+    sender with the destination, and the sender refuses before anything reaches rclone."""
+    folder = sites.send_dir / "cases"
+    folder.mkdir()
+    (folder / "Data.csv").write_bytes(b"upper\n")
+    (folder / "data.csv").write_bytes(b"lower\n")
+    (folder / "other.txt").write_bytes(b"other\n")
+    row = sites.bob.call("GET", f"/api/v1/containers/{sites.bob_box['container_id']}")
+    assert row["online"]
+    sites.receiver.stop()
+    portal.manage("shell", "-c", f"""
+from portal.containers.models import Container
+box = Container.objects.get(pk="{sites.bob_box['container_id']}")
+assert box.health["names"] == {{"case_insensitive": False, "normalization_insensitive": False, "name_max": 255,
+                              "keys": "rclone"}}, box.health
+box.health["names"]["case_insensitive"] = True
+box.save(update_fields=["health"])
+""")
+    record = sites.send(["cases"], timeout=60)
+    assert record["state"] == "failed", record
+    assert record["fatal_error"]["reason"] == "name_collision"
+    message = record["fatal_error"]["message"]
+    assert "'cases/Data.csv' and 'cases/data.csv'" in message and "ignores case" in message, message
+    assert not (sites.landed / "cases").exists()
