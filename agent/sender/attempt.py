@@ -28,6 +28,10 @@ from dtn_protocol.units import human_bytes, human_speed
 
 log = logging.getLogger(__name__)
 
+# rclone's words for an upload cut short by job/stop, and what a file's row says instead.
+STOP_TEXT = "context canceled"
+STOPPED_FILE = "not finished: the transfer was stopped; a restart sends it"
+
 
 @dataclass
 class Outcome:
@@ -49,6 +53,7 @@ class Attempt:
         self.spec: Spec | None = None
         self.hasher: Hasher | None = None
         self.sending: Sending | None = None
+        self.plans: list = []
 
     def run(self) -> Outcome:
         try:
@@ -60,6 +65,7 @@ class Attempt:
             self.meter.event("fail", f"{failure.reason}: {failure.message}")
             return self._outcome(CommandState.FAILED, failure.reason, failure.message)
         except Canceled:
+            self._stopped_files()
             self.meter.event("stop", "stopped at the portal's request; a restart sends only what is missing or"
                              " different")
             return self._outcome(CommandState.CANCELED, message="stopped by a person")
@@ -84,7 +90,7 @@ class Attempt:
         logs.redact(spec.destination.secret_key)
         check_destination(spec.destination, r.endpoint_rule)
         self.meter.attempt, self.meter.base_progress = spec.attempt, spec.base_progress
-        plans = self._list()
+        plans = self.plans = self._list()
         self.lease.report(force=True)
         ca_file = pin_certificate(r.state_dir, spec.destination)
         choice = Preflight(r, spec, self.ledger, plans, self.meter, self.lease).run(ca_file)
@@ -122,6 +128,17 @@ class Attempt:
         if links:
             meter.event("warning", f"{links} symbolic links inside the sources were not followed or sent")
         return plans
+
+    def _stopped_files(self) -> None:
+        """Files whose upload the stop cut short: rclone says "context canceled" for each, which is the stop,
+        not a fault of the file. Their rows say so in plain words; rclone's own go to the event log, once."""
+        cut = [e for e in entries(self.plans) if e.outcome == FileOutcome.FAILED and STOP_TEXT in e.error]
+        if not cut:
+            return
+        self.meter.event("stop_detail", f"rclone, as its jobs were stopped: {cut[0].error}"
+                         + (f" (and {len(cut) - 1} more files)" if len(cut) > 1 else ""))
+        for entry in cut:
+            self.ledger.settle(entry, FileOutcome.FAILED, STOPPED_FILE)
 
     def _settled(self, entry: FileEntry) -> None:
         # Under skip_existing a skipped file's destination copy is not ours: no checksum to compare.
