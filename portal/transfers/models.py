@@ -65,6 +65,22 @@ class Command(models.Model):
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
+    def counts(self) -> dict:
+        """This attempt's figures from its agent's last report: {files: {done, total}, bytes: {done, total,
+        resent}}. Within one attempt too a byte moved twice (a job rclone lost and started again) is
+        re-sent: done never exceeds the total."""
+        progress = self.progress if isinstance(self.progress, dict) else {}
+
+        def number(key):
+            value = progress.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+        files_total, bytes_total, moved = number("files_total"), number("total_bytes"), number("bytes")
+        done = min(moved, bytes_total) if bytes_total else moved
+        return {"files": {"done": min(number("files_done"), files_total) if files_total else number("files_done"),
+                          "total": files_total},
+                "bytes": {"done": done, "total": bytes_total, "resent": moved - done}}
+
 
 class DestinationUnavailable(Exception):
     """The destination cannot be handed to the agent; the command fails with `reason`."""
