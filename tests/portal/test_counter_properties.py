@@ -95,6 +95,7 @@ class Run:
         self.transfer = send(user, self.sender, s3=HAND_S3, sources=["data"])
         self.sim = SimAgent(sizes)
         self.idle_active_time: float | None = None
+        self.stopped_by_agent = False  # the agent ended its attempt because the person stopped it
 
     # --- the agent -------------------------------------------------------------------------------
 
@@ -123,6 +124,7 @@ class Run:
         sim.command_id = response.json()["command_id"]
         sim.lease_moved, sim.partial, sim.first_report = 0, {}, True
         self.idle_active_time = None  # an attempt runs: its time counts
+        self.stopped_by_agent = False
         self._running()
 
     def _running(self, files=()):
@@ -140,6 +142,7 @@ class Run:
         else:
             self._report("canceled", cut, message="stopped by a person")
         sim.command_id = None
+        self.stopped_by_agent = True
 
     def advance(self, index: int, amount: int):
         sim = self.sim
@@ -223,9 +226,13 @@ class Run:
             assert attempt["files"]["done"] <= attempt["files"]["total"] or not attempt["files"]["total"], where
             assert attempt["bytes"]["done"] <= attempt["bytes"]["total"] or not attempt["bytes"]["total"], where
         fatal = record["fatal_error"]
+        if self.stopped_by_agent:
+            # However the agent ended it (canceled, or a failed job whose "context canceled" was the stop).
+            assert record["state"] == "canceled", where
         if record["state"] == "canceled":
             assert fatal["reason"] == "canceled_by_user", where
-            assert "context canceled" not in fatal["message"], where
+            assert fatal["message"] in (STOPPED_SENTENCE, "stopped before it started",
+                                        "stopped while the agent was not reporting"), where
         if record["state"] == "succeeded":
             assert b["transferred"] + b["skipped"] == b["total"], where
             assert f["transferred"] + f["skipped"] == f["total"], where
