@@ -10,8 +10,8 @@ from django.utils import timezone
 from dtn_protocol.endpoints import Destination, EndpointRefused, check_receiver
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import (
-    FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF, CommandKind,
-    CommandState,
+    FAILED_FILE_OUTCOMES, FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF,
+    CommandKind, CommandState,
 )
 from portal.containers.addresses import receiver_rule
 from portal.lib import crypto
@@ -364,8 +364,9 @@ class TransferFile(models.Model):
 
     def contribution(self) -> dict:
         """What this row adds to its transfer's counters (recording.FILE_COUNTERS)."""
-        sent, skipped, failed = (self.outcome == o for o in (FileOutcome.SENT, FileOutcome.SKIPPED,
-                                                                   FileOutcome.FAILED))
+        sent, skipped = (self.outcome == o for o in (FileOutcome.SENT, FileOutcome.SKIPPED))
+        # Missing at the receiver, or different there, fails the file as surely as an error of rclone.
+        failed = self.outcome in FAILED_FILE_OUTCOMES
         return {"files_transferred": int(sent), "files_skipped": int(skipped), "files_failed": int(failed),
                 "files_verified": int(self.verified), "bytes_skipped": self.size if skipped else 0,
                 "bytes_failed": self.size if failed else 0, "bytes_verified": self.size if self.verified else 0}
