@@ -314,9 +314,11 @@ class Transfer(models.Model):
             ended = command.finished_at or now
             self.active_seconds += max(0.0, (ended - self.active_since).total_seconds())
             self.active_since = None
+        if self.state != TransferState.ACTIVE:
+            # Speed and ETA are of an attempt that runs: none while queued (a lost lease too) or finished.
+            self.speed = self.eta = None
         if self.is_finished:
             self.completed_at = command.finished_at or now
-            self.speed = self.eta = None
             if command.state == CommandState.SUCCEEDED:
                 self.fatal_reason, self.fatal_message = "", ""
             else:

@@ -226,6 +226,9 @@ class Run:
             assert attempt["files"]["done"] <= attempt["files"]["total"] or not attempt["files"]["total"], where
             assert attempt["bytes"]["done"] <= attempt["bytes"]["total"] or not attempt["bytes"]["total"], where
         fatal = record["fatal_error"]
+        if record["state"] != "active":
+            # Speed and ETA are over active time only: an attempt that does not run has neither.
+            assert record["speed"] is None and record["eta"] is None, where
         if self.stopped_by_agent:
             # However the agent ended it (canceled, or a failed job whose "context canceled" was the stop).
             assert record["state"] == "canceled", where
