@@ -51,6 +51,15 @@ def same_everywhere(world, page: Page, cli: CLI, transfer_id: str) -> dict:
     else:
         expect(resent).to_be_hidden()
     assert text(page, "#bytes").endswith(f"of {want['total']}; {want['resent'] or '0 B'} re-sent")
+    # The transfers list's row says the same.
+    listing = page.context.new_page()
+    try:
+        listing.goto("/portal/transfers/")
+        row = listing.locator(f"tr[data-transfer-id='{transfer_id}']")
+        assert text(row, "[data-field=bytes]") == f"{want['done']} / {want['total']}"
+        assert text(row, "[data-field=files]") == f"{want['files']} / {want['files_total']}"
+    finally:
+        listing.close()
     # `dtn watch` of a finished transfer: its progress line, then its last line.
     watched = cli("watch", transfer_id, "--timeout", "20")
     line = watched.out.splitlines()[-2]
