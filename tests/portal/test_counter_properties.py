@@ -201,7 +201,8 @@ class Run:
         self.person.post(f"{API}/{self.transfer.pk}/stop")
 
     def restart(self):
-        self.person.post(f"{API}/{self.transfer.pk}/restart")
+        if self.person.post(f"{API}/{self.transfer.pk}/restart").status_code == 201:
+            self.stopped_by_agent = False  # a new attempt: the stop is history
 
     # --- the invariants --------------------------------------------------------------------------
 
