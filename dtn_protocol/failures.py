@@ -27,3 +27,8 @@ class FailureReason(StrEnum):
     # Files whose names cannot land exactly as they are (not UTF-8, too long, ...): not sent, never renamed.
     NAME_UNSUPPORTED = "name_unsupported"
     AGENT_ERROR = "agent_error"
+
+
+# rclone's words for an upload cut short by a stopped job (job/stop, or the agent's shutdown): the agent and the
+# portal both read a failure carrying them, after a person's stop, as that stop.
+RCLONE_STOP_TEXT = "context canceled"

@@ -73,11 +73,21 @@ RESTARTABLE_TRANSFER_STATES = frozenset({TransferState.FAILED, TransferState.CAN
 
 
 class FileOutcome(StrEnum):
-    """What became of one file in a transfer (a per-file result)."""
+    """What became of one file in a transfer (a per-file result), each from evidence: the sender's agent says
+    sent (rclone uploaded it), skipped (already there and equal) or failed (rclone's error); the receiver's
+    own reading of what landed may then say missing (not there) or differs (its SHA-256 is not the sender's)."""
 
     SENT = "sent"
     SKIPPED = "skipped"
     FAILED = "failed"
+    MISSING = "missing"
+    DIFFERS = "differs"
+
+
+# What a sender's agent may report; the other outcomes are the receiver's evidence, recorded by the portal.
+REPORTED_FILE_OUTCOMES = (FileOutcome.SENT, FileOutcome.SKIPPED, FileOutcome.FAILED)
+# Outcomes that count as the file failing the transfer.
+FAILED_FILE_OUTCOMES = frozenset({FileOutcome.FAILED, FileOutcome.MISSING, FileOutcome.DIFFERS})
 
 
 class Phase(StrEnum):

@@ -14,10 +14,11 @@ from agent.rclone import RcError
 from agent.sender.destination import check_destination, pin_certificate
 from agent.sender.errors import Canceled, Interrupted, TransferFailed
 from agent.sender.hasher import Hasher, await_checksums
-from agent.sender.job import NOT_THERE, Tools
+from agent.sender.job import Tools
 from agent.sender.lease import Channel, Lease, rclone_call
 from agent.sender.ledger import FileEntry, Ledger, entries, list_sources
 from agent.sender.meter import Meter
+from agent.sender.outcomes import fail_if_missing, fail_if_refused, mark_stopped, say_each
 from agent.sender.preflight import Preflight
 from agent.sender.sending import RESEND_NOTE, Sending
 from agent.sender.spec import Spec, parse_command
@@ -28,7 +29,6 @@ from dtn_protocol.states import CommandState, FileOutcome
 from dtn_protocol.units import human_bytes, human_speed
 
 log = logging.getLogger(__name__)
-
 
 @dataclass
 class Outcome:
@@ -51,6 +51,7 @@ class Attempt:
         self.hasher: Hasher | None = None
         self.sending: Sending | None = None
         self.refused: list[FileEntry] = []
+        self.plans: list = []
 
     def run(self) -> Outcome:
         try:
@@ -62,6 +63,7 @@ class Attempt:
             self.meter.event("fail", f"{failure.reason}: {failure.message}")
             return self._outcome(CommandState.FAILED, failure.reason, failure.message)
         except Canceled:
+            mark_stopped(self.plans, self.ledger, self.meter)
             self.meter.event("stop", "stopped at the portal's request; a restart sends only what is missing or"
                              " different")
             return self._outcome(CommandState.CANCELED, message="stopped by a person")
@@ -86,7 +88,7 @@ class Attempt:
         logs.redact(spec.destination.secret_key)
         check_destination(spec.destination, r.endpoint_rule)
         self.meter.attempt, self.meter.base_progress = spec.attempt, spec.base_progress
-        plans = self._list()
+        plans = self.plans = self._list()
         collisions.refuse_within(plans, spec.destination)
         self.lease.report(force=True)
         ca_file = pin_certificate(r.state_dir, spec.destination)
@@ -101,18 +103,11 @@ class Attempt:
         for plan in plans:
             self.sending.source(plan)
         await_checksums(list(entries(plans)), self.lease)
-        self._none_missing(plans)
+        fail_if_missing(plans)
         self._against_prediction()
         if spec.verify_checksums:
             await_verdict(self.meter, self.lease, r.progress_seconds)
-        if self.refused:
-            # Everything else landed (and was verified); these were never sent, and the transfer says so.
-            named = ", ".join(repr(e.key) for e in self.refused[:10])
-            more = f" and {len(self.refused) - 10} more" if len(self.refused) > 10 else ""
-            raise TransferFailed(FailureReason.NAME_UNSUPPORTED,
-                                 f"{len(self.refused)} file(s) not sent, their names cannot land exactly as they are"
-                                 f" (nothing was renamed): {named}{more}. {self.refused[0].key!r}"
-                                 f" {self.refused[0].error}")
+        fail_if_refused(self.refused)
         counts = self.ledger.counts
         self.meter.event("complete", f"{self.ledger.count} files at the destination; {counts[FileOutcome.SENT]}"
                          f" sent by this run, {counts[FileOutcome.SKIPPED]} were already there")
@@ -144,16 +139,6 @@ class Attempt:
         say_each(meter, "name_refused", [f"{e.key!r} {e.error}" for e in listing.refused])
         self.refused = listing.refused
         return plans
-
-    def _none_missing(self, plans) -> None:
-        """A file rclone's jobs ended without sending (listed nowhere, not at the destination) fails the
-        transfer, named, and called what it is: missing at the receiver."""
-        missing = [e for e in entries(plans) if e.outcome == FileOutcome.FAILED and e.error.startswith(NOT_THERE)]
-        if missing:
-            named = ", ".join(repr(e.key) for e in missing[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise TransferFailed(FailureReason.RCLONE_ERROR, f"{len(missing)} file(s) are not at the receiver though"
-                                 f" rclone's copy ended without error: {named}{more} ({missing[0].error})")
 
     def _settled(self, entry: FileEntry) -> None:
         # Under skip_existing a skipped file's destination copy is not ours: no checksum to compare.
@@ -199,13 +184,3 @@ class Attempt:
             except RcError:
                 pass
 
-
-EACH_EVENTS = 100
-
-
-def say_each(meter: Meter, kind: str, lines: list[str]) -> None:
-    """One event per item, the first hundred; then how many more (the per-file results name every refused file)."""
-    for line in lines[:EACH_EVENTS]:
-        meter.event(kind, line)
-    if len(lines) > EACH_EVENTS:
-        meter.event(kind, f"... and {len(lines) - EACH_EVENTS} more like these")

@@ -133,7 +133,8 @@ def _cert_fingerprint(root: Path) -> str:
 
 def progress_line(status: dict) -> str:
     total = status["bytes"]["total"] or 0
-    done = status["bytes"]["transferred"] or 0
+    # Done is sent + already there, each byte once: the figure the pages and `dtn` show.
+    done = (status["bytes"]["transferred"] or 0) + (status["bytes"]["skipped"] or 0)
     share = done / total if total else 0.0
     bar = "#" * int(share * 30)
     speed = status.get("speed") or 0

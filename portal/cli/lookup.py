@@ -109,8 +109,10 @@ def cmd_show(api: PortalAPI, args) -> int:
         ("to", f"{where} /{destination.get('bucket')}/{destination.get('prefix') or ''}"),
         ("files", f"{files['total']} total, {files['transferred']} sent, {files['skipped']} skipped, "
                   f"{files['failed']} failed, {files['verified']} verified"),
-        ("bytes", f"{human_bytes(moved['total'])} total, {human_bytes(moved['transferred'])} moved, "
-                  f"{human_bytes(moved['verified'])} verified"),
+        # The record's figures as the transfer page writes them: sent counts each byte once, re-sent apart.
+        ("bytes", f"{human_bytes(moved['total'])} total, {human_bytes(moved['transferred'])} sent, "
+                  f"{human_bytes(moved['skipped'])} skipped, {human_bytes(moved['failed'])} failed, "
+                  f"{human_bytes(moved.get('resent') or 0)} re-sent, {human_bytes(moved['verified'])} verified"),
         ("attempts", str(record.get("attempts"))),
         ("created", human_time(record.get("created_at"), precise=True)),
         ("started", human_time(record.get("started_at"), precise=True) if record.get("started_at") else "-"),

@@ -42,6 +42,9 @@ def progress_line(status: dict, width: int = 20, with_bar: bool = True) -> str:
              human_speed(speed) if speed else "-/s",
              "ETA " + ("00:00" if state == TransferState.SUCCEEDED else human_duration(status.get("eta"))),
              f"files {done_files}/{files.get('total') or '?'}"]
+    if moved.get("resent"):
+        # Sent again after a stop or a lost lease: shown apart, as on the page, never as progress.
+        parts.append(f"+{human_bytes(moved['resent'])} re-sent")
     if files.get("failed"):
         parts.append(f"{files['failed']} failed")
     label = state
@@ -52,6 +55,11 @@ def progress_line(status: dict, width: int = 20, with_bar: bool = True) -> str:
     return f"{bar(done_fraction, width)} {line}" if with_bar else line
 
 
+def _resent(status: dict) -> str:
+    resent = (status.get("bytes") or {}).get("resent")
+    return f", {human_bytes(resent)} re-sent" if resent else ""
+
+
 def final_line(status: dict) -> str:
     """What is left on screen when watching ends."""
     state = status.get("state")
@@ -59,7 +67,7 @@ def final_line(status: dict) -> str:
     if state == TransferState.SUCCEEDED:
         return (f"transfer {status.get('transfer_id')} succeeded: {files.get('total', 0)} files, "
                 f"{human_bytes((status.get('bytes') or {}).get('total'))}, "
-                f"{files.get('verified', 0)} verified, {files.get('skipped', 0)} skipped")
+                f"{files.get('verified', 0)} verified, {files.get('skipped', 0)} skipped{_resent(status)}")
     fatal = status.get("fatal_error") or {}
     why = f": {fatal.get('reason')}: {fatal.get('message')}" if fatal else ""
     return f"transfer {status.get('transfer_id')} {state}{why}"

@@ -22,3 +22,18 @@ def bytes_filter(value) -> str:
 @register.filter
 def speed(value) -> str:
     return _kept_together(human_bytes(value)) + "/s"
+
+
+@register.filter
+def duration(value) -> str:
+    """Seconds as live.js's DTN.duration writes them ('1 h 2 min', '3 min 4 s', '5 s'), so an ETA reads the
+    same before and after the page's script updates it."""
+    if value is None or value < 0:
+        return "–"
+    seconds = round(value)
+    hours, minutes, secs = seconds // 3600, (seconds % 3600) // 60, seconds % 60
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"

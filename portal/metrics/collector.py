@@ -41,7 +41,9 @@ class PortalCollector(Collector):
         for state in TransferState:
             states.add_metric([state.value], counted.get(state.value, 0))
         yield states
-        sums = Transfer.objects.aggregate(moved=Sum("bytes_transferred"), verified=Sum("bytes_verified"))
+        # Every byte moved: those counted once as progress and those sent again after a stop or a lost lease.
+        sums = Transfer.objects.aggregate(moved=Sum(F("bytes_transferred") + F("bytes_resent")),
+                                          verified=Sum("bytes_verified"))
         moved = CounterMetricFamily("dtn_transfer_bytes_transferred",
                                     "Bytes moved over the wire by every transfer (every lease, every attempt).")
         moved.add_metric([], sums["moved"] or 0)

@@ -60,8 +60,10 @@ def mail_subject(payload: dict) -> str:
 def mail_body(payload: dict) -> str:
     return render_to_string("notifications/email/transfer_event.txt", {
         "p": payload,
-        "bytes_done": human_bytes(payload.get("bytes_transferred") or 0),
+        # The page's figure: what is at the destination (sent or already there), each byte once.
+        "bytes_done": human_bytes((payload.get("bytes_transferred") or 0) + (payload.get("bytes_skipped") or 0)),
         "bytes_total": human_bytes(payload.get("bytes_total") or 0),
+        "bytes_resent": human_bytes(payload["bytes_resent"]) if payload.get("bytes_resent") else "",
     })
 
 

@@ -46,6 +46,8 @@ def transfer_payload(transfer, event: str, message: str) -> dict:
         "destination": transfer.destination_display,
         "bytes_total": transfer.bytes_total,
         "bytes_transferred": transfer.bytes_transferred,
+        "bytes_skipped": transfer.bytes_skipped,
+        "bytes_resent": transfer.bytes_resent,
         "files_total": transfer.files_total,
         "files_transferred": transfer.files_transferred,
         "files_skipped": transfer.files_skipped,

@@ -10,8 +10,8 @@ from django.utils import timezone
 from dtn_protocol.endpoints import Destination, EndpointRefused, check_receiver
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.states import (
-    FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF, CommandKind,
-    CommandState,
+    FAILED_FILE_OUTCOMES, FINISHED_TRANSFER_STATES, RESTARTABLE_TRANSFER_STATES, TERMINAL_STATES, TRANSFER_STATE_OF,
+    CommandKind, CommandState,
 )
 from portal.containers.addresses import receiver_rule
 from portal.lib import crypto
@@ -64,6 +64,22 @@ class Command(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    def counts(self) -> dict:
+        """This attempt's figures from its agent's last report: {files: {done, total}, bytes: {done, total,
+        resent}}. Within one attempt too a byte moved twice (a job rclone lost and started again) is
+        re-sent: done never exceeds the total."""
+        progress = self.progress if isinstance(self.progress, dict) else {}
+
+        def number(key):
+            value = progress.get(key)
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+        files_total, bytes_total, moved = number("files_total"), number("total_bytes"), number("bytes")
+        done = min(moved, bytes_total) if bytes_total else moved
+        return {"files": {"done": min(number("files_done"), files_total) if files_total else number("files_done"),
+                          "total": files_total},
+                "bytes": {"done": done, "total": bytes_total, "resent": moved - done}}
 
 
 class DestinationUnavailable(Exception):
@@ -127,9 +143,15 @@ class Transfer(models.Model):
     bytes_verified = models.BigIntegerField(default=0)
     bytes_skipped = models.BigIntegerField(default=0)
     bytes_failed = models.BigIntegerField(default=0)
-    # Bytes and retries of leases that ended before the current one: an agent's
-    # counters start from zero with each lease, the record's do not.
+    # Bytes sent again: a file interrupted by a stop or a lost lease is sent again from its start (rclone
+    # cannot resume an upload), and those bytes are not progress. bytes_transferred counts each byte of the
+    # dataset once (never more than bytes_total); bytes_transferred + bytes_resent is all rclone moved.
+    bytes_resent = models.BigIntegerField(default=0)
+    # What leases that ended before the current one left: an agent's counters start from zero with each
+    # lease, the record's do not. bytes_before_lease is the size of the files they sent (what a new lease
+    # finds there and does not send again); moved_before_lease every byte they moved.
     bytes_before_lease = models.BigIntegerField(default=0)
+    moved_before_lease = models.BigIntegerField(default=0)
     faults_before_lease = models.BigIntegerField(default=0)
     faults = models.BigIntegerField(default=0)
     speed = models.FloatField(null=True, blank=True, help_text="Bytes/s the agent last reported.")
@@ -146,6 +168,10 @@ class Transfer(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Time spent with an attempt leased, so the overall speed leaves out the idle time between a stop and a
+    # restart: the seconds of attempts that ended, and since when the current one has been active.
+    active_seconds = models.FloatField(default=0.0)
+    active_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -189,17 +215,29 @@ class Transfer(models.Model):
         return f"{where} / {self.bucket}/{self.prefix}".rstrip("/")
 
     def counts(self, unit: str) -> dict:
-        """files_* or bytes_* as {total, transferred, verified, skipped, failed}: the record's shape."""
-        return {name: getattr(self, f"{unit}_{name}")
-                for name in ("total", "transferred", "verified", "skipped", "failed")}
+        """files_* or bytes_* as {total, transferred, verified, skipped, failed}, bytes with `resent` too:
+        the record's shape."""
+        names = ("total", "transferred", "verified", "skipped", "failed") + (("resent",) if unit == "bytes" else ())
+        return {name: getattr(self, f"{unit}_{name}") for name in names}
+
+    @property
+    def bytes_moved(self) -> int:
+        """Every byte rclone moved for this transfer, those sent again included."""
+        return self.bytes_transferred + self.bytes_resent
+
+    def active_time(self, now=None) -> float:
+        """Seconds with an attempt leased: the wait in the queue and the time between a stop and a restart
+        are not the transfer's doing."""
+        running = ((now or timezone.now()) - self.active_since).total_seconds() if self.active_since else 0.0
+        return self.active_seconds + max(0.0, running)
 
     @property
     def effective_speed(self) -> float | None:
-        """Bytes moved per second of wall time since the first attempt started."""
+        """Bytes moved per second of active time, across every attempt."""
         if self.started_at is None:
             return None
-        elapsed = ((self.completed_at or timezone.now()) - self.started_at).total_seconds()
-        return round(self.bytes_transferred / elapsed, 1) if elapsed > 0 else None
+        elapsed = self.active_time()
+        return round(self.bytes_moved / elapsed, 1) if elapsed > 0 else None
 
     @property
     def fatal_error(self) -> dict | None:
@@ -269,9 +307,18 @@ class Transfer(models.Model):
         self.state = TRANSFER_STATE_OF[CommandState(command.state)]
         if self.state == TransferState.ACTIVE and self.started_at is None:
             self.started_at = command.started_at or command.claimed_at or now
+        if self.state == TransferState.ACTIVE and self.active_since is None:
+            self.active_since = command.claimed_at or now
+        elif self.state != TransferState.ACTIVE and self.active_since is not None:
+            # The attempt's lease ended (finished, or back in the queue): its time is banked.
+            ended = command.finished_at or now
+            self.active_seconds += max(0.0, (ended - self.active_since).total_seconds())
+            self.active_since = None
+        if self.state != TransferState.ACTIVE:
+            # Speed and ETA are of an attempt that runs: none while queued (a lost lease too) or finished.
+            self.speed = self.eta = None
         if self.is_finished:
             self.completed_at = command.finished_at or now
-            self.speed = self.eta = None
             if command.state == CommandState.SUCCEEDED:
                 self.fatal_reason, self.fatal_message = "", ""
             else:
@@ -280,7 +327,7 @@ class Transfer(models.Model):
             self.completed_at = None
             self.fatal_reason, self.fatal_message = "", ""
         self.save(update_fields=["latest_command", "state", "started_at", "completed_at", "speed", "eta",
-                                 "fatal_reason", "fatal_message"])
+                                 "fatal_reason", "fatal_message", "active_seconds", "active_since"])
 
     def log(self, kind: str, message: str) -> None:
         """An event the portal itself records (queued, started, stop, restart, ...)."""
@@ -319,8 +366,9 @@ class TransferFile(models.Model):
 
     def contribution(self) -> dict:
         """What this row adds to its transfer's counters (recording.FILE_COUNTERS)."""
-        sent, skipped, failed = (self.outcome == o for o in (FileOutcome.SENT, FileOutcome.SKIPPED,
-                                                                   FileOutcome.FAILED))
+        sent, skipped = (self.outcome == o for o in (FileOutcome.SENT, FileOutcome.SKIPPED))
+        # Missing at the receiver, or different there, fails the file as surely as an error of rclone.
+        failed = self.outcome in FAILED_FILE_OUTCOMES
         return {"files_transferred": int(sent), "files_skipped": int(skipped), "files_failed": int(failed),
                 "files_verified": int(self.verified), "bytes_skipped": self.size if skipped else 0,
                 "bytes_failed": self.size if failed else 0, "bytes_verified": self.size if self.verified else 0}

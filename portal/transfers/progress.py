@@ -15,7 +15,7 @@ from datetime import datetime, timezone as dt_timezone
 from django.utils.dateparse import parse_datetime
 
 from portal.transfers import throughput
-from portal.transfers.choices import FileOutcome
+from dtn_protocol.states import REPORTED_FILE_OUTCOMES
 
 MAX_FILES_PER_REPORT = 10_000
 MAX_EVENTS_PER_REPORT = 1_000
@@ -114,8 +114,8 @@ def _file(item, where: str) -> FileResult:
     if not isinstance(item, dict):
         raise ProgressError(where, "must be an object")
     outcome = item.get("outcome")
-    if outcome not in FileOutcome.values:
-        raise ProgressError(f"{where}.outcome", f"must be one of {', '.join(FileOutcome.values)}")
+    if outcome not in REPORTED_FILE_OUTCOMES:
+        raise ProgressError(f"{where}.outcome", f"must be one of {', '.join(REPORTED_FILE_OUTCOMES)}")
     path = _text(item.get("path"), f"{where}.path", MAX_PATH_LENGTH, required=True)
     # The path also names the file at the receiver, which hashes it: it must stay inside the transfer.
     if path.startswith("/") or ".." in path.split("/"):

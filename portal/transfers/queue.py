@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from dtn_protocol.failures import FailureReason
+from dtn_protocol.failures import RCLONE_STOP_TEXT, FailureReason
 from dtn_protocol.states import (
     LEASED_STATES, REPORTED_STATES, TERMINAL_STATES, CommandKind, CommandState, Phase, may_change,
 )
@@ -31,6 +31,10 @@ from portal.transfers.models import Command, Transfer
 from portal.transfers.signals import network_check_reported
 
 log = logging.getLogger(__name__)
+
+
+# What a stopped transfer says, whatever rclone said as its jobs were stopped (that is in the event log).
+STOPPED_SENTENCE = "Stopped at your request. A restart sends only what is missing or different."
 
 
 class QueueError(Refused):
@@ -198,6 +202,11 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
     verifying = isinstance(progress, dict) and progress.get("phase") == Phase.VERIFYING
     with transaction.atomic():
         current = Command.objects.select_for_update().get(pk=command.pk)
+        agent_words = ""
+        if state == CommandState.FAILED and current.cancel_requested and RCLONE_STOP_TEXT in (message or ""):
+            # The person's stop reached rclone before the agent read it: rclone's "context canceled" is the
+            # stop itself, not a failure. rclone's words go to the event log only.
+            state, agent_words = CommandState.CANCELED, f"{reason}: {message}"
         if current.state in TERMINAL_STATES:
             if current.state == state and current.lease_holder == instance_id:
                 return ReportReply(current, current.cancel_requested)
@@ -208,6 +217,9 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             raise IllegalTransition("state", f"cannot go from {current.state} to {state}")
         if state == CommandState.FAILED and reason not in FailureReason.__members__.values():
             raise IllegalTransition("state", "a failed command needs a reason from the list")
+        if state == CommandState.CANCELED:
+            # A plain sentence for the person; the agent's own events say what it did.
+            message = STOPPED_SENTENCE
         if state == CommandState.FAILED:
             reason, message = _explain_failure(current, reason, message)
         updates = {"last_report_at": now, "lease_expires_at": _lease_deadline(now)}
@@ -227,12 +239,15 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             if parsed is not None:
                 recording.record_progress(transfer, parsed)
                 recording.merge_files(transfer, parsed.files)
+                recording.count_bytes(transfer, parsed.counters.get("bytes"))
                 recording.add_events(transfer, parsed.events)
                 _watch_network(transfer, current, parsed, progress)
             if current.is_terminal and throughput.close_stalls(transfer):
                 transfer.save(update_fields=["stalls"])
 
         transfer = carry(current, before=record)
+        if transfer is not None and agent_words:
+            transfer.log("stop_detail", f"the agent said: {agent_words}"[:4000])
         if transfer is not None and not current.is_terminal and (verifying or (parsed is not None and parsed.files)):
             verification.request(transfer, current, final=verifying)
     reply = ReportReply(current, current.cancel_requested)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.db.models import Sum
 from django.utils import timezone
 
 from portal.transfers.choices import FileOutcome
@@ -22,20 +23,38 @@ def path_key(path: str) -> str:
 
 
 def begin_lease(transfer: Transfer) -> None:
-    """A new lease starts counting from zero: bank what the last one moved."""
-    transfer.bytes_before_lease = transfer.bytes_transferred
+    """A new lease starts counting from zero: bank what the last one left. Of its bytes, only the files it
+    sent count as done (the new lease finds them there); a file it left half-sent is sent again from its
+    start, and those bytes are re-sent, not progress."""
+    sent = TransferFile.objects.filter(transfer=transfer, outcome=FileOutcome.SENT).aggregate(s=Sum("size"))["s"]
+    transfer.bytes_before_lease = min(sent or 0, transfer.bytes_transferred)
+    transfer.moved_before_lease = transfer.bytes_moved
     transfer.faults_before_lease = transfer.faults
-    transfer.save(update_fields=["bytes_before_lease", "faults_before_lease"])
+    transfer.save(update_fields=["bytes_before_lease", "moved_before_lease", "faults_before_lease"])
+
+
+def count_bytes(transfer: Transfer, lease_bytes: int | None) -> None:
+    """The bytes counters from what this lease's rclone moved so far (after the report's files are merged,
+    so the skipped bytes are known). Invariants: 0 <= transferred <= total - skipped; a byte of the dataset
+    counts once (the done figure never falls back when a restart sends a half-sent file again from its
+    start); transferred + resent is every byte moved. `lease_bytes` None: the report left them out, and
+    what the lease moved so far stands (its files may still have changed the skipped bytes)."""
+    if lease_bytes is None:
+        lease_bytes = max(0, transfer.bytes_moved - transfer.moved_before_lease)
+    moved = transfer.moved_before_lease + lease_bytes
+    done = max(transfer.bytes_transferred, transfer.bytes_before_lease + lease_bytes)
+    room = max(0, transfer.bytes_total - transfer.bytes_skipped) if transfer.bytes_total else done
+    transfer.bytes_transferred = min(done, room)
+    transfer.bytes_resent = max(0, moved - transfer.bytes_transferred)
+    transfer.save(update_fields=["bytes_transferred", "bytes_resent"])
 
 
 def record_progress(transfer: Transfer, progress) -> None:
     """Counters from a progress report (portal.transfers.progress.Progress).
-    Absolute values, not increments, so a repeated report changes nothing."""
+    Absolute values, not increments, so a repeated report changes nothing.
+    The bytes are counted by count_bytes, once the report's files are in."""
     counters = progress.counters
     fields = []
-    if "bytes" in counters:
-        transfer.bytes_transferred = transfer.bytes_before_lease + counters["bytes"]
-        fields.append("bytes_transferred")
     if "total_bytes" in counters:
         transfer.bytes_total = counters["total_bytes"]
         fields.append("bytes_total")

@@ -93,6 +93,10 @@ def request(transfer: Transfer, command: Command, *, final: bool) -> None:
 
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# How a receiver answers for a file it has not got (agent/paths.py, agent/receiver/minio.py; "not found" an
+# S3 store's word).
+MISSING_TEXTS = ("does not exist", "not found")
+UNREADABLE = "the receiver could not read it"
 
 
 def record_receiver_answer(task: AgentTask) -> None:
@@ -116,14 +120,28 @@ def record_receiver_answer(task: AgentTask) -> None:
             continue
         path = item["path"]
         if path.startswith(landed_prefix) and path[len(landed_prefix):] in asked:
-            digest = item.get("sha256")
-            answered[path[len(landed_prefix):]] = digest if isinstance(digest, str) and SHA256.match(digest) else ""
-    # A file asked about and not answered has no checksum at the receiver: a mismatch.
+            answered[path[len(landed_prefix):]] = item
     rows = TransferFile.objects.filter(transfer=transfer, path__in=list(asked))
-    results = [FileResult(path=row.path, size=row.size, sha256=row.sha256,
-                          receiver_sha256=answered.get(row.path, ""),
-                          outcome=row.outcome, error=row.error) for row in rows]
-    recording.merge_files(transfer, results, receiver_hashes_final=True)
+    recording.merge_files(transfer, [_judged(row, answered.get(row.path)) for row in rows],
+                          receiver_hashes_final=True)
+
+
+def _judged(row: TransferFile, item: dict | None) -> FileResult:
+    """A file's outcome from the receiver's evidence: there and equal (as the sender said), missing (no such
+    file there, or no answer for it), differs (its SHA-256 is not the sender's), or failed (the receiver
+    could not read it, and says why)."""
+    digest = item.get("sha256") if item else None
+    landed = digest if isinstance(digest, str) and SHA256.match(digest) else ""
+    outcome, error = row.outcome, row.error
+    if landed:
+        if row.sha256 and landed != row.sha256:
+            outcome, error = FileOutcome.DIFFERS, "its SHA-256 at the receiver differs from the sender's"
+    elif item is None or any(text in str(item.get("error") or "") for text in MISSING_TEXTS):
+        outcome, error = FileOutcome.MISSING, "not at the receiver"
+    else:
+        outcome, error = FileOutcome.FAILED, f"{UNREADABLE}: {item.get('error')}"[:4000]
+    return FileResult(path=row.path, size=row.size, sha256=row.sha256, receiver_sha256=landed, outcome=outcome,
+                      error=error)
 
 
 def verdict(transfer: Transfer | None, command: Command) -> dict | None:
@@ -140,6 +158,12 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
     asked = list(_this_claims_tasks(command).values("state", "ok", "error", "expires_at"))
     checked = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
                    .exclude(sha256="").values_list("path", "sha256", "receiver_sha256"))
+    # What this claim asked about and the receiver judged (a sender's own failed file is not its verdict).
+    judged = TransferFile.objects.filter(transfer=transfer, outcome__in=JUDGED).exclude(verify_asked_at=None)
+    if command.claimed_at:
+        judged = judged.filter(verify_asked_at__gte=command.claimed_at)
+    judged = [(path, outcome) for path, outcome, error in judged.values_list("path", "outcome", "error").order_by("path")
+              if outcome != FileOutcome.FAILED or error.startswith(UNREADABLE)]
     if not asked:
         return {"state": Verification.PENDING} if checked else {"state": Verification.PASSED,
                                                                  "message": "no file to verify"}
@@ -149,36 +173,25 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
     troubles = [t["error"] or "no answer in time" for t in asked if not t["ok"]]
     if troubles:
         return {"state": Verification.FAILED, "message": f"the receiver could not verify: {troubles[0]}", "files": []}
-    mismatched = [path for path, sent, landed in checked if sent != landed]
-    if mismatched:
-        # A file the receiver does not hold is missing there, not "different": said apart.
-        absent = _not_there(transfer, command)
-        missing = [path for path in mismatched if path in absent]
-        differ = [path for path in mismatched if path not in absent]
-        parts = [f"{absent[missing[0]]} at the receiver: {_named(missing)}"] if missing else []
-        if differ:
-            parts.append(f"SHA-256 at the receiver differs from the sender's for {_named(differ)}")
-        return {"state": Verification.FAILED, "files": mismatched[:1000], "missing": missing[:1000],
-                "message": "; ".join(parts)}
+    # The receiver's evidence, file by file: what it has not got, what differs, what it could not read.
+    by_kind = {kind: [path for path, outcome in judged if outcome == kind] for kind in JUDGED}
+    # A landed file still without the receiver's checksum (never answered for) is not verified either.
+    by_kind[FileOutcome.DIFFERS] += [path for path, sent, landed in checked if sent != landed]
+    named = [path for kind in JUDGED for path in by_kind[kind]]
+    if named:
+        parts = [f"{WORDS[kind]} for {_some(by_kind[kind])}" for kind in JUDGED if by_kind[kind]]
+        # `missing` apart: a sender whose files are all missing fails as rclone_error, not a checksum mismatch.
+        return {"state": Verification.FAILED, "files": named[:1000], "missing": by_kind[FileOutcome.MISSING][:1000],
+                "message": "the receiver's copy is not the sender's: " + "; ".join(parts)}
     return {"state": Verification.PASSED, "message": f"{len(checked)} file(s) match at the receiver"}
 
 
-def _named(paths: list[str]) -> str:
+# The receiver's verdicts on single files, in the order the failure message names them.
+JUDGED = (FileOutcome.MISSING, FileOutcome.DIFFERS, FileOutcome.FAILED)
+WORDS = {FileOutcome.MISSING: "missing at the receiver", FileOutcome.DIFFERS: "SHA-256 differs from the sender's",
+         FileOutcome.FAILED: "the receiver could not read it"}
+
+
+def _some(paths: list[str]) -> str:
     more = f" and {len(paths) - NAMED_IN_VERDICT} more" if len(paths) > NAMED_IN_VERDICT else ""
     return ", ".join(paths[:NAMED_IN_VERDICT]) + more
-
-
-def _not_there(transfer: Transfer, command: Command) -> dict[str, str]:
-    """The files this claim's receiver answers said it could not find ("missing") or read: path -> word."""
-    landed_prefix = _landed_path(transfer, "")
-    landed_prefix = f"{landed_prefix}/" if landed_prefix else ""
-    found: dict[str, str] = {}
-    for result in _this_claims_tasks(command).filter(ok=True).values_list("result", flat=True):
-        items = result.get("files") if isinstance(result, dict) else None
-        for item in items if isinstance(items, list) else []:
-            if not isinstance(item, dict) or not isinstance(item.get("path"), str) or not item.get("error"):
-                continue
-            path = item["path"][len(landed_prefix):] if item["path"].startswith(landed_prefix) else item["path"]
-            error = str(item["error"])
-            found[path] = "missing" if "does not exist" in error or "link to nothing" in error else "unreadable"
-    return found

@@ -229,6 +229,18 @@ def test_a_stop_from_the_portal_stops_the_rclone_job_and_ends_canceled(send_dir,
     assert [e["kind"] for e in outcome.progress["events"]] == ["stop"]
 
 
+def test_a_file_the_stop_cut_short_says_so_plainly_and_rclones_words_go_to_the_event_log(send_dir, tmp_path):
+    cut = "multi-thread copy: failed to write chunk: operation error S3: UploadPart, context canceled"
+    failed = Frame(stats=stats(100, 0), transferred=[done("a.bin", 1000, error=cut)])
+    rc = FakeRc([Frame(stats=stats(100, 0))] * 2 + [failed] + [Frame(stats=stats(100, 0))] * 50)
+    outcome = runner(rc, send_dir, tmp_path).run(command(), FakeChannel(cancel_at=4))
+    assert (outcome.state, outcome.message) == (CommandState.CANCELED, "stopped by a person")
+    [row] = [f for f in outcome.progress["files"] if f["path"] == "run/a.bin"]
+    assert (row["outcome"], row["error"]) == ("failed", "not finished: the transfer was stopped; a restart sends it")
+    detail = [e["message"] for e in outcome.progress["events"] if e["kind"] == "stop_detail"]
+    assert detail == [f"rclone, as its jobs were stopped: {cut}"]
+
+
 def test_shutdown_stops_the_job_and_leaves_the_command_to_resume(send_dir, tmp_path):
     rc = FakeRc([Frame(stats=stats(100, 0))] * 50)
     outcome = runner(rc, send_dir, tmp_path).run(command(), FakeChannel(stop_at=2))

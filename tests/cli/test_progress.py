@@ -82,3 +82,13 @@ def test_send_needs_a_receiver_or_an_s3_endpoint_not_both(tmp_path, monkeypatch,
     assert main(["send", "--from", "a", "f"]) == 2
     assert main(["send", "--from", "a", "--to", "b", "--s3-host", "h", "f"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_bytes_sent_again_are_shown_apart_never_as_progress():
+    moved = {"total": 400 * 2**20, "transferred": 300 * 2**20, "verified": 0, "skipped": 100 * 2**20, "failed": 0,
+             "resent": 12 * 2**20}
+    line = progress_line(status(bytes=moved), with_bar=False)
+    assert line.startswith("100%") and "400.0 MiB/400.0 MiB" in line and "+12.0 MiB re-sent" in line, line
+    assert "re-sent" not in progress_line(status(), with_bar=False)
+    done = status(state="succeeded", bytes=moved)
+    assert final_line(done).endswith("1 skipped, 12.0 MiB re-sent")

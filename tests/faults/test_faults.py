@@ -48,7 +48,8 @@ def finish(world, transfer_id, fault_end: float, started: float, timeout: float)
         except (requests.RequestException, AssertionError):
             record = None
         if record is not None:
-            moved = record["bytes"]["transferred"]
+            # Every byte moved, those sent again too: a restart's first bytes re-send a half-sent file.
+            moved = record["bytes"]["transferred"] + record["bytes"].get("resent", 0)
             if base is None:
                 base = moved
             elif recovered is None and (moved > base or record["state"] in TERMINAL):
@@ -88,7 +89,7 @@ def row(record_row, record, started, recovered, dataset_bytes, **extra):
     record_row(state=record["state"], total_s=round(time.monotonic() - started, 1),
                recover_s=None if recovered is None else round(recovered, 1), retries=record["faults"],
                attempts=record["attempts"],
-               resent_mib=round(max(record["bytes"]["transferred"] - dataset_bytes, 0) / MiB, 1), **extra)
+               resent_mib=round(record["bytes"]["resent"] / MiB, 1), **extra)
 
 
 def run_with_fault(world, record_row, inject, *, at_mib: float = 25, timeout: float = 150, sender_env=None,

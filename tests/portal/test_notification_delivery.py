@@ -18,6 +18,7 @@ from django.utils import timezone
 from portal.notifications import outbox, signing
 from portal.notifications.models import Delivery, NotificationSettings
 from portal.notifications.worker import Worker, wake
+from portal.transfers import queue
 from portal.transfers.models import Transfer
 from tests.portal.sending import HAND_S3, claim, report, send
 from tests.tools.mail_files import read_mail_dir
@@ -93,6 +94,22 @@ def test_a_succeeded_transfer_mails_its_owner_once(alice, alice_sender, alice_ag
     delivery = Delivery.objects.get(user=alice)
     assert (delivery.status, delivery.attempts, delivery.channel, delivery.event) == ("delivered", 1, "email",
                                                                                         "succeeded")
+
+
+def test_the_mail_shows_the_pages_figures_with_the_bytes_sent_again_apart(alice, alice_sender, alice_agent,
+                                                                         mailoutbox):
+    transfer, command_id = started(alice, alice_sender, alice_agent)
+    report(alice_agent, command_id, "running", progress=progress(bytes=3 * 2**20, total_bytes=4 * 2**20))
+    queue.stop_transfer(Transfer.objects.get(pk=transfer.pk))
+    report(alice_agent, command_id, "canceled", progress=progress(bytes=3 * 2**20, total_bytes=4 * 2**20))
+    queue.restart(Transfer.objects.get(pk=transfer.pk))
+    command_id = claim(alice_agent, "inst-2").json()["command_id"]
+    # Nothing was reported sent: the new lease sends all 4 MiB again; 3 MiB of them were counted already.
+    assert report(alice_agent, command_id, "succeeded", instance_id="inst-2",
+                  progress=progress(bytes=4 * 2**20, total_bytes=4 * 2**20)).status_code == 200
+    outbox.deliver_due()
+    body = mailoutbox[-1].body
+    assert "Bytes:        4.0 MiB of 4.0 MiB (+3.0 MiB re-sent)" in body, body
 
 
 def test_a_failed_transfer_mails_the_reason(alice, alice_sender, alice_agent, mailoutbox):

@@ -22,3 +22,9 @@ def test_a_speed_is_bytes_a_second_and_a_fraction_of_a_byte_is_dropped():
 
 def test_an_unknown_size_is_a_dash():
     assert render("{{ n|bytes }}", n=None) == "-"
+
+
+def test_a_duration_reads_as_the_pages_script_writes_it():
+    # portal/static/portal/live.js, DTN.duration: the first render and the script's updates agree.
+    assert [render("{{ s|duration }}", s=s) for s in (None, -1, 0, 5.4, 65, 3 * 3600 + 62)] == [
+        "–", "–", "0 s", "5 s", "1 min 5 s", "3 h 1 min"]

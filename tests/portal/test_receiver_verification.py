@@ -1,6 +1,7 @@
 """The bytes are checked where they landed: the receiver's SHA-256 against the sender's."""
 
 import hashlib
+import json
 
 import pytest
 
@@ -150,3 +151,61 @@ def test_a_large_folder_is_verified_in_batches_while_it_lands_and_the_rest_at_th
     messages = [e.message for e in transfer.events.filter(kind="verification_requested")]
     assert messages == ["asked the receiver for the SHA-256 of 5 file(s) as they landed (3 of them while the"
                         " transfer ran)"]
+
+
+# --- Each file's outcome from the receiver's evidence (issue 19) -----------------------------------------------
+
+
+def outcomes(transfer):
+    return {f.path: (f.outcome, f.error) for f in transfer.files.all()}
+
+
+def test_each_file_is_missing_differs_or_unreadable_by_the_receivers_own_words(sent, alice_agent, bob_receiver,
+                                                                                alice, alice_sender):
+    transfer, command_id, _ = sent
+    flipped = hashlib.sha256(b"B").hexdigest()
+    receiver_answers(bob_receiver, lambda paths: [
+        {"path": p, "size": 1, "sha256": flipped} if p.endswith("b.bin")
+        else {"path": p, "error": f"{p!r} does not exist in the receive folder"} for p in paths])
+    verdict = report(alice_agent, command_id, "running", progress={"phase": "verifying"}).json()["verification"]
+    assert verdict["state"] == "failed"
+    assert verdict["message"] == ("the receiver's copy is not the sender's: missing at the receiver for"
+                                  " data/run-17/a.bin; SHA-256 differs from the sender's for data/run-17/sub dir/b.bin")
+    assert outcomes(Transfer.objects.get(pk=transfer.pk)) == {
+        "data/run-17/a.bin": ("missing", "not at the receiver"),
+        "data/run-17/sub dir/b.bin": ("differs", "its SHA-256 at the receiver differs from the sender's")}
+    transfer.refresh_from_db()
+    # Neither counts as transferred any more: both failed the transfer, and say how.
+    assert (transfer.files_transferred, transfer.files_failed, transfer.files_verified) == (0, 2, 0)
+    response = alice_api_for(alice).get(f"/api/v1/transfers/{transfer.pk}/manifest.json")
+    manifest = json.loads(b"".join(response.streaming_content))
+    assert {row["path"]: row["outcome"] for row in manifest["manifest"]} == {
+        "data/run-17/a.bin": "missing", "data/run-17/sub dir/b.bin": "differs"}
+
+
+def test_a_file_the_receiver_did_not_answer_for_is_missing_and_one_it_could_not_read_failed(sent, alice_agent,
+                                                                                           bob_receiver):
+    transfer, command_id, _ = sent
+    receiver_answers(bob_receiver, lambda paths: [
+        {"path": p, "error": "permission denied"} for p in paths if p.endswith("b.bin")])
+    verdict = report(alice_agent, command_id, "running", progress={"phase": "verifying"}).json()["verification"]
+    assert verdict["state"] == "failed"
+    assert "missing at the receiver for data/run-17/a.bin" in verdict["message"]
+    assert "the receiver could not read it for data/run-17/sub dir/b.bin" in verdict["message"]
+    assert outcomes(Transfer.objects.get(pk=transfer.pk))["data/run-17/sub dir/b.bin"] == (
+        "failed", "the receiver could not read it: permission denied")
+
+
+def test_a_sender_may_not_report_the_receivers_outcomes(alice_agent, alice, alice_sender):
+    send(alice, alice_sender, s3=HAND_S3)
+    command_id = claim(alice_agent).json()["command_id"]
+    response = report(alice_agent, command_id, "running", progress={"files": [
+        {"path": "a", "size": 1, "outcome": "missing"}]})
+    assert response.status_code == 400
+    assert "sent, skipped, failed" in response.json()["error"]
+
+
+def alice_api_for(user):
+    from tests.portal.conftest import token_client
+
+    return token_client(user)

@@ -66,7 +66,8 @@ def test_the_record_follows_the_transfer(alice_api, to_bob):
     body = alice_api.get(f"{API}/{to_bob.pk}").json()
     assert body["state"] == "active"
     assert body["files"] == {"total": 2, "transferred": 1, "verified": 1, "skipped": 0, "failed": 0}
-    assert body["bytes"] == {"total": 4096, "transferred": 2048, "verified": 2048, "skipped": 0, "failed": 0}
+    assert body["bytes"] == {"total": 4096, "transferred": 2048, "verified": 2048, "skipped": 0, "failed": 0,
+                             "resent": 0}
     assert (body["speed"], body["eta"], body["faults"]) == (1024.0, 2, 1)
     assert body["effective_speed"] is not None
     assert body["started_at"] is not None and body["completed_at"] is None

@@ -208,7 +208,8 @@ def test_unknown_progress_keys_are_kept_for_the_command(alice_agent, running):
     assert Command.objects.get(pk=running.command_id).progress["transferring"] == [{"name": "a"}]
 
 
-def test_a_new_lease_adds_to_the_bytes_moved_before(settings, alice_agent, running):
+def test_a_new_lease_adds_to_the_bytes_moved_before_and_counts_a_half_sent_file_once(settings, alice_agent,
+                                                                                    running):
     report(alice_agent, running.command_id, "running", progress=progress(bytes=1200, retries=1))
     # The agent vanished; the reaper gives the command back to the queue.
     Command.objects.filter(pk=running.command_id).update(lease_expires_at="2000-01-01T00:00:00Z")
@@ -220,7 +221,11 @@ def test_a_new_lease_adds_to_the_bytes_moved_before(settings, alice_agent, runni
     assert claim(alice_agent, "inst-2").status_code == 201
     report(alice_agent, running.command_id, "running", instance_id="inst-2", progress=progress(bytes=300, retries=2))
     transfer = fresh(running)
-    assert (transfer.state, transfer.bytes_transferred, transfer.faults) == ("active", 1500, 3)
+    # No file of lease 1 was reported sent: lease 2 sends them again from their start. Progress stays at the
+    # 1200 bytes of the dataset already counted; the 300 moved again are re-sent.
+    assert (transfer.state, transfer.bytes_transferred, transfer.bytes_resent, transfer.faults) == (
+        "active", 1200, 300, 3)
+    assert transfer.bytes_moved == 1500
 
 
 def test_the_last_lease_expiring_fails_the_transfer(settings, alice_agent, running):

@@ -108,5 +108,5 @@ def test_a_file_the_receiver_does_not_hold_is_called_missing_and_one_whose_bytes
                                                                           "result": {"files": files}}, format="json")
     said = verdict(alice_agent, command_id)
     assert said["state"] == "failed" and said["missing"] == ["data/run-17/a.bin"]
-    assert said["message"] == ("missing at the receiver: data/run-17/a.bin; SHA-256 at the receiver differs from"
-                               " the sender's for data/run-17/b.bin")
+    assert said["message"] == ("the receiver's copy is not the sender's: missing at the receiver for"
+                               " data/run-17/a.bin; SHA-256 differs from the sender's for data/run-17/b.bin")

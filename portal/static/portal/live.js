@@ -120,6 +120,9 @@
     setText(root, "percent", percent === null ? "–" : percent + "%");
     var b = s.bytes || {}, f = s.files || {}, finished = DTN.isFinished(s.state);
     setText(root, "bytes", DTN.size((b.transferred || 0) + (b.skipped || 0)) + " of " + (b.total ? DTN.size(b.total) : "?"));
+    // Bytes sent again after a stop or a lost lease: shown apart, never counted as progress.
+    var resent = root.querySelector('[data-field="resent"]');
+    if (resent) { resent.hidden = !b.resent; setText(root, "resent", "(+" + DTN.size(b.resent || 0) + " re-sent)"); }
     setText(root, "rate", finished ? (s.effective_speed !== null && s.effective_speed !== undefined ? DTN.rate(s.effective_speed) + " overall" : "–")
                                    : DTN.rate(s.speed));
     setText(root, "eta", finished ? "done" : (s.eta !== null && s.eta !== undefined ? "ETA " + DTN.duration(s.eta) : "ETA –"));

@@ -51,7 +51,7 @@
     DTN.renderBadge(document.getElementById("state"), s.state);
     var f = s.files, b = s.bytes;
     setText("files", f.transferred + " transferred, " + f.verified + " verified, " + f.skipped + " skipped, " + f.failed + " failed, of " + f.total);
-    setText("bytes", DTN.size(b.transferred) + " transferred, " + DTN.size(b.verified) + " verified, " + DTN.size(b.skipped) + " skipped, " + DTN.size(b.failed) + " failed, of " + DTN.size(b.total));
+    setText("bytes", DTN.size(b.transferred) + " transferred, " + DTN.size(b.verified) + " verified, " + DTN.size(b.skipped) + " skipped, " + DTN.size(b.failed) + " failed, of " + DTN.size(b.total) + "; " + DTN.size(b.resent || 0) + " re-sent");
     setText("speed", (s.speed !== null ? DTN.rate(s.speed) + " now; " : "") + (s.effective_speed !== null ? DTN.rate(s.effective_speed) + " overall" : "not started") + (s.eta !== null && !DTN.isFinished(s.state) ? "; about " + DTN.duration(s.eta) + " left" : ""));
     setText("faults", s.faults + " retries");
     var check = s.network_check || null;

@@ -18,8 +18,9 @@
   function render(tr, s) {
     DTN.renderBadge(tr.querySelector('[data-field="state"]'), s.state);
     DTN.renderProgress(tr.querySelector("[data-progress]"), s);
-    set(tr, "files", s.files.transferred + (s.files.total ? " / " + s.files.total : ""));
-    set(tr, "bytes", DTN.size(s.bytes.transferred) + (s.bytes.total ? " / " + DTN.size(s.bytes.total) : ""));
+    // Done is sent + already there, each byte once: the transfer page's and the CLI's figure.
+    set(tr, "files", (s.files.transferred + s.files.skipped) + (s.files.total ? " / " + s.files.total : ""));
+    set(tr, "bytes", DTN.size(s.bytes.transferred + s.bytes.skipped) + (s.bytes.total ? " / " + DTN.size(s.bytes.total) : ""));
   }
   function unfinished() {
     return rows().filter(function (tr) { return !DTN.isFinished(tr.querySelector('[data-field="state"]').textContent.trim()); });

@@ -153,12 +153,21 @@ class TransferStatusSerializer(serializers.ModelSerializer):
 
 class TransferAttemptSerializer(serializers.ModelSerializer):
     command_id = serializers.UUIDField(source="id", read_only=True)
+    files = serializers.SerializerMethodField(help_text="{done, total}: this attempt's own count.")
+    bytes = serializers.SerializerMethodField(
+        help_text="{done, total, resent}: what this attempt's rclone moved, each byte of the dataset once.")
 
     class Meta:
         model = Command
         fields = ("command_id", "state", "reason", "message", "attempt", "created_at", "started_at",
-                  "finished_at", "cancel_requested")
+                  "finished_at", "cancel_requested", "files", "bytes")
         read_only_fields = fields
+
+    def get_files(self, command) -> dict:
+        return command.counts()["files"]
+
+    def get_bytes(self, command) -> dict:
+        return command.counts()["bytes"]
 
 
 class TransferSerializer(TransferStatusSerializer):

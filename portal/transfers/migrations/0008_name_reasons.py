@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('transfers', '0005_destination_refused'),
+        ('transfers', '0007_file_outcome_missing_differs'),
     ]
 
     operations = [
