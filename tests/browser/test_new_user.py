@@ -93,21 +93,24 @@ def test_a_new_person_gets_from_sign_up_to_a_verified_transfer(world, chromium, 
         expect(page.locator("#dest-status")).to_have_text("Nothing here yet.")
         looked_at(page, "the two-pane send page")
         screenshot(page, f"send-two-panes-{viewport['width']}", upto=".panes")
-        page.get_by_label("Destination prefix").fill("run-3")
+        page.get_by_label("Destination prefix").fill("landed")
         page.get_by_label("Label").fill(f"first of {name}")
         page.get_by_role("button", name="Send", exact=True).click()
 
         expect(page.get_by_role("heading", name=f"Transfer first of {name}")).to_be_visible()
         expect(page.locator("#state")).to_have_text("succeeded", timeout=90_000)
         looked_at(page, "the finished transfer")
-        landed = received / person.api("/api/v1/grants")["received"][0]["bucket"] / "run-3"
-        assert sorted(p.name for p in landed.rglob("*.bin")) == ["a.bin", "b.bin"]
+        landed = received / person.api("/api/v1/grants")["received"][0]["bucket"] / "landed" / "run-3"
+        assert sorted(p.name for p in landed.glob("*.bin")) == ["a.bin", "b.bin"]
 
         # What landed is now what the receiver's pane shows, with sizes.
         page.goto("/portal/send/")
         page.get_by_label("Receiver", exact=True).select_option(label=f"{name}-rx ({name})")
         page.get_by_role("button", name="See the grant's folder at the receiver").click()
+        page.locator("#dest").get_by_role("button", name="Open folder landed at the receiver").click()
+        expect(page.locator("#dest-path")).to_have_text("/landed")
         page.locator("#dest").get_by_role("button", name="Open folder run-3 at the receiver").click()
+        expect(page.locator("#dest-path")).to_have_text("/landed/run-3")
         expect(page.locator("#dest-entries")).to_contain_text("a.bin")
         expect(page.locator("#dest-entries")).to_contain_text("3.0 MiB")
     finally:
