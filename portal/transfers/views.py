@@ -52,7 +52,8 @@ def send_page(request):
         except Refused as exc:
             form.add_error(exc.field, str(exc))
         else:
-            messages.success(request, "Transfer queued on the sender.")
+            # Stays true while the transfer runs (the page updates the state itself, not this line).
+            messages.success(request, "Handed to your sender; the state below follows the transfer live.")
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
                   {"form": form, "grants": form.grants, "placeholder": URL_PLACEHOLDER,

@@ -93,6 +93,8 @@ def test_a_new_person_gets_from_sign_up_to_a_verified_transfer(world, chromium, 
         expect(page.locator("#dest-status")).to_have_text("Nothing here yet.")
         looked_at(page, "the two-pane send page")
         screenshot(page, f"send-two-panes-{viewport['width']}", upto=".panes")
+        # Choosing the receiver asked the network check once; its verdict sits beside the Send button.
+        expect(page.locator("#send-verdict")).to_contain_text("Network check: go", timeout=60_000)
         page.get_by_label("Destination prefix").fill("landed")
         page.get_by_label("Label").fill(f"first of {name}")
         page.get_by_role("button", name="Send", exact=True).click()

@@ -170,12 +170,29 @@
   if (checkButton && form.dataset.networkChecksUrl) {
     var checkStatus = document.getElementById("netcheck-status");
     var card = document.getElementById("netcheck-card");
-    checkButton.addEventListener("click", function () {
+    var verdict = document.getElementById("send-verdict");
+    var checkedPair = null;
+    // The verdict beside the Send button too: the last thing looked at before sending.
+    function showVerdict(check) {
+      if (!verdict) return;
+      verdict.textContent = "";
+      if (!check || check.state !== "done" || !check.verdict) return;
+      var words = {go: "go", warn: "go, with warnings", no_go: "no-go"}[check.verdict] || check.verdict;
+      verdict.appendChild(DTN.el("span", {className: "badge verdict-" + check.verdict, text: "Network check: " + words}));
+    }
+    // Asked once per choice of receiver (and sender), never merely because the page was opened.
+    if (choice) choice.addEventListener("change", function () {
+      var pair = sender.value + " " + receiverId();
+      if (sender.value && choice.value && pair !== checkedPair && !checkButton.disabled) { checkedPair = pair; runCheck(); }
+    });
+    checkButton.addEventListener("click", runCheck);
+    function runCheck() {
       if (!sender.value || !receiverId()) {
         checkStatus.textContent = "Choose a sender and a receiver first.";
         return;
       }
       checkButton.disabled = true;
+      showVerdict(null);
       checkStatus.textContent = "Checking the network from the sender to the receiver…";
       card.hidden = true;
       DTN.api("POST", form.dataset.networkChecksUrl, {sender: sender.value, receiver: receiverId()}).then(function (created) {
@@ -195,10 +212,11 @@
         });
       }).then(function (check) {
         card.hidden = !DTN.renderNetworkCheck(card, check);
+        showVerdict(check);
         checkStatus.textContent = check.state === "done" ? "Network check done: " + (check.verdict || "") + "." : "Network check " + check.state + ".";
       }, function (error) {
         checkStatus.textContent = "Network check failed: " + error.message;
       }).then(function () { checkButton.disabled = false; });
-    });
+    }
   }
 })();
