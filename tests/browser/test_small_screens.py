@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import assert_accessible, new_context, sign_up
+from tests.browser.conftest import assert_accessible, new_context, screenshot, sign_up
 from tests.harness import Agent
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -85,6 +85,7 @@ def test_the_signed_in_pages_fit(world, viewport):
         transfers = world.alice.api("/api/v1/transfers")["results"]
         assert transfers, "the send tests ran first and left transfers"
         check(page, f"/portal/transfers/{transfers[0]['transfer_id']}/", "transfer detail", failed)
+        screenshot(page, f"transfer-{viewport['width']}", upto="#transfer")
         check(page, "/portal/transfers/00000000-0000-0000-0000-000000000000/", "a 404 signed in", failed,
               status=404)
         grant_page = signed_in_page(world, world.bob, viewport)
@@ -105,6 +106,7 @@ def test_the_menu_collapses_on_a_phone_and_opens_with_its_toggle(world):
         expect(link).to_be_hidden()
         page.get_by_text("Menu", exact=True).click()
         expect(link).to_be_visible()
+        screenshot(page, "menu-390", upto="header.top")
         fits(page, "the open menu")
         assert_accessible(page, "the open menu at 390 px")
         link.click()
