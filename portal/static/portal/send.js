@@ -13,6 +13,10 @@
   var sources = document.getElementById("id_sources");
   var choice = document.getElementById("id_receiver_choice");
   function receiverId() { return (choice && choice.value) || receiver.value.trim(); }
+  // "No destination" is said on the ID field; choosing by name fixes it too, so let fields.js clear that mark.
+  if (choice) choice.addEventListener("change", function () {
+    if (choice.value) receiver.dispatchEvent(new Event("input", {bubbles: true}));
+  });
 
   function url(template, id) { return template.replace(form.dataset.placeholder, id); }
 
