@@ -58,3 +58,12 @@ def test_first_run_pages_point_at_the_next_step(browser, alice):
     assert "Register your first container" in client.get("/portal/containers/").content.decode()
     send = client.get("/portal/send/").content.decode()
     assert 'href="/portal/containers/"' in send
+
+
+def test_a_container_never_seen_says_how_to_start_it_without_its_token(browser, alice):
+    client = browser(alice)
+    _, _, token = register_page(client, "lab-rx", "receiver")
+    container = Container.objects.get(name="lab-rx")
+    page = client.get(f"/portal/containers/{container.pk}/").content.decode()
+    assert "docker compose -f docker-compose.receiver.yml up -d --build" in page and 'id="never-seen"' in page
+    assert token not in page
