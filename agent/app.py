@@ -107,6 +107,7 @@ class Agent:
 
             self.site = ReceiverSite(config.rclone_binary, config.receiver, config.state_dir)
             handlers[TaskKind.VERIFY_RECEIVED] = self.site.verify_received
+            handlers[TaskKind.LIST_RECEIVED] = self.site.list_received
         answers = self.new_portal_client()
         self.side = SideChannel(answers, handlers, poller=self.new_portal_client())
         self.side.start()

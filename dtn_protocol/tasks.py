@@ -18,3 +18,5 @@ class TaskKind(StrEnum):
     NETWORK_CHECK = "network_check"
     # A receiver fetches its grants now rather than at its next heartbeat.
     SYNC_GRANTS = "sync_grants"
+    # A receiver lists one level of a grant's folder, for the grantee choosing where to send (what is there).
+    LIST_RECEIVED = "list_received"

@@ -75,6 +75,25 @@ class ReceiverSite:
                 body["disk_free_bytes"] = free
             return body
 
+    def list_received(self, params: dict) -> dict:
+        """The side channel's `list_received`: one level of a grant's folder, so its grantee sees what is already
+        there. Only a bucket this site serves (the portal names it from the grant); MinIO keeps objects, not a
+        folder, so it is not listed."""
+        from agent.tasks import FolderTasks, TaskRefused
+
+        receive_dir = getattr(self.servers, "receive_dir", None)
+        if receive_dir is None:
+            raise TaskRefused("this receiver keeps what lands in MinIO: its folders are not listed")
+        bucket = params.get("bucket")
+        with self._lock:
+            served = {grant.bucket for grant in self._grants}
+        if not isinstance(bucket, str) or bucket not in served:
+            raise TaskRefused("this receiver does not serve that grant (yet): try again in a few seconds")
+        folder = Path(receive_dir) / bucket
+        if not folder.is_dir():
+            return {"path": "", "entries": [], "truncated": False}  # nothing has landed yet
+        return FolderTasks(folder).list_folder({"path": params.get("path") or "."})
+
     def secrets(self) -> list[str]:
         """The grants' secret keys, for the log redactor."""
         return [grant.secret_key for grant in self._grants]

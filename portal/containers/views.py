@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 from portal.containers import services
 from portal.containers.api.views import owned_container
 from portal.containers.forms import RegisterForm
+from portal.containers.onboarding import next_steps
 from portal.lib.certificates import pem_download
 
 
@@ -21,7 +22,7 @@ def containers_page(request):
         except services.NameTaken as exc:
             form.add_error(exc.field, str(exc))
         else:
-            registered = {"container": container, "token": token}
+            registered = next_steps(request, container, token)
             form = RegisterForm()
     return render(
         request,

@@ -1,7 +1,10 @@
+import uuid
+
 from django import forms
 from django.core.exceptions import ValidationError
 
 from portal.containers.models import Container
+from portal.grants.models import Grant
 from portal.transfers import validation
 from portal.transfers.choices import NetworkCheckMode, Overwrite
 from portal.transfers.services import SendRequest
@@ -17,10 +20,14 @@ class SendForm(forms.Form):
     both call portal.transfers.validation."""
 
     sender = SenderChoiceField(queryset=None, empty_label=None, help_text="One of your sender containers.")
+    # The page's way to name a receiver: by name and owner, from the grants one holds (issue 25); the API's
+    # `receiver` (an ID) is still accepted below it.
+    receiver_choice = forms.ChoiceField(
+        required=False, label="Receiver",
+        help_text="A receiver whose owner granted you, by name and owner.")
     receiver = forms.UUIDField(
         required=False, label="Receiver container ID",
-        help_text="A receiver whose owner granted you (listed below). Or leave it empty and fill in "
-                  "the S3 endpoint fields instead.")
+        help_text="Or a receiver's ID. Leave both empty to fill in the S3 endpoint fields instead.")
     s3_host = forms.CharField(required=False, label="S3 host", strip=False,
                               help_text="Only for an S3 endpoint the portal does not manage, e.g. s3.example.org.")
     s3_port = forms.IntegerField(required=False, label="S3 port", help_text="e.g. 443 or 9000.")
@@ -57,6 +64,9 @@ class SendForm(forms.Form):
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["sender"].queryset = Container.objects.own_senders(user)
+        self.grants = list(Grant.objects.usable_by(user).select_related("receiver__owner"))
+        self.fields["receiver_choice"].choices = [("", "None: an ID or an S3 endpoint instead")] + [
+            (str(g.receiver_id), f"{g.receiver.name} ({g.receiver.owner.username})") for g in self.grants]
 
     def clean_sources(self):
         return validation.source_paths(self.cleaned_data["sources"])
@@ -72,6 +82,11 @@ class SendForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        chosen, typed = data.get("receiver_choice"), data.get("receiver")
+        if chosen and typed and str(typed) != chosen:
+            self.add_error("receiver", "This is not the receiver chosen above: clear one of the two.")
+        elif chosen and "receiver" not in self.errors:
+            data["receiver"] = uuid.UUID(chosen)
         try:
             data["tuning"] = validation.tuning({name: data.get(name) for name in validation.TUNING_BOUNDS})
         except ValidationError as exc:

@@ -4,7 +4,6 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.grants.models import Grant
 from portal.lib.errors import Refused
 from portal.transfers import queue, services
 from portal.transfers.forms import SendForm
@@ -25,7 +24,7 @@ URL_PLACEHOLDER = "00000000-0000-0000-0000-000000000000"
 
 # How the send page groups the form's fields; a field not named here joins "options".
 S3_FIELDS = ("s3_host", "s3_port", "s3_tls", "s3_bucket", "s3_access_key", "s3_secret_key")
-MAIN_FIELDS = ("sender", "receiver", "sources", "prefix", "label")
+MAIN_FIELDS = ("sender", "receiver_choice", "receiver", "sources", "prefix", "label")
 TUNING_FIELDS = ("transfers", "upload_concurrency", "chunk_size_mib")
 
 
@@ -53,10 +52,13 @@ def send_page(request):
         except Refused as exc:
             form.add_error(exc.field, str(exc))
         else:
-            messages.success(request, "Transfer queued on the sender.")
+            # Stays true while the transfer runs (the page updates the state itself, not this line).
+            messages.success(request, "Handed to your sender; the state below follows the transfer live.")
             return redirect("transfer", transfer_id=transfer.pk)
     return render(request, "transfers/send.html",
-                  {"form": form, "grants": Grant.objects.usable_by(request.user), "placeholder": URL_PLACEHOLDER,
+                  {"form": form, "grants": form.grants, "placeholder": URL_PLACEHOLDER,
+                   # receiver ID -> grant ID, for the script that lists the grant's folder at the receiver
+                   "grant_ids": {str(g.receiver_id): str(g.pk) for g in form.grants},
                    "groups": _field_groups(form)},
                   status=400 if form.errors else 200)
 

@@ -132,8 +132,9 @@ def screenshot(page: Page, name: str, upto: str | None = None) -> None:
         scroll = page.evaluate("window.scrollY")
         height = int(box["y"] + scroll + box["height"] + 16)
     page.evaluate("window.scrollTo(0, 0)")
+    # As wide as the page's viewport: the phone-sized pages (issue 25) are shot at 390 px.
     page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True,
-                    clip={"x": 0, "y": 0, "width": 1200, "height": height})
+                    clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height})
 
 
 def make_dataset(send_dir: Path) -> None:
