@@ -28,6 +28,25 @@
     return sec + " s";
   };
 
+  // A folder listing's "up" target: the parent of a relative path, "." at the top.
+  DTN.parentPath = function (path) {
+    var parts = path.split("/");
+    parts.pop();
+    return parts.length ? parts.join("/") : ".";
+  };
+  // A pane a button opens (calling onOpen) and a close button hides, handing the focus back to `back`.
+  DTN.togglePane = function (button, pane, close, onOpen, back) {
+    button.addEventListener("click", function () {
+      pane.hidden = false;
+      button.setAttribute("aria-expanded", "true");
+      onOpen();
+    });
+    close.addEventListener("click", function () {
+      pane.hidden = true;
+      button.setAttribute("aria-expanded", "false");
+      back.focus();
+    });
+  };
   DTN.el = function (tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (key) {

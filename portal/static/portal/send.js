@@ -138,21 +138,8 @@
   }
 
   if (browse) {
-    browse.addEventListener("click", function () {
-      picker.hidden = false;
-      browse.setAttribute("aria-expanded", "true");
-      load(".");
-    });
-    up.addEventListener("click", function () {
-      var parts = current.split("/");
-      parts.pop();
-      load(parts.length ? parts.join("/") : ".");
-    });
-    document.getElementById("picker-close").addEventListener("click", function () {
-      picker.hidden = true;
-      browse.setAttribute("aria-expanded", "false");
-      sources.focus();
-    });
+    DTN.togglePane(browse, picker, document.getElementById("picker-close"), function () { load("."); }, sources);
+    up.addEventListener("click", function () { load(DTN.parentPath(current)); });
     sender.addEventListener("change", function () {
       if (!picker.hidden) load(".");
     });

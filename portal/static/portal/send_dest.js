@@ -64,25 +64,12 @@
     }, function (error) { status.textContent = error.message; });
   }
 
-  open.addEventListener("click", function () {
-    pane.hidden = false;
-    open.setAttribute("aria-expanded", "true");
-    list(".");
-  });
-  up.addEventListener("click", function () {
-    var parts = current.split("/");
-    parts.pop();
-    list(parts.length ? parts.join("/") : ".");
-  });
+  DTN.togglePane(open, pane, document.getElementById("dest-close"), function () { list("."); }, prefix);
+  up.addEventListener("click", function () { list(DTN.parentPath(current)); });
   document.getElementById("dest-here").addEventListener("click", function () {
     prefix.value = current === "." ? "" : current;
     prefix.dispatchEvent(new Event("input", {bubbles: true}));
     status.textContent = current === "." ? "Files will land at the top of your folder." : "Files will land in " + current + ".";
-  });
-  document.getElementById("dest-close").addEventListener("click", function () {
-    pane.hidden = true;
-    open.setAttribute("aria-expanded", "false");
-    prefix.focus();
   });
   if (choice) choice.addEventListener("change", function () { if (!pane.hidden) list("."); });
 }());
