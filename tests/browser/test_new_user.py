@@ -1,7 +1,7 @@
 """Issue 25's done-when, at 390 px and at 1280 px: a new person signs up, registers a receiver and a sender, sees
 each one's ready .env, starts the agents with the tokens the pages showed and watches both come online, grants
 herself, sends from the two-pane send page with the receiver chosen by name, and watches the transfer succeed.
-Every page on the way is no wider than the viewport and has no serious axe-core finding."""
+Every page on the way is no wider than the viewport and has no axe-core violation."""
 
 from __future__ import annotations
 

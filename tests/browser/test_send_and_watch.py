@@ -168,7 +168,7 @@ def test_a_bad_send_shows_each_error_beside_its_field_and_queues_nothing(world):
     assert_accessible(page, "the send page with errors")
 
 
-def test_the_main_pages_have_no_serious_accessibility_findings(world):
+def test_the_main_pages_have_no_accessibility_violations(world):
     for path in ("/portal/containers/", f"/portal/containers/{world.alice_sender}/", "/portal/grants/",
                  "/portal/transfers/", "/portal/send/", "/accounts/tokens/", "/portal/notifications/"):
         page = world.alice.go(path)

@@ -1,6 +1,6 @@
 """Every main page on a phone (390 px) and a laptop (1280 px), issue 25: the document is never wider than the
 viewport (tables scroll inside their own box, fieldsets and charts shrink), the menu collapses behind a toggle
-that works without JavaScript, axe-core finds nothing serious, and no request fails (the favicon included)."""
+that works without JavaScript, axe-core finds no violation, and no request fails (the favicon included)."""
 
 from __future__ import annotations
 

@@ -222,7 +222,8 @@
   DTN.renderNetworkCheck = function (card, check) {
     card.textContent = "";
     if (!check) return false;
-    var heading = DTN.el("h3", {}, ["Network check "]);
+    // Headings never skip a level (axe's heading-order): the card is a section of its page, under its h1.
+    var heading = DTN.el("h2", {}, ["Network check "]);
     card.appendChild(heading);
     if (check.state === "pending") {
       heading.appendChild(DTN.el("span", {className: "badge queued", text: "checking"}));
@@ -278,7 +279,7 @@
     // What the site already has is marked applied; only the rest is advice to act on.
     var advice = check.advice || [];
     if (advice.length) {
-      card.appendChild(DTN.el("h4", {text: "Advice"}));
+      card.appendChild(DTN.el("h3", {text: "Advice"}));
       card.appendChild(DTN.el("ul", {className: "advice"}, advice.map(function (a) {
         var applied = a.indexOf("Applied: ") === 0;
         return DTN.el("li", {className: applied ? "applied" : "advised"}, applied
