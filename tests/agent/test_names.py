@@ -61,6 +61,24 @@ def test_the_probe_of_a_linux_folder_finds_names_compared_exactly_and_leaves_not
     assert names.probe_folder(tmp_path / "gone") == {}
 
 
+@pytest.mark.e2e
+def test_the_probe_of_a_folder_that_ignores_case_finds_it_so_and_leaves_nothing(tmp_path):
+    """On a real case-insensitive folder (rclone mount over FUSE, tests/tools/fuse.py) that keeps Unicode
+    forms apart: the probe must tell the two apart."""
+    from tests.harness.s3 import RCLONE
+    from tests.tools.fuse import CaseInsensitiveMount, FuseUnavailable
+
+    try:
+        with CaseInsensitiveMount(RCLONE, tmp_path / "backing", tmp_path / "mnt", tmp_path / "cache",
+                                  tmp_path / "mount.log") as mount:
+            found = names.probe_folder(mount.mountpoint)
+            left = os.listdir(mount.mountpoint)
+    except FuseUnavailable as missing:
+        pytest.skip(f"no case-insensitive folder to probe: {missing}")
+    assert found == {"case_insensitive": True, "normalization_insensitive": False, "name_max": 255}
+    assert left == [] and os.listdir(tmp_path / "backing") == []
+
+
 def test_the_walk_follows_links_inside_names_those_left_the_empty_folders_and_the_refused(tmp_path):
     send = tmp_path / "send"
     tree = send / "tree"
