@@ -149,6 +149,26 @@ def test_a_path_that_would_land_on_a_file_of_another_case_already_there_is_refus
         CommandState.SUCCEEDED
 
 
+def test_a_path_whose_folder_is_there_in_another_case_is_matched_in_that_folder(tmp_path):
+    """On a filesystem that ignores case, `run/data.csv` lands in the `Run` folder already there, over its
+    `Data.csv`: the check lists `Run` (an S3 listing of `run` would be empty), the prefix's folders too."""
+    send = tmp_path / "send"
+    (send / "run").mkdir(parents=True)
+    (send / "run" / "data.csv").write_bytes(b"new")
+    destination = {"endpoint": "http://127.0.0.1:9000", "bucket": "b", "prefix": "lab", "access_key": "AK",
+                   "secret_key": "s" * 30, "tls": False, "certificate_pem": None, "certificate_sha256": None,
+                   "names": {"case_insensitive": True}}
+    rc = FakeRc()
+    rc.folders_there = {"b/": ["Lab", "other"], "b/Lab/": ["Run"]}
+    rc.there = [{"Path": "Data.csv", "Size": 3}]
+    outcome = runner(rc, send, tmp_path).run(command(["run"], destination=destination, network_check="skip"),
+                                             FakeChannel())
+    assert outcome.reason == FailureReason.NAME_COLLISION, outcome
+    assert "'run/data.csv' and 'Run/Data.csv'" in outcome.message, outcome.message
+    assert [call[1]["_root"] for call in rc.calls if call[0] == "list_files"] == ["b/Lab/Run/"]
+    assert not {"copy_dir", "copy_file"} & set(rc.names())
+
+
 def test_a_path_longer_than_an_s3_key_holds_is_refused_but_not_toward_rclones_serve_s3():
     deep = "/".join(["d" * 100] * 10) + "/leaf-1234.txt"  # 1,023 bytes: with a prefix "p/", over 1,024
     assert names.refusal(deep, key_room=1024) == ""

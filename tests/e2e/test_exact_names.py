@@ -298,3 +298,14 @@ def test_a_receiver_on_a_folder_that_ignores_case_keeps_a_landed_file_from_anoth
     assert os.listdir(landed.parent) == ["Results.txt"]
     assert os.listdir(underneath.parent) == ["Results.txt"]
     assert underneath.read_bytes() == before[0]
+
+    # Under a prefix and in a folder of the other case: on this receiver the same folders, so the same file
+    # (an S3 listing of `Lab/RUN/` shows nothing: the sender looks for the folders as the receiver names them).
+    (sites.send_dir / "RUN").mkdir()
+    (sites.send_dir / "RUN" / "results.txt").write_bytes(b"other results, lower case\n")
+    third = sites.send(["RUN"], timeout=120, prefix="Lab")
+    assert third["state"] == "failed", (third, sites.logs())
+    assert third["fatal_error"]["reason"] == "name_collision", third["fatal_error"]
+    assert "'RUN/results.txt' and 'run/Results.txt'" in third["fatal_error"]["message"], third["fatal_error"]
+    assert (landed.read_bytes(), landed.stat().st_mtime_ns) == before
+    assert os.listdir(underneath.parent) == ["Results.txt"]
