@@ -137,6 +137,11 @@ class RcClient:
         opt = {"recurse": True, "filesOnly": True, "noModTime": True, "noMimeType": True}
         return self.call("operations/list", fs=fs, remote=remote, opt=opt).get("list") or []
 
+    def list_folders(self, fs, remote: str = "") -> list[dict]:
+        """The folders directly in `remote` of `fs` (their Name, in rclone's encoding)."""
+        opt = {"recurse": False, "dirsOnly": True, "noModTime": True, "noMimeType": True}
+        return self.call("operations/list", fs=fs, remote=remote, opt=opt).get("list") or []
+
     def stat(self, fs, remote: str, *, config: dict | None = None) -> dict | None:
         return self.call("operations/stat", fs=fs, remote=remote, _config=config or {}).get("item")
 

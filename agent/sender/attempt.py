@@ -98,8 +98,10 @@ class Attempt:
         self.sending = Sending(tools, spec, choice, ca_file=ca_file, tune=r.tune, transfers=r.transfers,
                                state_dir=r.state_dir)
         # Against what the receiver holds already, too: nothing is sent if one path would land on another's file.
-        collisions.refuse_with_destination(plans, spec.destination,
-                                           lambda rel: rclone_call(self.lease, r.rc.list_files, self.sending.remote(rel)))
+        collisions.refuse_with_destination(
+            plans, spec.destination,
+            lambda path: rclone_call(self.lease, r.rc.list_files, self.sending.bucket_remote(path)),
+            lambda path: rclone_call(self.lease, r.rc.list_folders, self.sending.bucket_remote(path)))
         for plan in plans:
             self.sending.source(plan)
         await_checksums(list(entries(plans)), self.lease)

@@ -4,6 +4,7 @@ from what each achieved (agent/tuning.py). A job rclone lost is started again.""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from agent import names, tuning
@@ -98,6 +99,11 @@ class Sending:
     def remote(self, path: str) -> dict:
         params = self.choice.remote_params() if self.tune else {}
         return self.t.destination.remote(path, self.ca_file, params)
+
+    def bucket_remote(self, path: str) -> dict:
+        """The remote for `bucket/path`: `path` from the bucket's root, not under the prefix."""
+        params = self.choice.remote_params() if self.tune else {}
+        return dataclasses.replace(self.t.destination, prefix="").remote(path, self.ca_file, params)
 
     def _config(self) -> dict:
         # NoUnicodeNormalization: an NFC and an NFD name are two files (agent/names.py).

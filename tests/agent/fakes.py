@@ -63,6 +63,8 @@ class FakeRc:
         # landed; names in `missing` did not.
         self.missing: set[str] = set()
         self.there: list[dict] = []  # files at the destination before any job, as operations/list gives them
+        # Folders at the destination by the remote's root ("bucket/path/"), as a one-level operations/list gives them.
+        self.folders_there: dict[str, list[str]] = {}
 
     def _record(self, *call):
         self.calls.append(call)
@@ -117,6 +119,10 @@ class FakeRc:
                 if path.is_file() and not path.is_symlink() and rel not in self.missing:
                     found.append({"Path": rel, "Size": path.stat().st_size})
         return found
+
+    def list_folders(self, fs, remote=""):
+        self._record("list_folders", fs, remote)
+        return [{"Path": name, "Name": name, "IsDir": True} for name in self.folders_there.get(fs["_root"], [])]
 
     def _job_of(self, group):
         entry = self.groups.get(group)

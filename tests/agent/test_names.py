@@ -61,6 +61,24 @@ def test_the_probe_of_a_linux_folder_finds_names_compared_exactly_and_leaves_not
     assert names.probe_folder(tmp_path / "gone") == {}
 
 
+@pytest.mark.e2e
+def test_the_probe_of_a_folder_that_ignores_case_finds_it_so_and_leaves_nothing(tmp_path):
+    """On a real case-insensitive folder (rclone mount over FUSE, tests/tools/fuse.py) that keeps Unicode
+    forms apart: the probe must tell the two apart."""
+    from tests.harness.s3 import RCLONE
+    from tests.tools.fuse import CaseInsensitiveMount, FuseUnavailable
+
+    try:
+        with CaseInsensitiveMount(RCLONE, tmp_path / "backing", tmp_path / "mnt", tmp_path / "cache",
+                                  tmp_path / "mount.log") as mount:
+            found = names.probe_folder(mount.mountpoint)
+            left = os.listdir(mount.mountpoint)
+    except FuseUnavailable as missing:
+        pytest.skip(f"no case-insensitive folder to probe: {missing}")
+    assert found == {"case_insensitive": True, "normalization_insensitive": False, "name_max": 255}
+    assert left == [] and os.listdir(tmp_path / "backing") == []
+
+
 def test_the_walk_follows_links_inside_names_those_left_the_empty_folders_and_the_refused(tmp_path):
     send = tmp_path / "send"
     tree = send / "tree"
@@ -129,6 +147,26 @@ def test_a_path_that_would_land_on_a_file_of_another_case_already_there_is_refus
     exact = {**destination, "names": {}}
     assert runner(rc, send, tmp_path).run(command(["run"], destination=exact), FakeChannel()).state == \
         CommandState.SUCCEEDED
+
+
+def test_a_path_whose_folder_is_there_in_another_case_is_matched_in_that_folder(tmp_path):
+    """On a filesystem that ignores case, `run/data.csv` lands in the `Run` folder already there, over its
+    `Data.csv`: the check lists `Run` (an S3 listing of `run` would be empty), the prefix's folders too."""
+    send = tmp_path / "send"
+    (send / "run").mkdir(parents=True)
+    (send / "run" / "data.csv").write_bytes(b"new")
+    destination = {"endpoint": "http://127.0.0.1:9000", "bucket": "b", "prefix": "lab", "access_key": "AK",
+                   "secret_key": "s" * 30, "tls": False, "certificate_pem": None, "certificate_sha256": None,
+                   "names": {"case_insensitive": True}}
+    rc = FakeRc()
+    rc.folders_there = {"b/": ["Lab", "other"], "b/Lab/": ["Run"]}
+    rc.there = [{"Path": "Data.csv", "Size": 3}]
+    outcome = runner(rc, send, tmp_path).run(command(["run"], destination=destination, network_check="skip"),
+                                             FakeChannel())
+    assert outcome.reason == FailureReason.NAME_COLLISION, outcome
+    assert "'run/data.csv' and 'Run/Data.csv'" in outcome.message, outcome.message
+    assert [call[1]["_root"] for call in rc.calls if call[0] == "list_files"] == ["b/Lab/Run/"]
+    assert not {"copy_dir", "copy_file"} & set(rc.names())
 
 
 def test_a_path_longer_than_an_s3_key_holds_is_refused_but_not_toward_rclones_serve_s3():

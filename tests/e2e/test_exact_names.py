@@ -10,11 +10,14 @@ agent (its own `rclone serve s3` over his receive folder, TLS) and Alice's sende
   leaves that file as it was (bytes and mtime) beside its NFC twin, the second changes nothing at all.
 - Names that cannot land exactly (not UTF-8, rclone's quote character, a control picture) are each
   failed with the reason, never renamed; everything else lands; the transfer ends name_unsupported.
-- Two paths the receiver's filesystem would take for one: refused before sending, as name_collision
-  naming both."""
+- On a receive folder that ignores case (a real one: `rclone mount --vfs-case-insensitive` over FUSE,
+  tests/tools/fuse.py), the receiver says so in its heartbeat, and two paths it would take for one file
+  are refused before sending, as name_collision naming both: two of the transfer's own, or one of them
+  and a file of the other case already there, which stays as it was."""
 
 from __future__ import annotations
 
+import json
 import os
 import unicodedata
 import uuid
@@ -23,6 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Agent, Person, Scratch, sha256, wait_for
+from tests.harness.s3 import RCLONE
+from tests.tools.fuse import CaseInsensitiveMount, FuseUnavailable
 from tests.tools.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -34,12 +39,12 @@ DONE = ("succeeded", "failed", "canceled")
 class Sites:
     """Bob's receiver granting Alice, and Alice's sender, on 127.0.0.1."""
 
-    def __init__(self, portal, scratch: Scratch):
+    def __init__(self, portal, scratch: Scratch, receive_dir: Path | None = None):
         tag = uuid.uuid4().hex[:8]
         self.portal, self.scratch = portal, scratch
         self.alice, self.bob = Person(portal.url, f"alice-names-{tag}"), Person(portal.url, f"bob-names-{tag}")
-        self.receive_dir, self.send_dir = scratch / "received", scratch / "send"
-        self.receive_dir.mkdir()
+        self.receive_dir, self.send_dir = receive_dir or scratch / "received", scratch / "send"
+        self.receive_dir.mkdir(exist_ok=True)
         self.send_dir.mkdir()
         self.bob_box = self.bob.register("bob-receiver", role="receiver")
         self.alice_box = self.alice.register("alice-sender")
@@ -58,10 +63,10 @@ class Sites:
         wait_for(served, 60, "Bob's receiver to serve the grant", 0.3)
         self.landed = self.receive_dir / self.grant["bucket"]
 
-    def send(self, sources: list[str], timeout: float = 600) -> dict:
+    def send(self, sources: list[str], timeout: float = 600, **options) -> dict:
         transfer_id = self.alice.call("POST", "/api/v1/transfers", 201, json={
             "sender": self.alice_box["container_id"], "receiver": self.bob_box["container_id"],
-            "sources": sources, "network_check": "skip"})["transfer_id"]
+            "sources": sources, "network_check": "skip", **options})["transfer_id"]
         return self.alice.wait_state(transfer_id, DONE, timeout=timeout)
 
     def logs(self) -> str:
@@ -205,30 +210,102 @@ def test_names_that_cannot_land_exactly_are_refused_each_and_the_rest_lands(site
         assert row["outcome"] == "failed" and row["error"].startswith("not sent:") and word in row["error"], row
 
 
-def test_two_paths_the_receiver_would_take_for_one_file_are_refused_before_sending(sites, portal):
-    """This machine has no case-insensitive filesystem to receive on (no casefold, no FUSE helper):
-    the receiver's probe of its folder is forged in the portal, once its agent has stopped, to say
-    what a Windows or macOS receiver's heartbeat says. The rest is real: the portal hands it to the
-    sender with the destination, and the sender refuses before anything reaches rclone."""
+# What a receiver on a folder that ignores case (and keeps Unicode forms apart) must say of it.
+CASE_INSENSITIVE = {"case_insensitive": True, "normalization_insensitive": False, "name_max": 255, "keys": "rclone"}
+
+
+@pytest.fixture
+def casefold_sites(portal):
+    """Sites whose receiver's receive folder is a case-insensitive mount of `backing`."""
+    scratch = Scratch("dtn-casefold-")
+    made = None
+    try:
+        backing = scratch / "backing"
+        with CaseInsensitiveMount(RCLONE, backing, scratch / "received", scratch / "mount-cache",
+                                  scratch / "mount.log") as mount:
+            try:
+                made = Sites(portal, scratch, receive_dir=mount.mountpoint)
+                made.backing, made.mount = backing, mount
+                yield made
+            finally:
+                if made is not None:
+                    made.close()  # the receiver's server out of the mount before it goes
+    except FuseUnavailable as missing:
+        pytest.skip(f"no case-insensitive folder to receive on: {missing}")
+    finally:
+        scratch.remove()
+
+
+def recorded_names(portal, container_id: str):
+    """What the portal keeps of a container's heartbeat about its names (health.names)."""
+    done = portal.manage("shell", "-c", f"""
+import json
+from portal.containers.models import Container
+print(json.dumps(Container.objects.get(pk="{container_id}").health.get("names")))
+""", timeout=60)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def says_case_insensitive(sites: Sites, portal) -> None:
+    wait_for(lambda: recorded_names(portal, sites.bob_box["container_id"]) == CASE_INSENSITIVE, 30,
+             "the receiver's heartbeat to say its folder ignores case", 1)
+
+
+def test_a_receiver_on_a_folder_that_ignores_case_refuses_two_of_a_transfers_paths_for_one_file(casefold_sites,
+                                                                                                portal):
+    sites = casefold_sites
+    says_case_insensitive(sites, portal)
     folder = sites.send_dir / "cases"
     folder.mkdir()
     (folder / "Data.csv").write_bytes(b"upper\n")
     (folder / "data.csv").write_bytes(b"lower\n")
     (folder / "other.txt").write_bytes(b"other\n")
-    row = sites.bob.call("GET", f"/api/v1/containers/{sites.bob_box['container_id']}")
-    assert row["online"]
-    sites.receiver.stop()
-    portal.manage("shell", "-c", f"""
-from portal.containers.models import Container
-box = Container.objects.get(pk="{sites.bob_box['container_id']}")
-assert box.health["names"] == {{"case_insensitive": False, "normalization_insensitive": False, "name_max": 255,
-                              "keys": "rclone"}}, box.health
-box.health["names"]["case_insensitive"] = True
-box.save(update_fields=["health"])
-""")
-    record = sites.send(["cases"], timeout=60)
-    assert record["state"] == "failed", record
-    assert record["fatal_error"]["reason"] == "name_collision"
+
+    record = sites.send(["cases"], timeout=120)
+    assert record["state"] == "failed", (record, sites.logs())
+    assert record["fatal_error"]["reason"] == "name_collision", record["fatal_error"]
     message = record["fatal_error"]["message"]
-    assert "'cases/Data.csv' and 'cases/data.csv'" in message and "ignores case" in message, message
+    assert "'cases/Data.csv' and 'cases/data.csv'" in message and "ignores case in names" in message, message
+    # Nothing landed, neither as the receiver sees its folder nor underneath it.
     assert not (sites.landed / "cases").exists()
+    assert not (sites.backing / sites.grant["bucket"] / "cases").exists()
+
+
+def test_a_receiver_on_a_folder_that_ignores_case_keeps_a_landed_file_from_another_of_its_case(casefold_sites,
+                                                                                                portal):
+    sites = casefold_sites
+    says_case_insensitive(sites, portal)
+    run = sites.send_dir / "run"
+    run.mkdir()
+    (run / "Results.txt").write_bytes(b"the first results\n")
+    first = sites.send(["run"], timeout=120, prefix="lab")
+    assert first["state"] == "succeeded", (first.get("fatal_error"), sites.logs())
+    landed = sites.landed / "lab" / "run" / "Results.txt"
+    underneath = sites.backing / sites.grant["bucket"] / "lab" / "run" / "Results.txt"
+    wait_for(lambda: underneath.exists() and underneath.read_bytes() == b"the first results\n", 30,
+             "the mount to write Results.txt to its backing folder", 0.2)
+    before = (landed.read_bytes(), landed.stat().st_mtime_ns)
+
+    # The same folder again, now holding results.txt: on this receiver it would land over Results.txt.
+    (run / "Results.txt").unlink()
+    (run / "results.txt").write_bytes(b"other results, lower case\n")
+    second = sites.send(["run"], timeout=120, prefix="lab")
+    assert second["state"] == "failed", (second, sites.logs())
+    assert second["fatal_error"]["reason"] == "name_collision", second["fatal_error"]
+    message = second["fatal_error"]["message"]
+    assert "'run/results.txt' and 'run/Results.txt'" in message and "already at the receiver" in message, message
+    assert (landed.read_bytes(), landed.stat().st_mtime_ns) == before
+    assert os.listdir(landed.parent) == ["Results.txt"]
+    assert os.listdir(underneath.parent) == ["Results.txt"]
+    assert underneath.read_bytes() == before[0]
+
+    # Under a prefix and in a folder of the other case: on this receiver the same folders, so the same file
+    # (an S3 listing of `Lab/RUN/` shows nothing: the sender looks for the folders as the receiver names them).
+    (sites.send_dir / "RUN").mkdir()
+    (sites.send_dir / "RUN" / "results.txt").write_bytes(b"other results, lower case\n")
+    third = sites.send(["RUN"], timeout=120, prefix="Lab")
+    assert third["state"] == "failed", (third, sites.logs())
+    assert third["fatal_error"]["reason"] == "name_collision", third["fatal_error"]
+    assert "'RUN/results.txt' and 'run/Results.txt'" in third["fatal_error"]["message"], third["fatal_error"]
+    assert (landed.read_bytes(), landed.stat().st_mtime_ns) == before
+    assert os.listdir(underneath.parent) == ["Results.txt"]
