@@ -58,9 +58,12 @@ class RcloneJob:
         # that was not there and is there after was sent, whatever rclone's list of finished files kept.
         self.before: dict[str, int] | None = None
 
-    def start(self, remote: Callable[[str], dict], config: dict, listing: Path | None = None) -> None:
+    def start(self, remote: Callable[[str], dict], config: dict, listing: Path | None = None,
+              listed: dict | None = None) -> None:
         """`remote(path)`: the destination's remote for a path under it; `listing`: where a segment's
-        file list is written, for rclone to read."""
+        file list is written, for rclone to read; `listed`: what the destination held before the source's
+        first job, by source, shared by its segments (each touches only its own files, so one listing
+        before the first serves them all: a folder of many segments is not listed again for each)."""
         rc, lease, plan = self.t.rc, self.t.lease, self.plan
         self.remote = remote
         # A job of this command may still run in a sidecar rclone from before our restart.
@@ -75,7 +78,12 @@ class RcloneJob:
                                    names.to_rclone(plan.rel), group=self.group, config=config)
             return
         src = names.local_remote(plan.resolved.path, follow_links=plan.follow_links)
-        self.before = self._destination()
+        if listed is not None and plan.index in listed:
+            self.before = listed[plan.index]
+        else:
+            self.before = self._destination()
+            if listed is not None:
+                listed[plan.index] = self.before
         filters = None
         if self.files is not None:
             # The segment's files, one per line, as rclone names them (no comments, no patterns): a line

@@ -31,6 +31,8 @@ class Sending:
         self.groups: list[str] = []
         self.running: RcloneJob | None = None
         self.started: float | None = None
+        # What each source's destination held before its first job (RcloneJob.start), by source index.
+        self.listed: dict[int, dict | None] = {}
 
     @property
     def choice(self) -> tuning.Choice:
@@ -76,7 +78,7 @@ class Sending:
         restarts = 0
         while True:
             job = self.running = RcloneJob(self.t, plan, group, files)
-            job.start(self.remote, self._config(), self._listing(group))
+            job.start(self.remote, self._config(), self._listing(group), self.listed)
             try:
                 succeeded = job.watch()
             except JobLost as lost:
