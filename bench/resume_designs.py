@@ -62,23 +62,28 @@ def run(size_mib: int, quick: bool) -> dict:
                 add(sdk_full(rx, src, digest, part, parallel))
             # The receiver's reads per file byte in a clean run of each design (TLS framing; serve s3 may read a
             # body twice): ~50% and a restart's share are then in the file's own bytes.
-            a_per_byte = rows[-1]["read_parts_phase"] / size
+            a_per_byte = next(r["read_parts_phase"] for r in reversed(rows) if r["ok"]) / size
             for part, parallel in SDK_KILL[grid]:
                 add(sdk_kill_resume(rx, src, digest, part, parallel, a_per_byte))
             add(sdk_server_restart(rx, src, *SDK_KILL[grid][0]))
             add(sdk_abort(rx, src, *SDK_KILL[grid][0]))
             for part, transfers in PARTS[grid]:
                 add(parts_as_objects(rx, src, digest, scratch.path, part, transfers))
-            add(parts_as_objects(rx, src, digest, scratch.path, *PARTS[grid][-1], rows[-1]["read_total"] / size))
+            add(parts_as_objects(rx, src, digest, scratch.path, *PARTS[grid][-1], _per_byte(rows, "B", size)))
             for streams, chunk in SINGLE[grid]:
                 add(rclone_single(rx, src, digest, streams, chunk))
-            c_per_byte = rows[-len(SINGLE[grid])]["read_total"] / size
-            add(rclone_single(rx, src, digest, *SINGLE[grid][0], c_per_byte))
+            add(rclone_single(rx, src, digest, *SINGLE[grid][0], _per_byte(rows, "C", size)))
         finally:
             rx.stop()
     finally:
         scratch.remove()
     return {"size_bytes": size_mib * MiB, "seconds": time.monotonic() - started, "rows": rows}
+
+
+def _per_byte(rows: list[dict], design: str, size: int) -> float:
+    """The receiver's bytes received per file byte in the last clean run of the design (1.0 if none ran)."""
+    clean = [r for r in rows if r["design"] == design and r.get("ok") and r.get("read_total")]
+    return clean[-1]["read_total"] / size if clean else 1.0
 
 
 def _brief(row: dict) -> str:

@@ -122,6 +122,22 @@ def upload(args, s3: MinioS3, state: State) -> dict:
     return out
 
 
+def patient(s3: MinioS3, ca_file: Path, pool_size: int) -> None:
+    """The probe's pool with a longer send timeout. urllib3 sends a request's body under the *connect* timeout
+    (5 s in the probe), and serve s3 holds a part that arrives ahead of its turn once its out-of-order buffer
+    (--multipart-streaming-buffer-limit, 256 MiB) is full, for up to a minute before answering SlowDown: with
+    parallel × part at or over 256 MiB the probe's client failed every upload here with a write timeout."""
+    import ssl
+
+    import urllib3
+
+    s3.http.clear()
+    context = ssl.create_default_context(cafile=str(ca_file))
+    s3.http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False, ssl_context=context,
+                                  timeout=urllib3.Timeout(connect=90.0, read=120.0))
+    s3.client._http = s3.http
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.resume_upload")
     for name in ("--state", "--file", "--ca"):
@@ -134,6 +150,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     s3 = MinioS3(args.endpoint, args.bucket, os.environ["BENCH_S3_ACCESS_KEY"], os.environ["BENCH_S3_SECRET_KEY"],
                  tls=True, ca_file=args.ca, pool_size=args.parallel + 2, timeout=120)
+    patient(s3, args.ca, args.parallel + 2)
     state = State(args.state)
     started = time.time()
     try:
