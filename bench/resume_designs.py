@@ -102,7 +102,7 @@ def _ratio(value, size: int) -> float | None:
 
 def tables(result: dict) -> str:
     size = result["size_bytes"]
-    speed = [[r["case"], r["seconds"], r["mb_per_s"], _ratio(r.get("receiver_rchar"), size),
+    speed = [[r["case"], r["seconds"], r["mb_per_s"], _mib(r.get("read_total")), _ratio(r.get("receiver_rchar"), size),
               _mib(r.get("receiver_written")),
               _mib(r.get("receiver_peak_rss")), "yes" if r.get("identical") else "NO",
               len(r.get("left_after_success", r.get("left_after_join", [])))]
@@ -117,7 +117,7 @@ def tables(result: dict) -> str:
     return "\n\n".join([
         f"File of {size // MiB} MiB on the loopback, TLS; every 'read' is bytes received by the receiver's sockets"
         " (the kernel's count); 'rx reads/byte' is that per file byte in a clean run of the design.",
-        report.table(["full copy", "seconds", "MB/s", "rx rchar/byte", "rx MiB written", "rx peak RSS MiB", "identical",
+        report.table(["full copy", "seconds", "MB/s", "rx received MiB", "rx rchar/byte", "rx MiB written", "rx peak RSS MiB", "identical",
                       "left behind"], speed),
         report.table(["killed at ~50%, started again", "rx reads/byte", "MiB read before kill", "MiB read by restart",
                       "restart / file", "identical"], restart),
