@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bench.resume_world import Rcd, Receiver, Uploader, kill_at, same_file
 from dtn_protocol.units import MiB
+from tests.harness import wait_for
 
 TIMEOUT = 300
 
@@ -90,7 +91,6 @@ def sdk_server_restart(rx: Receiver, src: Path, part_mib: int, parallel: int) ->
     up = Uploader(rx, src, key, part_mib, parallel)
     process = up.start()
     start = rx.read()
-    from tests.harness import wait_for
     wait_for(lambda: process.poll() is not None or rx.read() - start >= size // 2, TIMEOUT, "half the file", 0.02)
     rx.restart()
     during = up.finish(TIMEOUT)

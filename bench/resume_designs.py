@@ -100,6 +100,15 @@ def _ratio(value, size: int) -> float | None:
     return value / size if isinstance(value, (int, float)) else None
 
 
+def _what_happened(row: dict) -> str:
+    if "resume" in row:
+        said = "NoSuchUpload" if "NoSuchUpload" in row["resume"] else row["resume"][:80]
+        return (f"the running upload: {row['during'][:60]}; started again: {said}; left in the folder: "
+                f"{row['left_count']} file(s), {row['left_bytes'] / MiB:,.0f} MiB")
+    return (f"abort: {row['abort']}; left in the folder before it: {row['left_before_abort']} file(s), "
+            f"after it: {row['left_after_abort_count']}")
+
+
 def tables(result: dict) -> str:
     size = result["size_bytes"]
     speed = [[r["case"], r["seconds"], r["mb_per_s"], _mib(r.get("read_total")), _ratio(r.get("receiver_rchar"), size),
@@ -112,8 +121,7 @@ def tables(result: dict) -> str:
                 f"{r['restart_fraction'] * 100:.0f}%" if r.get("restart_fraction") is not None else "—",
                 "yes" if r.get("identical") else "NO"]
                for r in result["rows"] if "restart_fraction" in r]
-    other = [[r["case"], str({k: v for k, v in r.items() if k not in ("case", "design")})[:200]]
-             for r in result["rows"] if "mb_per_s" not in r and "restart_fraction" not in r]
+    other = [[r["case"], _what_happened(r)] for r in result["rows"] if "mb_per_s" not in r and "restart_fraction" not in r]
     return "\n\n".join([
         f"File of {size // MiB} MiB on the loopback, TLS; every 'read' is bytes received by the receiver's sockets"
         " (the kernel's count); 'rx reads/byte' is that per file byte in a clean run of the design.",
