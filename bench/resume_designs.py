@@ -16,8 +16,9 @@ flags), for one random file of --size-mib:
 - C, today's path: `rclone rcd` operations/copyfile of the single file, multi-thread parts; killed at ~50%
   and run again.
 
-~50% and every "read" are counted at the receiver: the rchar of the serve s3 process (bench/resume_world.py),
-never the client's counters. Figures land in bench/results/resume-designs.json.
+~50% and every "read" are counted at the receiver: the bytes its sockets received, by the kernel's count
+(bench/resume_world.Received), never the client's counters; serve s3's rchar and wchar are shown beside them.
+Figures land in bench/results/resume-designs.json. Needs `ss` (iproute2) and root for its socket-destroy events.
 
     resume_upload.py  design A's uploader (a process of its own, so it can be killed)
     resume_world.py   the receiver, the rcd, the uploader process, the kill at ~50%
