@@ -237,9 +237,10 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
 
         def record(transfer: Transfer) -> None:
             if parsed is not None:
-                recording.record_progress(transfer, parsed)
+                fields = recording.record_progress(transfer, parsed)
                 recording.merge_files(transfer, parsed.files)
-                recording.count_bytes(transfer, parsed.counters.get("bytes"))
+                fields += recording.count_bytes(transfer, parsed.counters.get("bytes"))
+                transfer.save(update_fields=fields)
                 recording.add_events(transfer, parsed.events)
                 _watch_network(transfer, current, parsed, progress)
             if current.is_terminal and throughput.close_stalls(transfer):

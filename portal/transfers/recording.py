@@ -33,7 +33,7 @@ def begin_lease(transfer: Transfer) -> None:
     transfer.save(update_fields=["bytes_before_lease", "moved_before_lease", "faults_before_lease"])
 
 
-def count_bytes(transfer: Transfer, lease_bytes: int | None) -> None:
+def count_bytes(transfer: Transfer, lease_bytes: int | None) -> list[str]:
     """The bytes counters from what this lease's rclone moved so far (after the report's files are merged,
     so the skipped bytes are known). Invariants: 0 <= transferred <= total - skipped; a byte of the dataset
     counts once (the done figure never falls back when a restart sends a half-sent file again from its
@@ -46,13 +46,14 @@ def count_bytes(transfer: Transfer, lease_bytes: int | None) -> None:
     room = max(0, transfer.bytes_total - transfer.bytes_skipped) if transfer.bytes_total else done
     transfer.bytes_transferred = min(done, room)
     transfer.bytes_resent = max(0, moved - transfer.bytes_transferred)
-    transfer.save(update_fields=["bytes_transferred", "bytes_resent"])
+    return ["bytes_transferred", "bytes_resent"]
 
 
-def record_progress(transfer: Transfer, progress) -> None:
+def record_progress(transfer: Transfer, progress) -> list[str]:
     """Counters from a progress report (portal.transfers.progress.Progress).
     Absolute values, not increments, so a repeated report changes nothing.
-    The bytes are counted by count_bytes, once the report's files are in."""
+    The bytes are counted by count_bytes, once the report's files are in.
+    Returns the fields set; the caller saves them with count_bytes' in one UPDATE (a report is the hot path)."""
     counters = progress.counters
     fields = []
     if "total_bytes" in counters:
@@ -70,8 +71,7 @@ def record_progress(transfer: Transfer, progress) -> None:
     if progress.has_eta:
         transfer.eta = progress.eta
         fields.append("eta")
-    if fields:
-        transfer.save(update_fields=fields)
+    return fields
 
 
 def merge_files(transfer: Transfer, results, *, receiver_hashes_final: bool = False) -> None:
