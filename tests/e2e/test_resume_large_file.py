@@ -146,6 +146,10 @@ def case(world):
         if text:
             print(f"--- {agent.log_path.name} (last lines) ---")
             print("\n".join(line for line in text.splitlines()[-40:] if "progress report" not in line))
+    served = world.scratch / "rx-state" / "receiver" / "logs" / "s3.log"
+    if served.exists():
+        print("--- the receiver's serve s3 log (last lines) ---")
+        print("\n".join(served.read_text(errors="replace").splitlines()[-20:]))
     print(f"case took {time.monotonic() - started:.1f} s")
     for agent in world.senders:
         agent.stop()
@@ -170,9 +174,13 @@ def at_fraction(world: World, base: int, fraction: float, transfer: str, timeout
     return wait_for(reached, timeout, f"the receiver to receive {fraction:.0%} of {NAME}", 0.02)
 
 
-def landed_whole(world: World, transfer: str, prefix: str) -> dict:
+def finished(world: World, transfer: str) -> dict:
+    return world.alice.wait_state(transfer, FINISHED, timeout=240)
+
+
+def landed_whole(world: World, transfer: str, prefix: str, record: dict | None = None) -> dict:
     """The transfer succeeded, its file verified by the receiver, the landed file the sender's."""
-    record = world.alice.wait_state(transfer, FINISHED, timeout=240)
+    record = record or finished(world, transfer)
     assert record["state"] == "succeeded", record
     assert record["files"]["verified"] == 1, record["files"]
     row = world.alice.files(transfer)[NAME]
@@ -238,10 +246,11 @@ def test_a_user_stop_at_half_then_a_restart_re_sends_at_most_60_percent(case):
 
     mark = world.received.poll()
     world.alice.restart(transfer)
-    landed_whole(world, transfer, "stopped")
+    record = finished(world, transfer)
     resent = world.received.settled(0.5) - mark
-    report("after a user stop", before, resent, started)
+    report("after a user stop", before, resent, started, state=record["state"])
     check_resent(resent)
+    landed_whole(world, transfer, "stopped", record)
     nothing_left_behind(world, "stopped")
 
 
@@ -261,10 +270,12 @@ def test_the_sender_agent_sigkilled_at_half_and_started_again_re_sends_at_most_6
 
     mark = world.received.poll()
     agent.start()  # the same state dir: the same instance, which claims its command back
-    record = landed_whole(world, transfer, "killed")
+    record = finished(world, transfer)
     resent = world.received.settled(0.5) - mark
-    report("after the sender agent was SIGKILLed", before, resent, started, attempts=record["attempts"])
+    report("after the sender agent was SIGKILLed", before, resent, started, state=record["state"],
+           attempts=record["attempts"])
     check_resent(resent)
+    landed_whole(world, transfer, "killed", record)
     nothing_left_behind(world, "killed")
 
 
