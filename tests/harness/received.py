@@ -18,6 +18,7 @@ network namespace (`ip netns exec`: the test bed's receiver, tests/netbed) for a
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -30,8 +31,6 @@ _COOKIE = re.compile(r"^sk:([0-9a-f]+)$")
 
 def available() -> str | None:
     """None when the count can be taken here; else why not (for a skip's reason)."""
-    import os
-
     if os.geteuid() != 0:
         return "counting a receiver's socket bytes needs root (ss -E)"
     if shutil.which("ss") is None:
