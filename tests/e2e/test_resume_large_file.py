@@ -280,6 +280,37 @@ def test_the_sender_agent_sigkilled_at_half_and_started_again_re_sends_at_most_6
     nothing_left_behind(world, "killed")
 
 
+# The transfer's bandwidth limit for the limit case, in MiB/s (rclone's "32M"): well under what this machine
+# sends unlimited (~70-110 MiB/s here), so a large file's upload that ignored it would show.
+LIMIT_MIB = 32
+
+
+@pytest.mark.timeout(120)
+def test_a_large_files_upload_keeps_the_bandwidth_limit_and_a_stop_ends_it(case):
+    """The transfer's bandwidth limit holds for a file above the resume cutoff (the sender's own multipart
+    upload must pace itself as rclone's jobs are paced), measured over 5 s at the receiver; and a stop ends
+    the sending: once the transfer is canceled nothing more reaches the receiver (but the receiver agent's
+    own health check, a few hundred bytes per heartbeat)."""
+    world = case
+    box, _ = world.sender()
+    base = world.received.poll()
+    transfer = world.send(box, "limited", bandwidth_limit=f"{LIMIT_MIB}M")
+    at_fraction(world, base, 0.02, transfer)
+    first, counted = time.monotonic(), world.received.poll()
+    time.sleep(5)
+    rate = (world.received.poll() - counted) / (time.monotonic() - first) / 2**20
+    world.alice.stop(transfer)
+    world.alice.wait_state(transfer, "canceled", timeout=30)
+    stopped = world.received.settled()
+    time.sleep(3)
+    later = world.received.poll() - stopped
+    print(f"\nbandwidth limit {LIMIT_MIB} MiB/s: the receiver received {rate:.1f} MiB/s over 5 s;"
+          f" {later} bytes in the 3 s after the stop settled")
+    assert rate <= LIMIT_MIB * 1.1, f"{rate:.1f} MiB/s received under a limit of {LIMIT_MIB} MiB/s"
+    assert rate >= LIMIT_MIB * 0.3, f"only {rate:.1f} MiB/s under a limit of {LIMIT_MIB} MiB/s"
+    assert later < 64 * 1024, f"{later} bytes reached the receiver after the stop"
+
+
 @pytest.mark.timeout(240)
 def test_the_receivers_s3_server_sigkilled_at_half_starts_the_file_again_and_leaves_nothing_behind(case):
     """serve s3 keeps multipart uploads in memory: the one restarted by the receiver agent answers
