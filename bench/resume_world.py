@@ -1,6 +1,7 @@
 """What every case of bench/resume_designs.py runs against: one `rclone serve s3` over TLS with a key on
 the loopback (tests/harness's S3Server, the receiver's flags), the bytes its sockets received counted by the
-kernel (tests/harness's Received; rchar and wchar from /proc beside them), and the runs' shared steps (a process killed at ~50% as counted at the receiver, leftovers in the receive folder)."""
+kernel (tests/harness's Received; rchar and wchar from /proc beside them), and the runs' shared steps (a
+process killed at ~50% as counted at the receiver, leftovers in the receive folder)."""
 
 from __future__ import annotations
 
