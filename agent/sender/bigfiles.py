@@ -67,7 +67,8 @@ class BigFiles:
             raise self._failed(entry, exc) from None
         state = UploadState(self.state_dir, f"{d.endpoint}\n{d.bucket}\n{d.access_key}\n{key}")
         upload = self.running = Upload(client, state, path=entry.path, key=key, size=entry.size,
-                                       mtime=stat.st_mtime, layout=layout, rate=rate)
+                                       mtime=stat.st_mtime, layout=layout, rate=rate,
+                                       command_id=str(self.spec.command_id))
         upload.start()
         told = False
 
@@ -100,6 +101,7 @@ class BigFiles:
         self.t.settled(entry)
 
     def _say_resumed(self, entry: FileEntry, upload: Upload) -> None:
+        self.t.meter.resumed_bytes += upload.resumed_bytes
         if upload.restarted_from_zero:
             self.t.meter.event("resume", f"{entry.key!r}: {upload.restarted_from_zero}")
         else:

@@ -237,8 +237,10 @@ class Upload:
     `error` says why it failed; an upload that failed or was stopped stays at the receiver for the restart."""
 
     def __init__(self, client: Client, state: UploadState, *, path: Path, key: str, size: int, mtime: float,
-                 layout: Layout, rate: float | None):
-        self.client, self.state = client, state
+                 layout: Layout, rate: float | None, command_id: str = ""):
+        """`command_id`: whose counters the bytes go to (a restarted agent runs the same command again; a
+        person's restart is a new command)."""
+        self.client, self.state, self.command_id = client, state, command_id
         self.path, self.key, self.size, self.mtime, self.layout = path, key, size, mtime, layout
         self.limiter = Limiter(rate) if rate else None
         self.stopping = threading.Event()
@@ -249,6 +251,11 @@ class Upload:
         self.held_at_start = 0  # bytes the server held when this attempt began (a resume)
         self.restarted_from_zero = ""  # why an upload the state dir named could not be resumed
         self.resumed = False
+        # Of the bytes the server holds, how many each command moved (`landed`) or counted as held from before
+        # (`resumed`), kept in the state file: so a command run again after a SIGKILL, whose earlier bytes its
+        # counters hold already, is not told them twice.
+        self.by_command: dict[str, dict[str, int]] = {}
+        self.resumed_bytes = 0  # held from before and not yet in this command's counters
         self.retries = 0
         self.done = False
         self.error: BaseException | None = None
@@ -332,14 +339,27 @@ class Upload:
                 if 1 <= n <= self.layout.count(self.size) and length == self.layout.length(self.size, n)}
         with self.lock:
             self.landed = self.held_at_start = sum(self.layout.length(self.size, n) for n in held)
+            by = saved.get("by_command")
+            self.by_command = {k: dict(v) for k, v in by.items() if isinstance(v, dict)} if isinstance(by, dict) else {}
+            mine = self.by_command.setdefault(self.command_id, {})
+            self.resumed_bytes = max(0, self.held_at_start - int(mine.get("landed", 0)) - int(mine.get("resumed", 0)))
+            mine["resumed"] = int(mine.get("resumed", 0)) + self.resumed_bytes
+        self._save(saved["upload_id"])
         self.resumed = True
         return saved["upload_id"], held
 
     def _new(self) -> str:
         upload_id = self.client.create(self.key, self.mtime)
-        self.state.write({"upload_id": upload_id, "key": self.key, "size": self.size, "mtime": self.mtime,
-                          "part_size": self.layout.part_size, "begun": time.time()})
+        with self.lock:
+            self.by_command, self.resumed_bytes = {}, 0
+        self._save(upload_id)
         return upload_id
+
+    def _save(self, upload_id: str) -> None:
+        with self.lock:
+            data = {"upload_id": upload_id, "key": self.key, "size": self.size, "mtime": self.mtime,
+                    "part_size": self.layout.part_size, "by_command": self.by_command}
+            self.state.write(data)
 
     def _send(self, upload_id: str, held: dict[int, str]) -> dict[int, str]:
         parts = dict(held)
@@ -386,6 +406,9 @@ class Upload:
             with self.lock:
                 self.in_flight.pop(number, None)
                 self.landed += length
+                mine = self.by_command.setdefault(self.command_id, {})
+                mine["landed"] = int(mine.get("landed", 0)) + length
+            self._save(upload_id)
             return number, etag
         raise AssertionError("unreachable")
 

@@ -48,6 +48,10 @@ def test_a_stopped_large_file_restarts_from_the_parts_the_receiver_holds(site, a
     # The restart moved the large file's missing parts and the small files. Under a 16 MiB/s limit the parts
     # of 16 MiB go one at a time (they would share the limit and all be cut by the stop): one was in flight.
     assert second["rclone"]["bytes"] <= BIG // 2 + 16 * MiB + SMALL * 11_000
+    # The record counts the parts the receiver held as done, not as re-sent: only the part cut short is.
+    counted = alice.transfer(transfer)["bytes"]
+    assert counted["transferred"] == BIG + sum(10_000 + i for i in range(SMALL)), counted
+    assert counted["resent"] <= 16 * MiB, counted
     resumed = [e["message"] for e in alice.events(transfer) if e["kind"] == "resume" and "big.bin" in e["message"]]
     assert resumed and "the receiver holds" in resumed[0], resumed
     files = alice.files(transfer)
