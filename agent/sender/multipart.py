@@ -183,6 +183,14 @@ class Client:
                 return found
             marker = str(result.next_part_number_marker)
 
+    def check(self, key: str, upload_id: str) -> None:
+        """UploadLost if the server no longer holds the upload; nothing if it does or cannot be asked."""
+        try:
+            self.minio._list_parts(self.bucket, key, upload_id, max_parts=1)
+        except Exception as exc:
+            if error_code(exc) == "NoSuchUpload":
+                raise UploadLost(upload_id) from None
+
     def put_part(self, key: str, upload_id: str, number: int, length: int, body) -> str:
         """One UploadPart through a presigned URL, its body streamed: the SDK's own takes a part as one bytes."""
         url = self.minio.get_presigned_url("PUT", self.bucket, key,
@@ -243,7 +251,8 @@ class Upload:
         self.client, self.state, self.command_id = client, state, command_id
         self.path, self.key, self.size, self.mtime, self.layout = path, key, size, mtime, layout
         self.limiter = Limiter(rate) if rate else None
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # a person's stop, or the agent's shutdown
+        self.halt = threading.Event()  # the parts in flight end: a stop, or a sibling part failed
         self.lock = threading.Lock()
         self.sent = 0  # bytes read into part bodies by this attempt (what moved, parts lost in flight included)
         self.landed = 0  # bytes of parts the server holds
@@ -270,6 +279,7 @@ class Upload:
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
+        self.halt.set()
         if self.thread is not None:
             self.thread.join(timeout)
 
@@ -373,17 +383,19 @@ class Upload:
                         number, etag = future.result()
                         parts[number] = etag
                 except BaseException:
-                    self.stopping.set()  # the other parts end between two pieces
+                    self.halt.set()  # the other parts end between two pieces
                     raise
         finally:
             os.close(fd)
+            if not self.stopping.is_set():
+                self.halt.clear()
         return parts
 
     def _part(self, upload_id: str, number: int, fd: int) -> tuple[int, str]:
         length = self.layout.length(self.size, number)
         offset = (number - 1) * self.layout.part_size
         for pause in (*RETRY_PAUSES, None):
-            if self.stopping.is_set():
+            if self.halt.is_set():
                 raise _Stopped()
             try:
                 etag = self.client.put_part(self.key, upload_id, number, length, self._body(number, fd, offset, length))
@@ -395,12 +407,15 @@ class Upload:
                 transient = isinstance(exc, (OSError, urllib3.exceptions.HTTPError)) or getattr(exc, "transient", False)
                 with self.lock:
                     self.in_flight.pop(number, None)
-                if pause is None or not transient or self.stopping.is_set():
+                if pause is None or not transient or self.halt.is_set():
                     raise UploadFailed(str(exc)) from None
                 with self.lock:
                     self.retries += 1
                 log.info("%s part %d failed (%s); again in %.0f s", self.key, number, exc, pause)
-                if self.stopping.wait(pause):
+                # A restarted server answers an upload it lost with NoSuchUpload, but it may say so while the
+                # body is still being sent and close the connection: the client then sees only a broken pipe.
+                self.client.check(self.key, upload_id)
+                if self.halt.wait(pause):
                     raise _Stopped() from None
                 continue
             with self.lock:
@@ -417,11 +432,11 @@ class Upload:
         with self.lock:
             self.in_flight[number] = 0
         while offset < end:
-            if self.stopping.is_set():
+            if self.halt.is_set():
                 raise _Stopped()
             n = min(PIECE, end - offset)
             if self.limiter is not None:
-                self.limiter.take(n, self.stopping)
+                self.limiter.take(n, self.halt)
             data = os.pread(fd, n, offset)
             if len(data) != n:
                 raise UploadFailed(f"{self.path.name} shrank while it was sent")

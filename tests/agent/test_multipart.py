@@ -99,6 +99,25 @@ def test_an_upload_the_server_lost_starts_again_and_its_leftover_is_swept(server
     assert leftovers(server.root) == []
 
 
+def test_a_server_restarted_mid_upload_is_noticed_and_the_file_sent_again_within_the_same_run(server, tls, tmp_path):
+    """The restarted server answers the lost upload's parts by closing the connection mid-body (the client sees
+    a broken pipe, not NoSuchUpload): the first retry asks for the upload and starts it again from byte 0."""
+    source = write_random(tmp_path / "big.bin", 64 * MiB)
+    up = upload(server, tls, UploadState(tmp_path / "state", "restarted"), source, rate=32 * MiB,
+                layout=Layout(PART_MIN, 2))
+    up.start()
+    wait_for(lambda: up.held >= PART_MIN or up.finished(), 30, "a part to land", 0.02)
+    server.stop()
+    sweep_leftovers(server.root)
+    server.start()
+    up.thread.join(60)
+    assert up.finished() and up.done, up.error
+    assert "sent again from its start" in up.restarted_from_zero
+    assert up.progress()[0] > source.stat().st_size  # the lost part and the whole file again
+    assert sha256(server.root / BUCKET / "run" / "big.bin") == sha256(source)
+    assert leftovers(server.root) == []
+
+
 def test_a_file_changed_since_its_upload_began_is_sent_whole_and_the_old_upload_aborted(server, tls, tmp_path):
     source = write_random(tmp_path / "big.bin", 48 * MiB)
     state = UploadState(tmp_path / "state", "changed")
