@@ -118,7 +118,7 @@ class Agent:
                                     receiver_retry_seconds=config.receiver_retry_seconds,
                                     progress_seconds=config.progress_seconds,
                                     network_limits=config.network_limits, tune=config.tune,
-                                    endpoint_rule=config.endpoint_rule)
+                                    endpoint_rule=config.endpoint_rule, resume_cutoff=config.resume_cutoff)
         self.controller = Controller(portal=portal, runner=runner, side=self.side, describe=self.describe,
                                      heartbeat_marker=lambda seconds: health.mark(config.state_dir, seconds))
         if self.site is not None:

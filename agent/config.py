@@ -110,6 +110,8 @@ class Config:
     # Where this sender may be sent (dtn_protocol.endpoints): the portal's rule, applied again here.
     endpoint_rule: Rule = Rule()
     log_format: str = "plain"
+    # Files from this size go by the agent's own multipart upload, which a restart resumes; None: none do.
+    resume_cutoff: int | None = 256 * 1024 * 1024
 
     @property
     def embedded_rcd(self) -> bool:
@@ -281,6 +283,8 @@ def load(environ=None) -> Config:
             probe_reuse_seconds=read.number("DTN_NETCHECK_REUSE_SECONDS", 600.0, 0.0, 86400.0),
         ),
         tune=read.boolean("DTN_TUNING", True),
+        # 0 turns it off: every file through rclone, a large one sent again from its start after a stop.
+        resume_cutoff=(read.integer("DTN_RESUME_CUTOFF_MIB", 256, 0, 1024 * 1024) * 1024 * 1024) or None,
         endpoint_rule=Rule(allow_plain=read.boolean("DTN_ALLOW_PLAIN_ENDPOINTS", False),
                            allow_local=read.boolean("DTN_ALLOW_LOCAL_ENDPOINTS", False),
                            own_hosts=portal_hosts(portal_url)),

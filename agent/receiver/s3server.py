@@ -31,6 +31,34 @@ log = logging.getLogger(__name__)
 # in step with the receive folder.
 DIR_CACHE_TIME = "5s"
 AUTH_PROXY = Path(__file__).with_name("authproxy.py")
+# What serve s3 writes while an upload is in progress (a multipart upload's stream, a PUT's body; the second
+# is how rclone before 1.75.2 named its multipart ones): it keeps uploads in memory only, so once it is down
+# no such file will ever be finished or removed. Its own help reserves these names.
+LEFTOVER_PREFIXES = (".rclone_temp_", ".rclone_multipart_upload_")
+
+
+def sweep_leftovers(receive_dir: Path) -> list[Path]:
+    """Remove the partial uploads of a server that is not running (call it before starting one): the parts a
+    restarted server no longer knows, as large as what had been received, hidden from every listing."""
+    removed, stack = [], [receive_dir]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.name.startswith(LEFTOVER_PREFIXES) and entry.is_file(follow_symlinks=False):
+                        try:
+                            os.unlink(entry.path)
+                            removed.append(Path(entry.path))
+                        except OSError as exc:
+                            log.warning("could not remove the partial upload %s: %s", entry.path, exc)
+        except OSError:
+            continue  # a folder that went away or cannot be read: nothing of ours in it
+    if removed:
+        log.info("removed %d partial upload(s) left by an S3 server that stopped: %s", len(removed),
+                 ", ".join(str(p.relative_to(receive_dir)) for p in removed[:5]))
+    return removed
 
 
 class SharedServer:
@@ -123,6 +151,7 @@ class SharedServer:
         return f"{python} -I -S {script}"
 
     def _start(self) -> None:
+        sweep_leftovers(self.receive_dir)
         args = [str(self.rclone), "serve", "s3", "--addr", f"{host_for_url(self.bind)}:{self.port}",
                 "--auth-proxy", self._auth_proxy_command(), "--config", os.devnull,
                 "--dir-cache-time", DIR_CACHE_TIME, "--log-level", "NOTICE",

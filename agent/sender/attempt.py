@@ -20,7 +20,7 @@ from agent.sender.ledger import FileEntry, Ledger, entries, list_sources
 from agent.sender.meter import Meter
 from agent.sender.outcomes import fail_if_missing, fail_if_refused, mark_stopped, say_each
 from agent.sender.preflight import Preflight
-from agent.sender.sending import RESEND_NOTE, Sending
+from agent.sender.sending import Sending, resend_note
 from agent.sender.spec import Spec, parse_command
 from agent.sender.verdict import await_verdict
 from dtn_protocol.failures import FailureReason
@@ -69,7 +69,7 @@ class Attempt:
             return self._outcome(CommandState.CANCELED, message="stopped by a person")
         except Interrupted:
             self.meter.event("interrupted", "the agent is shutting down; the command resumes when it starts again: "
-                             + RESEND_NOTE)
+                             + resend_note(self.r.resume_cutoff))
             return self._outcome(None)
         except RcError as exc:
             self.meter.event("fail", f"rclone_error: {exc.message}")
@@ -96,7 +96,7 @@ class Attempt:
         self._set_bandwidth()
         tools = Tools(r.rc, self.lease, self.meter, self.ledger, spec.destination, self._settled, r.clock, r.sleep)
         self.sending = Sending(tools, spec, choice, ca_file=ca_file, tune=r.tune, transfers=r.transfers,
-                               state_dir=r.state_dir)
+                               state_dir=r.state_dir, resume_cutoff=r.resume_cutoff)
         # Against what the receiver holds already, too: nothing is sent if one path would land on another's file.
         collisions.refuse_with_destination(
             plans, spec.destination,
@@ -129,7 +129,7 @@ class Attempt:
                 for entry in entries(plans):
                     self.hasher.add(entry)
         if spec.resumed:
-            meter.event("resume", f"attempt {spec.attempt} resumes the transfer: {RESEND_NOTE}")
+            meter.event("resume", f"attempt {spec.attempt} resumes the transfer: {resend_note(self.r.resume_cutoff)}")
         meter.event("start", f"{self.ledger.count} files, {self.ledger.total_bytes} bytes to"
                     f" {spec.destination.where()} (overwrite: {spec.overwrite}, checksums:"
                     f" {'on' if spec.verify_checksums else 'off'}, bandwidth limit: {spec.bandwidth_limit or 'none'})")

@@ -39,6 +39,9 @@ class Meter:
         self.events: list[dict] = []
         self._event_keys: set[tuple[str, str]] = set()
         self.retries = 0
+        # Bytes of large files the receiver held from an earlier command (multipart.py): done, though this
+        # command did not move them.
+        self.resumed_bytes = 0
         # rclone's counters of the jobs that are over; `live` is the running job's.
         self.done = dict.fromkeys(COUNTERS, 0)
         self.live: dict = {}
@@ -101,6 +104,7 @@ class Meter:
             "files_total": ledger.count,
             "errors": self._base("errors") + self.done["errors"] + int(live.get("errors") or 0),
             "retries": self._base("retries") + self.retries,
+            "resumed_bytes": self._base("resumed_bytes") + self.resumed_bytes,
             "speed": round(speed, 1),
             "eta": eta,
             "files_sent": ledger.counts[FileOutcome.SENT],

@@ -31,7 +31,7 @@ class TransferRunner:
                  tcp_probe: Callable[[str, int, float], None] | None = None,
                  network_limits: netcheck.Limits = netcheck.Limits(),
                  s3_factory: Callable[..., netcheck.S3] | None = None,
-                 tune: bool = True, endpoint_rule: Rule = Rule()):
+                 tune: bool = True, endpoint_rule: Rule = Rule(), resume_cutoff: int | None = None):
         self.rc = rc
         self.send_dir = Path(send_dir).resolve()
         self.state_dir = Path(state_dir)
@@ -47,6 +47,8 @@ class TransferRunner:
         self.probes = ProbeCache()
         self.tune = tune
         self.endpoint_rule = endpoint_rule
+        # Files from this size are sent by the agent's own multipart upload (agent/sender/bigfiles.py).
+        self.resume_cutoff = resume_cutoff
 
     def run(self, command: dict, channel: Channel) -> Outcome:
         return Attempt(self, command, channel).run()

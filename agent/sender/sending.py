@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent import names, tuning
 from agent.rclone import RcError
+from agent.sender.bigfiles import BigFiles
 from agent.sender.errors import JobLost, TransferFailed
 from agent.sender.job import RcloneJob, Tools
 from agent.sender.ledger import FileEntry, SourcePlan
@@ -18,13 +19,19 @@ from dtn_protocol.options import Overwrite
 from dtn_protocol.units import human_bytes
 
 MAX_JOB_RESTARTS = 3
-RESEND_NOTE = ("files already at the destination are not sent again; a file interrupted mid-way is sent again"
-               " from its start (rclone cannot resume a multipart upload)")
+def resend_note(cutoff: int | None) -> str:
+    """What a restart sends again, for the events that say so."""
+    text = "files already at the destination are not sent again; a file interrupted mid-way is sent again from its start"
+    if cutoff is None:
+        return text + " (rclone cannot resume a multipart upload)"
+    return text + f" if under {human_bytes(cutoff)}; from that size only the parts the receiver does not hold are sent"
 
 
 class Sending:
     def __init__(self, tools: Tools, spec: Spec, choice: tuning.Choice, *, ca_file: Path | None, tune: bool,
-                 transfers: int, state_dir: Path):
+                 transfers: int, state_dir: Path, resume_cutoff: int | None = None):
+        """`resume_cutoff`: files from this size are sent by the agent's own upload, which a restart resumes
+        (bigfiles.py); None: every file through rclone."""
         self.t, self.spec, self.ca_file = tools, spec, ca_file
         self.tune, self.transfers, self.state_dir = tune, transfers, state_dir
         self.optimizer = tuning.Optimizer(choice, locked="transfers" in spec.tuning)
@@ -33,6 +40,8 @@ class Sending:
         self.started: float | None = None
         # What each source's destination held before its first job (RcloneJob.start), by source index.
         self.listed: dict[int, dict | None] = {}
+        self.big = BigFiles(tools, spec, ca_file=ca_file, state_dir=state_dir, cutoff=resume_cutoff,
+                            layout_hint=lambda: (self.choice.chunk_size, self.choice.upload_concurrency))
 
     @property
     def choice(self) -> tuning.Choice:
@@ -43,8 +52,15 @@ class Sending:
             self.started = self.t.clock()
         if not plan.files:
             return  # nothing in it can be sent (its files' names were refused, or it is empty)
+        # The large files first, each by the agent's own upload: they start with the transfer, as rclone's
+        # largest-first order would have them.
+        big = self.big.pick(plan)
+        for name, entry in big.items():
+            self.big.send(plan, name, entry)
+        names_ = [name for name in plan.files if name not in big]
+        if not names_:
+            return
         groups = [None]
-        names_ = list(plan.files)
         if plan.resolved.is_dir and self.tune:
             groups = tuning.segments(names_, [plan.files[n].size for n in names_], self.choice.transfers)
             if len(groups) == 1:
@@ -52,8 +68,8 @@ class Sending:
         if len(groups) > 1:
             self.t.meter.event("segments", f"{plan.rel or '.'!r}: {len(names_)} files in {len(groups)} segments;"
                                " the concurrency is adjusted between them from what each achieved")
-        if plan.needs_list and groups == [None]:
-            # Not the whole folder: exactly the files the walk found, by list.
+        if (plan.needs_list or big) and groups == [None]:
+            # Not the whole folder: exactly the files the walk found (less those sent above), by list.
             groups = [names_]
         for number, group in enumerate(groups):
             if group is None:
@@ -89,7 +105,8 @@ class Sending:
                 if restarts > MAX_JOB_RESTARTS:
                     raise TransferFailed(FailureReason.RCLONE_ERROR,
                                          f"rclone lost the job {restarts} times ({lost}); giving up") from None
-                self.t.meter.event("retry", f"rclone lost the job ({lost}); starting it again: {RESEND_NOTE}")
+                self.t.meter.event("retry", f"rclone lost the job ({lost}); starting it again:"
+                                   f" {resend_note(self.big.cutoff)}")
                 continue
             self.running = None
             self.t.meter.bank(job.stats)
@@ -121,6 +138,7 @@ class Sending:
         return self.state_dir / "segments" / f"{group}.txt"
 
     def cleanup(self) -> None:
+        self.big.stop()
         if self.running is not None:
             self.running.stop()
         for group in self.groups:

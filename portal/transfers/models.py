@@ -144,7 +144,8 @@ class Transfer(models.Model):
     bytes_skipped = models.BigIntegerField(default=0)
     bytes_failed = models.BigIntegerField(default=0)
     # Bytes sent again: a file interrupted by a stop or a lost lease is sent again from its start (rclone
-    # cannot resume an upload), and those bytes are not progress. bytes_transferred counts each byte of the
+    # cannot resume an upload; the agent's own upload of a large file resends only its parts cut short),
+    # and those bytes are not progress. bytes_transferred counts each byte of the
     # dataset once (never more than bytes_total); bytes_transferred + bytes_resent is all rclone moved.
     bytes_resent = models.BigIntegerField(default=0)
     # What leases that ended before the current one left: an agent's counters start from zero with each

@@ -29,7 +29,7 @@ MAX_EXTRAS_BYTES = 256 * 1024
 MAX_CHECK_BYTES = 256 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _EVENT_KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_COUNTERS = ("bytes", "total_bytes", "files_done", "files_total", "errors", "retries")
+_COUNTERS = ("bytes", "total_bytes", "files_done", "files_total", "errors", "retries", "resumed_bytes")
 
 
 class ProgressError(ValueError):

@@ -239,7 +239,8 @@ def report(command: Command, instance_id: str, state: str, *, progress: dict | N
             if parsed is not None:
                 fields = recording.record_progress(transfer, parsed)
                 recording.merge_files(transfer, parsed.files)
-                fields += recording.count_bytes(transfer, parsed.counters.get("bytes"))
+                fields += recording.count_bytes(transfer, parsed.counters.get("bytes"),
+                                                  parsed.counters.get("resumed_bytes"))
                 transfer.save(update_fields=fields)
                 recording.add_events(transfer, parsed.events)
                 _watch_network(transfer, current, parsed, progress)

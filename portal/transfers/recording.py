@@ -25,7 +25,8 @@ def path_key(path: str) -> str:
 def begin_lease(transfer: Transfer) -> None:
     """A new lease starts counting from zero: bank what the last one left. Of its bytes, only the files it
     sent count as done (the new lease finds them there); a file it left half-sent is sent again from its
-    start, and those bytes are re-sent, not progress."""
+    start, and those bytes are re-sent, not progress; unless it is large enough for the agent's own upload,
+    whose parts the receiver holds: the new lease reports those as `resumed_bytes`."""
     sent = TransferFile.objects.filter(transfer=transfer, outcome=FileOutcome.SENT).aggregate(s=Sum("size"))["s"]
     transfer.bytes_before_lease = min(sent or 0, transfer.bytes_transferred)
     transfer.moved_before_lease = transfer.bytes_moved
@@ -33,16 +34,17 @@ def begin_lease(transfer: Transfer) -> None:
     transfer.save(update_fields=["bytes_before_lease", "moved_before_lease", "faults_before_lease"])
 
 
-def count_bytes(transfer: Transfer, lease_bytes: int | None) -> list[str]:
+def count_bytes(transfer: Transfer, lease_bytes: int | None, resumed: int | None = None) -> list[str]:
     """The bytes counters from what this lease's rclone moved so far (after the report's files are merged,
     so the skipped bytes are known). Invariants: 0 <= transferred <= total - skipped; a byte of the dataset
     counts once (the done figure never falls back when a restart sends a half-sent file again from its
     start); transferred + resent is every byte moved. `lease_bytes` None: the report left them out, and
-    what the lease moved so far stands (its files may still have changed the skipped bytes)."""
+    what the lease moved so far stands (its files may still have changed the skipped bytes). `resumed`: bytes
+    of large files the receiver held from earlier leases (parts of a resumed upload): done, not moved."""
     if lease_bytes is None:
         lease_bytes = max(0, transfer.bytes_moved - transfer.moved_before_lease)
     moved = transfer.moved_before_lease + lease_bytes
-    done = max(transfer.bytes_transferred, transfer.bytes_before_lease + lease_bytes)
+    done = max(transfer.bytes_transferred, transfer.bytes_before_lease + (resumed or 0) + lease_bytes)
     room = max(0, transfer.bytes_total - transfer.bytes_skipped) if transfer.bytes_total else done
     transfer.bytes_transferred = min(done, room)
     transfer.bytes_resent = max(0, moved - transfer.bytes_transferred)

@@ -37,6 +37,18 @@ class MissingVariable(Exception):
     pass
 
 
+
+def build_of(file: dict, name: str) -> dict | None:
+    """How a service's image is built: its own `build`, or that of the one service of the file that builds the
+    same image (each image has one builder: two services building one tag race)."""
+    service = file["services"][name]
+    if service.get("build"):
+        return service["build"]
+    builders = [other["build"] for other in file["services"].values()
+                if other.get("build") and other.get("image") == service.get("image")]
+    return builders[0] if builders else None
+
+
 def load(path: Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
@@ -255,7 +267,7 @@ class Project:
         """ENV of the image the service is built from (its Dockerfile target), made local."""
         from tests.deploy import dockerfile
 
-        build = self.service(name).get("build")
+        build = build_of(self.file, name)
         if not build:
             return {}
         path = REPO / build.get("context", ".") / build.get("dockerfile", "Dockerfile")

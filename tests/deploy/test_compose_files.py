@@ -13,8 +13,8 @@ import jsonschema
 import pytest
 
 from tests.deploy import dockerfile
-from tests.deploy.compose import (COMPOSE_FILES, ENV_EXAMPLE, REPO, MissingVariable, environment, interpolate, load,
-                                  mounts, published_ports, read_env_file, strings,
+from tests.deploy.compose import (COMPOSE_FILES, ENV_EXAMPLE, REPO, MissingVariable, build_of, environment,
+                                  interpolate, load, mounts, published_ports, read_env_file, strings,
                                   variables_in)
 
 SECRET_NAME = re.compile(r"(PASS|PASSWORD|TOKEN|SECRET|_KEY$|_KEYS$)")
@@ -243,9 +243,28 @@ def test_every_build_names_an_existing_context_dockerfile_and_stage(which):
 
 
 @files()
+def test_each_image_of_this_repo_is_built_by_exactly_one_service(which):
+    """Compose builds every service with a `build` at once: two building one tag race, each exporting its
+    own image under the name (seen once in CI as a failed `up --build`). The others use the image and wait for
+    its builder (depends_on), so it exists before they start."""
+    file = load(COMPOSE_FILES[which])
+    builders: dict[str, list[str]] = {}
+    for name, service in file["services"].items():
+        if service.get("build") and "minio" not in (service.get("profiles") or []):
+            builders.setdefault(service["image"], []).append(name)
+    assert all(len(names) == 1 for names in builders.values()), builders
+    for name, service in file["services"].items():
+        if service.get("build") or not service["image"].startswith("dtn-in-a-box/"):
+            continue
+        assert service["image"] in builders, f"{name}: no service builds {service['image']}"
+        waits_for = set((service.get("depends_on") or {}))
+        assert waits_for & set(builders[service["image"]]), f"{name} does not wait for the service that builds its image"
+
+
+@files()
 def test_images_from_elsewhere_are_pinned(which):
     for name, service in load(COMPOSE_FILES[which])["services"].items():
-        if service.get("build"):
+        if service.get("build") or build_of(load(COMPOSE_FILES[which]), name):
             continue
         image = service["image"]
         tag = image.rsplit(":", 1)[-1] if ":" in image.split("/")[-1] else ""

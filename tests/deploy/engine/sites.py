@@ -83,8 +83,9 @@ class Deployment:
                 line = line.replace(example, str(folder))
             done = subprocess.run(["bash", "-c", line], cwd=site, env=self.engine.env, capture_output=True,
                                   text=True, timeout=900)
-            assert done.returncode == 0, (f"`{line}` failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
-                                          f"{done.stderr[-3000:]}\n{self.logs(project)}")
+            # compose's own words (stderr) first: its last lines say what failed; the build log is long.
+            assert done.returncode == 0, (f"`{line}` failed ({done.returncode}):\n{done.stderr[-2500:]}\n"
+                                          f"{self.logs(project, tail=25)}\n--- stdout:\n{done.stdout[-1500:]}")
             if line.startswith("cp .env.example .env"):
                 assert (site / ".env").stat().st_mode & 0o777 == 0o600
                 fill_env(site, values)
