@@ -2,7 +2,7 @@
 
 Real processes: the session's portal, Bob's receiver agent (TLS, one `rclone serve s3` on one port, a grant
 to Alice) and, per case, a fresh sender container of Alice's with its agent. One 2 GiB random file
-(above the sender's resume cutoff, `DTN_RESUME_CUTOFF`, 256 MiB by default, left at the default here).
+(above the sender's resume cutoff, `DTN_RESUME_CUTOFF_MIB`, 256 by default, left at the default here).
 
 Every byte count is what the receiver's S3 port received, counted by the kernel (tests/harness/received.py),
 never the product's counters; the interruption is driven off that count too. Each case asserts:
