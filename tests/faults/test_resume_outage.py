@@ -27,10 +27,13 @@ GiB = 1024 * MiB
 # fit in the case's ~3 minutes, while today's full re-send (100%) still fits in its timeout.
 SIZE = 2 * GiB
 RATE_MBIT = 400
-# Longer than the sender's retries: DTN_RECEIVER_ATTEMPTS (3) x DTN_RECEIVER_RETRY_SECONDS (5 s) for a
-# receiver that does not answer, and rclone's low-level retries, which fail at once on a WAN whose
-# interfaces are down ("network unreachable").
-OUTAGE_SECONDS = 45
+# Longer than the sender's retries, so the transfer fails and is restarted (a stall that outlives the outage is
+# accepted too): rclone's path (files under the resume cutoff, and every file before issue 20) gives up within
+# DTN_RECEIVER_ATTEMPTS (3) x DTN_RECEIVER_RETRY_SECONDS (5 s), its low-level retries failing at once on a WAN
+# whose interfaces are down ("network unreachable"); the agent's own multipart upload (agent/sender/multipart.py)
+# gives a part in flight its SEND_TIMEOUT (30 s), then retries it after pauses of 1+2+4+8+15 s: ~60 s. At 45 s
+# down the multipart upload rode the outage out (15 retries, still active), so the outage is 90 s.
+OUTAGE_SECONDS = 90
 LOW, HIGH = 0.35, 0.65
 MAX_RESENT = 0.60
 TEMP = ".rclone_temp_"
