@@ -8,7 +8,7 @@ bench/resume_world.py and handed back as a plain dict:
 - C, today's path: rclone rcd's operations/copyfile of the single file (multi-thread parts); killed at ~50% and
   run again.
 
-"Read" is always the bytes the receiver's sockets received (bench/resume_world.Received) over the span named;
+"Read" is always the bytes the receiver's sockets received (tests/harness/received.Received) over the span named;
 "receiver_rchar" is serve s3's own read count beside it."""
 
 from __future__ import annotations

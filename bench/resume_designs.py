@@ -17,7 +17,7 @@ flags), for one random file of --size-mib:
   and run again.
 
 ~50% and every "read" are counted at the receiver: the bytes its sockets received, by the kernel's count
-(bench/resume_world.Received), never the client's counters; serve s3's rchar and wchar are shown beside them.
+(tests/harness/received.Received), never the client's counters; serve s3's rchar and wchar are shown beside them.
 Figures land in bench/results/resume-designs.json. Needs `ss` (iproute2) and root for its socket-destroy events.
 
     resume_upload.py  design A's uploader (a process of its own, so it can be killed)

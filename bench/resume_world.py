@@ -1,6 +1,7 @@
 """What every case of bench/resume_designs.py runs against: one `rclone serve s3` over TLS with a key on
-the loopback (tests/harness's S3Server, the receiver's flags), its bytes read counted from /proc, and the
-runs' shared steps (a process killed at ~50% as counted at the receiver, leftovers in the receive folder)."""
+the loopback (tests/harness's S3Server, the receiver's flags), the bytes its sockets received counted by the
+kernel (tests/harness's Received; rchar and wchar from /proc beside them), and the runs' shared steps (a
+process killed at ~50% as counted at the receiver, leftovers in the receive folder)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from agent import names
 from agent.sender.destination import Destination
 from agent.tls import ensure_certificate
 from bench.contenders import peak_rss_bytes, reset_peak_rss
-from tests.harness import LOCAL, S3Server, Sidecar, new_keys, sha256, wait_for
+from tests.harness import LOCAL, Received, S3Server, Sidecar, new_keys, sha256, wait_for
 
 
 def io_counter(pid: int, name: str) -> int:
@@ -33,84 +34,6 @@ def rchar(pid: int) -> int:
     the parts). /proc's read_bytes would count only the disk, and the client's own counters are what the
     issue says not to trust."""
     return io_counter(pid, "rchar")
-
-
-class Received:
-    """Bytes the receiver's sockets took in, from the kernel's per-connection count (tcp_info's
-    bytes_received, TLS framing included): live connections polled with `ss -ti` every 20 ms, and each
-    connection's final count as it closes from `ss -E` (socket-destroy events), so a connection that closes
-    between two polls is counted in full. The sum only grows, and survives a client's death and a restart of
-    serve s3 (same port). rchar would also count the files the server reads itself, and does: rclone's
-    uploads are read about twice (see the results)."""
-
-    INTERVAL = 0.02
-
-    def __init__(self, port: int):
-        import subprocess
-        import threading
-
-        self.port = port
-        self.seen: dict[str, int] = {}
-        self.history: list[tuple[float, int]] = []
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        # A filter expression makes ss -E print nothing (iproute2 6.1): every destroyed TCP socket of this
-        # namespace comes, and only this server's port is kept.
-        self.events = subprocess.Popen(["ss", "-E", "-tinH"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       text=True)
-        threading.Thread(target=self._closed, daemon=True, name="received-closed").start()
-        self.poll()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="received")
-        self._thread.start()
-
-    def _note(self, lines, local_field: int) -> None:
-        import re
-
-        peer = None
-        for line in lines:
-            if not line[:1].isspace():
-                fields = line.split()
-                ours = len(fields) > local_field and fields[local_field].endswith(f":{self.port}")
-                peer = fields[-1] if ours else None  # the client's address:port names the connection
-                continue
-            found = re.search(r"bytes_received:(\d+)", line)
-            if found and peer:
-                with self.lock:
-                    self.seen[peer] = max(self.seen.get(peer, 0), int(found.group(1)))
-
-    def _closed(self):
-        pending = []
-        for line in self.events.stdout:
-            pending.append(line)
-            if line[:1].isspace():
-                self._note(pending, -2)
-                pending = []
-
-    def poll(self) -> int:
-        import subprocess
-
-        text = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{self.port} )"],
-                              capture_output=True, text=True, timeout=5).stdout
-        self._note(text.splitlines(), -2)
-        with self.lock:
-            total = sum(self.seen.values())
-            self.history.append((time.time(), total))
-            return total
-
-    def _run(self):
-        while not self._stop.wait(self.INTERVAL):
-            self.poll()
-
-    def at(self, moment: float) -> int:
-        """The first count after the moment: an upper bound, the safe side for how little a restart re-sends."""
-        with self.lock:
-            return min((value for at, value in self.history if at >= moment), default=self.history[-1][1])
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.events.terminate()
-        self.events.wait(5)
 
 
 class Receiver:

@@ -6,6 +6,7 @@ files removed) by whoever started it, whatever the test did:
   driving its own `rclone rcd` or a `Sidecar`'s (the docker compose layout);
 - `S3Server`: `rclone serve s3` over a folder, as a receiver runs it;
 - `Person`: a signed-up user speaking the portal's API;
+- `Received`: the bytes a receiver's sockets took in on its port, counted by the kernel (root, `ss`);
 - `ProductInBed`: all of it inside the test bed (Bob's TLS receiver granting Alice, her sender);
 - each of them on this host (`LOCAL`) or in a namespace of the test bed (`InBed(bed, role)`).
 
@@ -19,7 +20,8 @@ from tests.harness.files import MiB, Scratch, sha256, wait_for, write_random
 from tests.harness.people import Person
 from tests.harness.places import LOCAL, InBed
 from tests.harness.portal import PortalServer
+from tests.harness.received import Received
 from tests.harness.s3 import RCLONE, S3Server, csv_quote, new_keys
 
 __all__ = ["Agent", "Sidecar", "ProductInBed", "MiB", "Scratch", "sha256", "wait_for", "write_random", "Person",
-           "LOCAL", "InBed", "PortalServer", "RCLONE", "S3Server", "csv_quote", "new_keys"]
+           "LOCAL", "InBed", "PortalServer", "Received", "RCLONE", "S3Server", "csv_quote", "new_keys"]
