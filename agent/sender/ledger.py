@@ -140,7 +140,9 @@ class Ledger:
     def ready(self, limit: int) -> list[FileEntry]:
         """Unreported files whose checksum, if one is wanted, is known."""
         ready = []
-        for entry in list(self.unreported.values()):
+        # Not a copy of a million pending files per report: settle() below only sets a key already here, so
+        # the map does not change size while it is walked.
+        for entry in self.unreported.values():
             if len(ready) >= limit:
                 break
             if entry.hash_pending and entry.outcome != FileOutcome.FAILED:
