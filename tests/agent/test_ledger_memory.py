@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import tracemalloc
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -71,3 +72,33 @@ def test_the_ledger_costs_the_same_per_file_for_20000_and_200000_files():
     for stage in small:
         assert large[stage] <= small[stage] * 1.10 + 8, (stage, small, large)
         assert large[stage] <= MAX_BYTES_PER_FILE, (stage, large)
+
+
+def test_a_commands_ledger_is_gone_when_the_command_ends_without_waiting_for_the_cyclic_collector(tmp_path,
+                                                                                                   monkeypatch):
+    # An attempt is a web of cycles; its ledger (every file's entry) must not outlive the command until
+    # Python's full collection happens to run: that grew the agent by a ledger a transfer (issue 22).
+    from tests.agent.fakes import FakeChannel, FakeRc, Frame, done
+    from tests.agent.test_transfer import command, runner, stats
+
+    made = []
+
+    class Recorded(Ledger):
+        def __init__(self):
+            super().__init__()
+            made.append(weakref.ref(self))
+
+    monkeypatch.setattr("agent.sender.attempt.Ledger", Recorded)
+    send = tmp_path / "send"
+    (send / "run").mkdir(parents=True)
+    (send / "run" / "a.bin").write_bytes(b"a" * 1000)
+    rc = FakeRc([Frame(stats=stats(0, 0)),
+                 Frame(finished=True, success=True, stats=stats(1000, 1), transferred=[done("a.bin", 1000, n=1)])])
+    gc.collect()
+    gc.disable()
+    try:
+        outcome = runner(rc, send, tmp_path).run(command(), FakeChannel())
+        assert outcome.state == "succeeded", outcome
+        assert len(made) == 1 and made[0]() is None
+    finally:
+        gc.enable()
