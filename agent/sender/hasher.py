@@ -18,9 +18,10 @@ from dtn_protocol.states import FileOutcome
 LAST_HASHES_POLL_SECONDS = 0.05
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> bytes:
+    """The file's SHA-256, as the 32 bytes a ledger entry keeps (FileEntry.sha256 gives it in hex)."""
     with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+        return hashlib.file_digest(handle, "sha256").digest()
 
 
 class Hasher:
@@ -57,7 +58,7 @@ class Hasher:
                     return
                 entry = self._queue.popleft()
             try:
-                entry.sha256 = sha256_of(entry.path)
+                entry.digest = sha256_of(entry.path)
             except OSError as exc:
                 entry.hash_error = f"could not read it to compute its SHA-256: {exc.strerror}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from agent import names, paths
@@ -13,26 +14,62 @@ from agent.sender.errors import TransferFailed
 from dtn_protocol.states import FileOutcome
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a source's files are read and what their keys start with: one for all of them."""
+
+    root: str  # the folder they are read from (a file's parent, for a source that is a file)
+    prefix: str  # the source's path relative to the send folder and "/", or "" for the send folder itself
+
+
+@dataclass(eq=False, slots=True)
 class FileEntry:
-    key: str  # path relative to the send folder, as the portal names it
-    path: Path  # where to read it for hashing
+    """One file, kept small: a million of them are held at once. No __dict__, no Path, no key string of
+    its own (its source's prefix and its name, which is the plan's own key string), the checksum as 32
+    bytes."""
+
+    place: Place
+    name: str  # under the source, as rclone names it
     size: int
     outcome: str | None = None
     error: str = ""
     checked: bool = False  # rclone compared it with the destination (it may still be sent)
-    sha256: str = ""
+    digest: bytes = b""  # its SHA-256, once computed
     hash_wanted: bool = False
     hash_error: str = ""
     reported: bool = False
+    own_key: str | None = None  # its key, when not the prefix and the name (a source that is a file, a refused name)
+    real: str | None = None  # where it is read, when not at the root under its name (a link followed to a file)
+
+    @property
+    def key(self) -> str:
+        """Its path relative to the send folder, as the portal names it."""
+        return self.own_key if self.own_key is not None else self.place.prefix + self.name
+
+    @key.setter
+    def key(self, value: str) -> None:
+        self.own_key = value
+
+    @property
+    def path(self) -> Path:
+        """Where to read it for hashing."""
+        return Path(self.real) if self.real is not None else Path(self.place.root, self.name)
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hex()
+
+    @sha256.setter
+    def sha256(self, value: str) -> None:
+        self.digest = bytes.fromhex(value)
 
     @property
     def hash_pending(self) -> bool:
-        return self.hash_wanted and not (self.sha256 or self.hash_error)
+        return self.hash_wanted and not (self.digest or self.hash_error)
 
     def result(self) -> dict:
         # A failed file's checksum would vouch for bytes that did not land.
-        sha = self.sha256 if self.outcome != FileOutcome.FAILED else ""
+        sha = self.digest.hex() if self.outcome != FileOutcome.FAILED else ""
         return {"path": self.key, "size": self.size, "sha256": sha, "outcome": self.outcome, "error": self.error}
 
 
@@ -56,13 +93,18 @@ class SourcePlan:
     def rel(self) -> str:
         return self.resolved.rel
 
+    @cached_property
+    def place(self) -> Place:
+        """Where its files are read and what their keys start with, one for them all."""
+        path, rel = self.resolved.path, self.rel
+        return Place(str(path if self.resolved.is_dir else path.parent), f"{rel}/" if rel else "")
+
     def entry_for(self, name: str, size: int, ledger: "Ledger") -> FileEntry | None:
         """The entry of a file rclone names; one that appeared in a folder after the listing is added
         (rclone sent it, so it is reported)."""
         entry = self.files.get(name)
         if entry is None and self.resolved.is_dir:
-            key = f"{self.rel}/{name}" if self.rel else name
-            entry = self.files[name] = ledger.add(FileEntry(key, self.resolved.path / name, size))
+            entry = self.files[name] = ledger.add(FileEntry(self.place, name, size))
         return entry
 
 
@@ -74,7 +116,8 @@ class Ledger:
         self.total_bytes = 0
         self.done_bytes = 0
         self.counts = dict.fromkeys(FileOutcome, 0)
-        self.unreported: dict[int, FileEntry] = {}
+        # Settled, not yet in a report that got through (keyed by the entry itself: no id() per file).
+        self.unreported: dict[FileEntry, FileEntry] = {}
 
     def add(self, entry: FileEntry) -> FileEntry:
         self.count += 1
@@ -92,12 +135,14 @@ class Ledger:
             self.done_bytes += entry.size
         # A changed outcome is reported again; the portal keeps the last word per path.
         entry.reported = False
-        self.unreported[id(entry)] = entry
+        self.unreported[entry] = entry
 
     def ready(self, limit: int) -> list[FileEntry]:
         """Unreported files whose checksum, if one is wanted, is known."""
         ready = []
-        for entry in list(self.unreported.values()):
+        # Not a copy of a million pending files per report: settle() below only sets a key already here, so
+        # the map does not change size while it is walked.
+        for entry in self.unreported.values():
             if len(ready) >= limit:
                 break
             if entry.hash_pending and entry.outcome != FileOutcome.FAILED:
@@ -110,7 +155,9 @@ class Ledger:
     def delivered(self, entries: list[FileEntry]) -> None:
         for entry in entries:
             entry.reported = True
-            self.unreported.pop(id(entry), None)
+            self.unreported.pop(entry, None)
+        if not self.unreported:
+            self.unreported = {}  # a dict emptied keeps its table: a million files' worth, until replaced
 
 
 def entries(plans: list[SourcePlan]):
@@ -169,7 +216,7 @@ class _Walker:
     def source(self, index: int, resolved: paths.Resolved) -> SourcePlan:
         plan = SourcePlan(index, resolved, {})
         if not resolved.is_dir:
-            self._file(plan, resolved.path.name, resolved.path, resolved.path.stat().st_size)
+            self._file(plan, resolved.path.name, resolved.path.stat().st_size)
         elif self._folder(plan, resolved.path, "", frozenset({str(resolved.path)})) == 0:
             self.listing.empty.append(resolved.rel or ".")
         return plan
@@ -194,7 +241,7 @@ class _Walker:
                 if count == 0:
                     empty.append(name)
             elif child.is_file(follow_symlinks=False):
-                self._file(plan, name, path, child.stat(follow_symlinks=False).st_size)
+                self._file(plan, name, child.stat(follow_symlinks=False).st_size)
                 found += 1
             else:
                 self.listing.left_out.append((self._key(plan, name), "is not a regular file (a device, pipe or"
@@ -228,11 +275,17 @@ class _Walker:
             return 0
         self.listing.followed.append(key)
         plan.follow_links = True
-        self._file(plan, name, real, real.stat().st_size)
+        self._file(plan, name, real.stat().st_size, real)
         return 1
 
-    def _file(self, plan: SourcePlan, name: str, path: Path, size: int) -> None:
-        entry = self.ledger.add(FileEntry(self._key(plan, name), path, size))
+    def _file(self, plan: SourcePlan, name: str, size: int, real: Path | None = None) -> None:
+        """A file of the source under `name` (the plan's key string, kept by the entry too), read at `real` when
+        that is a link followed to a file."""
+        key = self._key(plan, name)
+        entry = FileEntry(plan.place, name, size, real=str(real) if real is not None else None)
+        if entry.key != key:
+            entry.own_key = key
+        entry = self.ledger.add(entry)
         why = names.refusal(entry.key, self.name_max, self.key_room)
         if why:
             # Never renamed, never given to rclone: the file fails on its own, and says why. Its path is

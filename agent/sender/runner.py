@@ -5,6 +5,7 @@ checks); each run is an Attempt of its own."""
 
 from __future__ import annotations
 
+import gc
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,4 +52,11 @@ class TransferRunner:
         self.resume_cutoff = resume_cutoff
 
     def run(self, command: dict, channel: Channel) -> Outcome:
-        return Attempt(self, command, channel).run()
+        outcome = Attempt(self, command, channel).run()
+        # An attempt is a web of cycles (its jobs' tools call back into it, its sending and its large files'
+        # uploads point at each other): without this its ledger, every file's entry, the plans and the listings
+        # outlived the command until Python's full collection, which runs only once such garbage is a quarter of
+        # the agent's long-lived objects. The agent's memory rose by a ledger a transfer (2.6 MB for 3,000 files)
+        # until then, and what was freed late was freed in scattered pieces (issue 22).
+        gc.collect()
+        return outcome
