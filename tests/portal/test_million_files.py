@@ -8,15 +8,13 @@ status and the page; 30 s for the CSV), with the measured figures printed (`-s`)
 
 from __future__ import annotations
 
-import asyncio
-import csv
-import hashlib
-import io
+import json
 import time
 import tracemalloc
 import warnings
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -30,6 +28,8 @@ MILLION = 1_000_000
 SHA = "ab" * 32
 ISSUE_BOUND_S = 1.0
 CSV_BOUND_S = 30.0
+# Not in the issue: a report's 2,000 files against a million recorded (~0.25 s here, 0.5 s on a loaded machine).
+MERGE_BOUND_S = 2.0
 
 
 def synthetic_path(number: int) -> str:
@@ -63,9 +63,9 @@ def fill(transfer: Transfer, count: int) -> None:
     sizes = sum(i % 1024 for i in range(count))
     skipped_bytes = sum(i % 1024 for i in range(0, count, 3))
     Transfer.objects.filter(pk=transfer.pk).update(
-        files_total=count, files_transferred=count - skipped, files_skipped=skipped, files_verified=count,
+        files_total=count, files_transferred=count - skipped, files_skipped=skipped, files_verified=count, files_failed=0,
         bytes_total=sizes, bytes_transferred=sizes - skipped_bytes, bytes_skipped=skipped_bytes,
-        bytes_verified=sizes)
+        bytes_verified=sizes, bytes_failed=0)
 
 
 @pytest.fixture
@@ -102,30 +102,56 @@ def record_queries(call) -> int:
     return len(queries)
 
 
-def views(alice_api, client, transfer):
+def views(alice_api, client, transfer, deep_after: int):
     return {
         "record": lambda: alice_api.get(f"{API}/{transfer.pk}"),
         "status": lambda: alice_api.get(f"{API}/{transfer.pk}/status"),
         "page": lambda: client.get(f"/portal/transfers/{transfer.pk}/"),
+        "files, first page": lambda: alice_api.get(f"{API}/{transfer.pk}/files?limit=500"),
+        "files, a page near the end": lambda: alice_api.get(f"{API}/{transfer.pk}/files?limit=500&after={deep_after}"),
     }
 
 
+def report(first_existing: int, new_from: int, count: int = 1000) -> list[FileResult]:
+    """A report as an agent sends it (2,000 files): `count` files already recorded now failed, `count` new."""
+    failed = [FileResult(path=synthetic_path(i), size=i % 1024, sha256=SHA, receiver_sha256="", outcome="failed",
+                         error="rclone: cut short") for i in range(first_existing, first_existing + count)]
+    sent = [FileResult(path=synthetic_path(i), size=7, sha256=SHA, receiver_sha256="", outcome="sent", error="")
+            for i in range(new_from, new_from + count)]
+    return failed + sent
+
+
+def merged(transfer, results) -> tuple[int, float]:
+    transfer = Transfer.objects.get(pk=transfer.pk)
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        recording.merge_files(transfer, results)
+        seconds = time.perf_counter() - started
+    return len(queries), seconds
+
+
+def last_id(transfer) -> int:
+    return TransferFile.objects.filter(transfer=transfer).order_by("-id").values_list("id", flat=True)[0]
+
+
 @pytest.mark.django_db
-def test_a_million_files_cost_the_record_status_and_page_nothing_more(alice_api, client, alice, transfer):
+def test_a_million_files_cost_the_record_status_page_and_a_page_of_files_nothing_more(alice_api, client, alice,
+                                                                                        transfer):
     client.force_login(alice)
-    small = TransferFile.objects.bulk_create(
+    TransferFile.objects.bulk_create(
         TransferFile(transfer=transfer, path=synthetic_path(i), path_key=recording.path_key(synthetic_path(i)),
                      size=1, outcome="sent") for i in range(10))
-    assert len(small) == 10
-    for call in views(alice_api, client, transfer).values():
+    small = views(alice_api, client, transfer, deep_after=last_id(transfer) - 5)
+    for call in small.values():
         call()  # warm: a token's first use is written down once
-    queries_at_ten = {name: record_queries(call) for name, call in views(alice_api, client, transfer).items()}
+    queries_at_ten = {name: record_queries(call) for name, call in small.items()}
+    merge_queries_at_ten, _ = merged(transfer, report(0, 100_000))
     TransferFile.objects.filter(transfer=transfer).delete()
 
     _, fill_s = timed(lambda: fill(transfer, MILLION))
     print(f"\n{connection.vendor}: {MILLION:,} rows made in {fill_s:.1f} s")
-    for name, call in views(alice_api, client, transfer).items():
-        call()  # warm: the first request pays for imports and templates
+    for name, call in views(alice_api, client, transfer, deep_after=last_id(transfer) - 700).items():
+        call()
         response, seconds = timed(call)
         assert response.status_code == 200
         print(f"{connection.vendor}: {name} at 1M files: {seconds * 1000:.0f} ms")
@@ -134,10 +160,69 @@ def test_a_million_files_cost_the_record_status_and_page_nothing_more(alice_api,
     record = alice_api.get(f"{API}/{transfer.pk}").json()
     assert record["files"]["total"] == MILLION and record["files"]["verified"] == MILLION
 
+    first = alice_api.get(f"{API}/{transfer.pk}/files?limit=500").json()
+    assert [f["path"] for f in first["results"]] == [synthetic_path(i) for i in range(500)]
+    deep = alice_api.get(f"{API}/{transfer.pk}/files?limit=500&after={last_id(transfer) - 700}").json()
+    assert [f["path"] for f in deep["results"]] == [synthetic_path(i) for i in range(MILLION - 700, MILLION - 200)]
+    last = alice_api.get(deep["next"]).json()
+    assert len(last["results"]) == 200 and last["next"] is None
+
+    # A report's per-file writes: the same statements whatever the transfer holds, found by the unique index.
+    queries, seconds = merged(transfer, report(500_000, MILLION))
+    print(f"{connection.vendor}: a report of 2,000 files merged at 1M files in {seconds * 1000:.0f} ms, "
+          f"{queries} queries")
+    assert queries == merge_queries_at_ten
+    assert seconds <= MERGE_BOUND_S
+    transfer.refresh_from_db()
+    assert transfer.files_failed == 1000 and transfer.files_verified == MILLION - 1000
+    assert TransferFile.objects.filter(transfer=transfer, outcome="failed").count() == 1000
+
     response = alice_api.get(f"{API}/{transfer.pk}/manifest.csv")
     body, first_s, total_s = first_and_rest(response)
-    lines = body.count(b"\n")
     print(f"{connection.vendor}: CSV at 1M files: first bytes after {first_s * 1000:.0f} ms, "
           f"{len(body) / 2**20:.0f} MiB in {total_s:.1f} s")
-    assert lines == MILLION + 1
+    assert first_s <= ISSUE_BOUND_S
+    assert body.count(b"\n") == MILLION + 1000 + 1
     assert total_s <= CSV_BOUND_S
+
+
+async def _consume(response) -> tuple[int, int, int]:
+    """Serve the answer as the ASGI handler does: chunks, lines, bytes."""
+    chunks = lines = size = 0
+    async for part in response:
+        chunks += 1
+        lines += part.count(b"\n")
+        size += len(part)
+    return chunks, lines, size
+
+
+@pytest.mark.django_db
+def test_the_csv_manifest_streams_under_asgi_in_bounded_memory(alice_api, transfer):
+    """Served by uvicorn workers: Django would read a synchronous iterator whole into a list first."""
+    rows = 200_000
+    fill(transfer, rows)
+    tracemalloc.start()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "must consume synchronous iterators" is a Warning
+            response = alice_api.get(f"{API}/{transfer.pk}/manifest.csv")
+            chunks, lines, size = async_to_sync(_consume)(response)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"\n{connection.vendor}: CSV of {rows:,} rows under ASGI: {size / 2**20:.1f} MiB in {chunks} chunks, "
+          f"peak {peak / 2**20:.1f} MiB traced")
+    assert lines == rows + 1
+    assert chunks > 10
+    assert peak < 12 * 2**20 < size / 2
+
+
+@pytest.mark.django_db
+def test_the_json_manifest_of_many_files_is_one_valid_document(alice_api, transfer):
+    fill(transfer, 20_000)
+    response = alice_api.get(f"{API}/{transfer.pk}/manifest.json")
+    document = json.loads(b"".join(response.streaming_content))
+    assert len(document["manifest"]) == 20_000
+    assert document["manifest"][0] == {"path": synthetic_path(0), "size": 0, "sha256": SHA, "receiver_sha256": SHA,
+                                       "outcome": "skipped", "error": ""}
+    assert document["files"]["total"] == 20_000
