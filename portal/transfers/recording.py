@@ -102,7 +102,8 @@ def merge_files(transfer: Transfer, results, *, receiver_hashes_final: bool = Fa
     for start in range(0, len(key_list), FILES_PER_STATEMENT):
         # (transfer_id, path_key IN (...)): the unique index, a bounded read whatever the transfer holds.
         chunk = key_list[start:start + FILES_PER_STATEMENT]
-        for row in TransferFile.objects.filter(transfer=transfer, path_key__in=chunk).only(
+        # No ORDER BY (the model's default is by path): the rows go into a dict.
+        for row in TransferFile.objects.filter(transfer=transfer, path_key__in=chunk).order_by().only(
                 "path_key", "size", "sha256", "receiver_sha256", "outcome", "error"):
             existing[row.path_key] = row
     now = timezone.now()
