@@ -360,7 +360,12 @@ class TransferFile(models.Model):
     class Meta:
         ordering = ["path"]
         constraints = [models.UniqueConstraint(fields=["transfer", "path_key"], name="transfer_file_unique_path")]
-        indexes = [models.Index(fields=["transfer", "id"], name="transfer_file_order_idx")]
+        indexes = [
+            models.Index(fields=["transfer", "id"], name="transfer_file_order_idx"),
+            # The files not yet asked of the receiver (never, or before this lease), looked for on every report
+            # (portal.transfers.verification.request): a range of this index, not every row of the transfer.
+            models.Index(fields=["transfer", "verify_asked_at"], name="transfer_file_asked_idx"),
+        ]
 
     @property
     def verified(self) -> bool:

@@ -65,13 +65,13 @@ def request(transfer: Transfer, command: Command, *, final: bool) -> None:
     if not applies(transfer) or transfer.receiver is None:
         return
     landed = TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
-    # A command re-queued and claimed again asks afresh: what an earlier lease asked says nothing now.
+    ready = landed if final else landed.exclude(sha256="")
+    # Never asked, or asked before this lease (a command re-queued and claimed again asks afresh: what an
+    # earlier lease asked says nothing now). One query each, so each is a range of the (transfer,
+    # verify_asked_at) index: on every report, the files not yet asked, not every file of the transfer.
     since = command.claimed_at
-    fresh = Q(verify_asked_at__isnull=True) | Q(verify_asked_at__lt=since) if since else Q(verify_asked_at__isnull=True)
-    ready = landed.filter(fresh)
-    if not final:
-        ready = ready.exclude(sha256="")
-    rows = list(ready.order_by("pk").values_list("pk", "path", "size"))
+    fresh = [ready.filter(verify_asked_at__isnull=True)] + ([ready.filter(verify_asked_at__lt=since)] if since else [])
+    rows = sorted(row for part in fresh for row in part.order_by().values_list("pk", "path", "size"))
     if not final and len(rows) < BATCH_FILES and sum(size for _, _, size in rows) < BATCH_BYTES:
         return
     if rows:
@@ -82,7 +82,8 @@ def request(transfer: Transfer, command: Command, *, final: bool) -> None:
             gib_so_far += sum(size for _, _, size in chunk) / 2**30
             tasks.ask(transfer.receiver, RECEIVER_TASK, {"paths": [_landed_path(transfer, p) for _, p, _ in chunk]},
                       command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib_so_far * SECONDS_PER_GIB))
-        TransferFile.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(verify_asked_at=timezone.now())
+            # A chunk at a time: the rest at the end may be many (SQLite takes at most 32,766 parameters).
+            TransferFile.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(verify_asked_at=timezone.now())
     if final and (rows or not transfer.events.filter(kind="verification_requested",
                                                       at__gte=since or transfer.created_at).exists()):
         total = landed.count()

@@ -8,6 +8,7 @@ status and the page; 30 s for the CSV), with the measured figures printed (`-s`)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import tracemalloc
@@ -17,6 +18,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from dtn_protocol.states import Verification
 from portal.containers import tasks
@@ -41,18 +43,19 @@ def synthetic_path(number: int) -> str:
 
 def fill(transfer: Transfer, count: int) -> None:
     """`count` rows for `transfer`, numbered 0..count-1, made by the database: paths as synthetic_path, keys as
-    recording.path_key, every third file skipped, the rest sent, all verified."""
+    recording.path_key, every third file skipped, the rest sent, all verified (asked of the receiver now)."""
     transfer_id = TransferFile._meta.get_field("transfer").get_db_prep_value(transfer.pk, connection)
     table = TransferFile._meta.db_table
-    columns = "transfer_id, path, path_key, size, sha256, receiver_sha256, outcome, error, updated_at"
+    columns = "transfer_id, path, path_key, size, sha256, receiver_sha256, outcome, error, updated_at, verify_asked_at"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT %s, p, encode(sha256(convert_to(p, 'UTF8')), 'hex'), "
-                "i %% 1024, %s, %s, CASE WHEN i %% 3 = 0 THEN 'skipped' ELSE 'sent' END, '', now() FROM ("
+                "i %% 1024, %s, %s, CASE WHEN i %% 3 = 0 THEN 'skipped' ELSE 'sent' END, '', %s, %s FROM ("
                 "SELECT i, 'data/' || lpad((i / 1000)::text, 4, '0') || '/file-' || lpad(i::text, 7, '0') || '.bin'"
                 " AS p FROM generate_series(0, %s) AS i) AS numbered",
-                [transfer_id, SHA, SHA, count - 1])
+                [transfer_id, SHA, SHA, now, now, count - 1])
         else:
             connection.ensure_connection()
             connection.connection.create_function("dtn_key", 1, recording.path_key, deterministic=True)
@@ -60,8 +63,8 @@ def fill(transfer: Transfer, count: int) -> None:
                 f"INSERT INTO {table} ({columns}) WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
                 "WHERE i < %s), named(i, p) AS (SELECT i, printf('data/%%04d/file-%%07d.bin', i / 1000, i) FROM n) "
                 "SELECT %s, p, dtn_key(p), i %% 1024, %s, %s, CASE WHEN i %% 3 = 0 THEN 'skipped' ELSE 'sent' END, "
-                "'', datetime('now') FROM named",
-                [count - 1, transfer_id, SHA, SHA])
+                "'', %s, %s FROM named",
+                [count - 1, transfer_id, SHA, SHA, now, now])
         if connection.vendor == "postgresql":
             # What autovacuum does after a bulk load once it commits; inside the test's transaction, by hand.
             cursor.execute(f"ANALYZE {table}")
@@ -108,18 +111,43 @@ def record_queries(call, check_plans: bool = False) -> int:
     return len(queries)
 
 
+@contextlib.contextmanager
+def counted_steps():
+    """SQLite's virtual-machine steps (in thousands, counted every 1,000) while the block runs: the work of
+    its queries, whatever the machine's load; [0] on PostgreSQL."""
+    steps = [0]
+    if connection.vendor != "sqlite":
+        yield steps
+        return
+
+    def tick():
+        steps[0] += 1000
+        return 0
+
+    connection.connection.set_progress_handler(tick, 1000)
+    try:
+        yield steps
+    finally:
+        connection.connection.set_progress_handler(None, 0)
+
+
+def explain(sql: str) -> list[str]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"EXPLAIN {sql}")
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+        return [row[-1] for row in cursor.fetchall()]
+
+
 def unbounded_steps(sql: str) -> list[str]:
     """The steps of a query's plan that read or sort the file rows as a whole: a table or index scanned end
     to end, or a sort of what was read (a first page sorted out of a million rows is the whole million)."""
     table = TransferFile._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"EXPLAIN {sql}")
-            plan = [row[0] for row in cursor.fetchall()]
-            return [step for step in plan if f"Seq Scan on {table}" in step or "Sort" in step]
-        cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
-        plan = [row[-1] for row in cursor.fetchall()]
-        return [step for step in plan if (step.startswith("SCAN") and table in step) or "TEMP B-TREE" in step]
+    plan = explain(sql)
+    if connection.vendor == "postgresql":
+        return [step for step in plan if f"Seq Scan on {table}" in step or "Sort" in step]
+    return [step for step in plan if (step.startswith("SCAN") and table in step) or "TEMP B-TREE" in step]
 
 
 def assert_bounded(captured: list[dict]) -> None:
@@ -211,6 +239,25 @@ def test_a_million_files_cost_the_record_status_page_and_a_page_of_files_nothing
     assert transfer.files_failed == 1000 and transfer.files_verified == MILLION - 1000
     assert TransferFile.objects.filter(transfer=transfer, outcome="failed").count() == 1000
 
+    # Each report asks the receiver about the files not asked yet: found by a range of an index, not by
+    # reading the million asked already.
+    command = Command.objects.get(pk=transfer.latest_command_id)
+    with CaptureQueriesContext(connection) as queries, counted_steps() as steps:
+        started = time.perf_counter()
+        verification.request(transfer, command, final=False)
+        seconds = time.perf_counter() - started
+    assert_bounded(queries.captured_queries)
+    if connection.vendor == "sqlite":
+        # Reading a million rows is tens of millions of steps of SQLite's machine; the files not asked yet, few.
+        assert steps[0] < 2_000_000, f"{steps[0]:,} steps"
+    else:
+        plans = [" ".join(explain(q["sql"])) for q in queries.captured_queries
+                 if q["sql"].startswith("SELECT") and TransferFile._meta.db_table in q["sql"]]
+        assert plans and all("transfer_file_asked_idx" in plan for plan in plans), plans
+    print(f"{connection.vendor}: a report's request for the receiver's checksums at 1M files in "
+          f"{seconds * 1000:.0f} ms")
+    assert TransferFile.objects.filter(transfer=transfer, verify_asked_at=None).count() == 0  # the 1,000 new
+
     # The sender's reports in its `verifying` phase: while the receiver works, the verdict reads no file row;
     # once the receiver answered, the database picks out the files to name, never the worker.
     command = Command.objects.get(pk=transfer.latest_command_id)
@@ -218,7 +265,8 @@ def test_a_million_files_cost_the_record_status_page_and_a_page_of_files_nothing
     with CaptureQueriesContext(connection) as queries:
         assert verification.verdict(transfer, command) == {"state": Verification.PENDING}
     assert not [q for q in queries.captured_queries if TransferFile._meta.db_table in q["sql"]]
-    AgentTask.objects.filter(pk=task.pk).update(state=TaskState.ANSWERED, ok=True)
+    assert AgentTask.objects.filter(command=command).count() == 2  # the report's and this one
+    AgentTask.objects.filter(command=command).update(state=TaskState.ANSWERED, ok=True)
     tracemalloc.start()
     try:
         verdict, seconds = timed(lambda: verification.verdict(transfer, command))
