@@ -343,7 +343,9 @@ class Transfer(models.Model):
 class TransferFile(models.Model):
     """One file's result, as the sender agent reported it; one row per path."""
 
-    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="files")
+    # Indexed with the row's ID (transfer_file_order_idx): a page of a transfer's files, in the order they
+    # were first reported, is one range read whatever its size; the unique index serves lookups by path.
+    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="files", db_index=False)
     path = models.TextField()
     path_key = models.CharField(max_length=64)
     size = models.BigIntegerField(default=0)
@@ -358,6 +360,12 @@ class TransferFile(models.Model):
     class Meta:
         ordering = ["path"]
         constraints = [models.UniqueConstraint(fields=["transfer", "path_key"], name="transfer_file_unique_path")]
+        indexes = [
+            models.Index(fields=["transfer", "id"], name="transfer_file_order_idx"),
+            # The files not yet asked of the receiver (never, or before this lease), looked for on every report
+            # (portal.transfers.verification.request): a range of this index, not every row of the transfer.
+            models.Index(fields=["transfer", "verify_asked_at"], name="transfer_file_asked_idx"),
+        ]
 
     @property
     def verified(self) -> bool:

@@ -12,6 +12,12 @@ from django.utils import timezone
 from portal.transfers.choices import FileOutcome
 from portal.transfers.models import Transfer, TransferEvent, TransferFile
 
+# Files a report's upsert writes per statement, and looks up per query: an agent reports at most 2,000 per
+# report (agent/sender/meter.py), so a report is one SELECT through the unique index and one INSERT ... ON
+# CONFLICT on PostgreSQL (2,000 rows x 10 columns stays under its 65,535 parameters; Django splits SQLite's
+# INSERT further, to its own 999-parameter limit).
+FILES_PER_STATEMENT = 2000
+
 # The transfer's counters that its per-file results make up.
 FILE_COUNTERS = ("files_transferred", "files_skipped", "files_failed", "files_verified",
                  "bytes_skipped", "bytes_failed", "bytes_verified")
@@ -93,8 +99,12 @@ def merge_files(transfer: Transfer, results, *, receiver_hashes_final: bool = Fa
     keys = {path_key(path): path for path in latest}
     existing = {}
     key_list = list(keys)
-    for start in range(0, len(key_list), 500):
-        for row in TransferFile.objects.filter(transfer=transfer, path_key__in=key_list[start:start + 500]):
+    for start in range(0, len(key_list), FILES_PER_STATEMENT):
+        # (transfer_id, path_key IN (...)): the unique index, a bounded read whatever the transfer holds.
+        chunk = key_list[start:start + FILES_PER_STATEMENT]
+        # No ORDER BY (the model's default is by path): the rows go into a dict.
+        for row in TransferFile.objects.filter(transfer=transfer, path_key__in=chunk).order_by().only(
+                "path_key", "size", "sha256", "receiver_sha256", "outcome", "error"):
             existing[row.path_key] = row
     now = timezone.now()
     rows = []
@@ -117,7 +127,7 @@ def merge_files(transfer: Transfer, results, *, receiver_hashes_final: bool = Fa
             delta[name] += value
         rows.append(row)
     TransferFile.objects.bulk_create(
-        rows, batch_size=500, update_conflicts=True, unique_fields=["transfer", "path_key"],
+        rows, batch_size=FILES_PER_STATEMENT, update_conflicts=True, unique_fields=["transfer", "path_key"],
         update_fields=["path", "size", "sha256", "receiver_sha256", "outcome", "error", "updated_at"])
     changed = [name for name, value in delta.items() if value]
     for name in changed:

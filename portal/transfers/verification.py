@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from dtn_protocol.states import Verification
@@ -65,13 +65,13 @@ def request(transfer: Transfer, command: Command, *, final: bool) -> None:
     if not applies(transfer) or transfer.receiver is None:
         return
     landed = TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
-    # A command re-queued and claimed again asks afresh: what an earlier lease asked says nothing now.
+    ready = landed if final else landed.exclude(sha256="")
+    # Never asked, or asked before this lease (a command re-queued and claimed again asks afresh: what an
+    # earlier lease asked says nothing now). One query each, so each is a range of the (transfer,
+    # verify_asked_at) index: on every report, the files not yet asked, not every file of the transfer.
     since = command.claimed_at
-    fresh = Q(verify_asked_at__isnull=True) | Q(verify_asked_at__lt=since) if since else Q(verify_asked_at__isnull=True)
-    ready = landed.filter(fresh)
-    if not final:
-        ready = ready.exclude(sha256="")
-    rows = list(ready.order_by("pk").values_list("pk", "path", "size"))
+    fresh = [ready.filter(verify_asked_at__isnull=True)] + ([ready.filter(verify_asked_at__lt=since)] if since else [])
+    rows = sorted(row for part in fresh for row in part.order_by().values_list("pk", "path", "size"))
     if not final and len(rows) < BATCH_FILES and sum(size for _, _, size in rows) < BATCH_BYTES:
         return
     if rows:
@@ -82,7 +82,8 @@ def request(transfer: Transfer, command: Command, *, final: bool) -> None:
             gib_so_far += sum(size for _, _, size in chunk) / 2**30
             tasks.ask(transfer.receiver, RECEIVER_TASK, {"paths": [_landed_path(transfer, p) for _, p, _ in chunk]},
                       command=command, ttl=timedelta(minutes=10) + timedelta(seconds=gib_so_far * SECONDS_PER_GIB))
-        TransferFile.objects.filter(pk__in=[pk for pk, _, _ in rows]).update(verify_asked_at=timezone.now())
+            # A chunk at a time: the rest at the end may be many (SQLite takes at most 32,766 parameters).
+            TransferFile.objects.filter(pk__in=[pk for pk, _, _ in chunk]).update(verify_asked_at=timezone.now())
     if final and (rows or not transfer.events.filter(kind="verification_requested",
                                                       at__gte=since or transfer.created_at).exists()):
         total = landed.count()
@@ -156,34 +157,48 @@ def verdict(transfer: Transfer | None, command: Command) -> dict | None:
                 "message": "the receiver container was deleted: nothing can verify what landed",
                 "files": []}
     asked = list(_this_claims_tasks(command).values("state", "ok", "error", "expires_at"))
-    checked = list(TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED))
-                   .exclude(sha256="").values_list("path", "sha256", "receiver_sha256"))
-    # What this claim asked about and the receiver judged (a sender's own failed file is not its verdict).
-    judged = TransferFile.objects.filter(transfer=transfer, outcome__in=JUDGED).exclude(verify_asked_at=None)
-    if command.claimed_at:
-        judged = judged.filter(verify_asked_at__gte=command.claimed_at)
-    judged = [(path, outcome) for path, outcome, error in judged.values_list("path", "outcome", "error").order_by("path")
-              if outcome != FileOutcome.FAILED or error.startswith(UNREADABLE)]
+    # The landed files with the sender's checksum. Read by the database, never brought into the worker whole:
+    # the sender asks on every report of its `verifying` phase, and a transfer may hold a million files.
+    checked = TransferFile.objects.filter(transfer=transfer, outcome__in=(FileOutcome.SENT, FileOutcome.SKIPPED)
+                                          ).exclude(sha256="")
     if not asked:
-        return {"state": Verification.PENDING} if checked else {"state": Verification.PASSED,
-                                                                 "message": "no file to verify"}
+        return {"state": Verification.PENDING} if checked.exists() else {"state": Verification.PASSED,
+                                                                          "message": "no file to verify"}
     now = timezone.now()
     if any(t["state"] == TaskState.PENDING and t["expires_at"] > now for t in asked):
         return {"state": Verification.PENDING}
     troubles = [t["error"] or "no answer in time" for t in asked if not t["ok"]]
     if troubles:
         return {"state": Verification.FAILED, "message": f"the receiver could not verify: {troubles[0]}", "files": []}
-    # The receiver's evidence, file by file: what it has not got, what differs, what it could not read.
-    by_kind = {kind: [path for path, outcome in judged if outcome == kind] for kind in JUDGED}
-    # A landed file still without the receiver's checksum (never answered for) is not verified either.
-    by_kind[FileOutcome.DIFFERS] += [path for path, sent, landed in checked if sent != landed]
+    # What this claim asked about and the receiver judged (a sender's own failed file is not its verdict).
+    judged = TransferFile.objects.filter(transfer=transfer, outcome__in=JUDGED).exclude(verify_asked_at=None)
+    if command.claimed_at:
+        judged = judged.filter(verify_asked_at__gte=command.claimed_at)
+    judged = judged.filter(~Q(outcome=FileOutcome.FAILED) | Q(error__startswith=UNREADABLE))
+    # The receiver's evidence, file by file: what it has not got, what differs, what it could not read; and a
+    # landed file still without the receiver's checksum (never answered for) is not verified either.
+    found = {kind: [_named(judged.filter(outcome=kind))] for kind in JUDGED}
+    found[FileOutcome.DIFFERS].append(_named(checked.exclude(receiver_sha256=F("sha256"))))
+    by_kind = {kind: [path for paths, _ in lists for path in paths] for kind, lists in found.items()}
+    counts = {kind: sum(count for _, count in lists) for kind, lists in found.items()}
     named = [path for kind in JUDGED for path in by_kind[kind]]
     if named:
-        parts = [f"{WORDS[kind]} for {_some(by_kind[kind])}" for kind in JUDGED if by_kind[kind]]
+        parts = [f"{WORDS[kind]} for {_some(by_kind[kind], counts[kind])}" for kind in JUDGED if counts[kind]]
         # `missing` apart: a sender whose files are all missing fails as rclone_error, not a checksum mismatch.
-        return {"state": Verification.FAILED, "files": named[:1000], "missing": by_kind[FileOutcome.MISSING][:1000],
+        return {"state": Verification.FAILED, "files": named[:NAMED_IN_REPLY],
+                "missing": by_kind[FileOutcome.MISSING][:NAMED_IN_REPLY],
                 "message": "the receiver's copy is not the sender's: " + "; ".join(parts)}
-    return {"state": Verification.PASSED, "message": f"{len(checked)} file(s) match at the receiver"}
+    return {"state": Verification.PASSED, "message": f"{checked.count()} file(s) match at the receiver"}
+
+
+# At most this many paths in a verdict's lists.
+NAMED_IN_REPLY = 1000
+
+
+def _named(rows) -> tuple[list[str], int]:
+    """The first NAMED_IN_REPLY paths of `rows` by path, and how many there are (counted only past them)."""
+    paths = list(rows.order_by("path").values_list("path", flat=True)[:NAMED_IN_REPLY])
+    return paths, (len(paths) if len(paths) < NAMED_IN_REPLY else rows.count())
 
 
 # The receiver's verdicts on single files, in the order the failure message names them.
@@ -192,6 +207,6 @@ WORDS = {FileOutcome.MISSING: "missing at the receiver", FileOutcome.DIFFERS: "S
          FileOutcome.FAILED: "the receiver could not read it"}
 
 
-def _some(paths: list[str]) -> str:
-    more = f" and {len(paths) - NAMED_IN_VERDICT} more" if len(paths) > NAMED_IN_VERDICT else ""
+def _some(paths: list[str], count: int) -> str:
+    more = f" and {count - NAMED_IN_VERDICT} more" if count > NAMED_IN_VERDICT else ""
     return ", ".join(paths[:NAMED_IN_VERDICT]) + more

@@ -10,6 +10,7 @@ from portal.transfers.forms import SendForm
 from portal.transfers.models import Transfer
 
 PAGE_SIZE = 50
+PAGE_FILES = 200
 
 
 def _owned(request, transfer_id) -> Transfer:
@@ -79,7 +80,9 @@ def transfer_page(request, transfer_id):
         "transfer": transfer,
         "commands": transfer.commands.order_by("created_at", "id"),
         "events": transfer.events.order_by("-at", "-id")[:200],
-        "files": transfer.files.order_by("path")[:200],
+        # The first reported: one range read of an index, however many files (sorting a million paths for
+        # the first 200 is not).
+        "files": transfer.files.order_by("id")[:PAGE_FILES],
     })
 
 

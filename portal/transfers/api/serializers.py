@@ -5,7 +5,7 @@ from portal.lib.embedded import Embedded
 from portal.transfers import validation
 from portal.transfers import throughput
 from portal.transfers.choices import DestinationKind, NetworkCheckMode, Overwrite
-from portal.transfers.models import Command, Transfer, TransferEvent
+from portal.transfers.models import Command, Transfer, TransferEvent, TransferFile
 from portal.transfers.services import SendRequest
 
 
@@ -209,4 +209,13 @@ class TransferEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = TransferEvent
         fields = ("at", "kind", "message", "source")
+        read_only_fields = fields
+
+
+class TransferFileSerializer(serializers.ModelSerializer):
+    """One file's result: the manifest's columns (docs/transfer-record.md)."""
+
+    class Meta:
+        model = TransferFile
+        fields = ("path", "size", "sha256", "receiver_sha256", "outcome", "error")
         read_only_fields = fields

@@ -13,6 +13,7 @@ urlpatterns = [
     path("transfers/<uuid:transfer_id>/stop", views.StopTransferView.as_view(), name="api-transfer-stop"),
     path("transfers/<uuid:transfer_id>/restart", views.RestartTransferView.as_view(), name="api-transfer-restart"),
     path("transfers/<uuid:transfer_id>/events", views.TransferEventsView.as_view(), name="api-transfer-events"),
+    path("transfers/<uuid:transfer_id>/files", views.TransferFilesView.as_view(), name="api-transfer-files"),
     path("transfers/<uuid:transfer_id>/manifest.json", views.ManifestJSONView.as_view(),
          name="api-transfer-manifest-json"),
     path("transfers/<uuid:transfer_id>/manifest.csv", views.ManifestCSVView.as_view(),

@@ -1,7 +1,7 @@
 import csv
+import io
 import json
 
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -11,18 +11,23 @@ from rest_framework.views import APIView
 
 from portal.containers.api.views import owned_container
 from portal.lib.errors import Refused
+from portal.lib.pagination import AfterPages
+from portal.lib.streaming import RowStream
 from portal.transfers import queue, services
 from portal.transfers.api.serializers import (
     CommandSerializer,
     SendSerializer,
     TransferEventSerializer,
+    TransferFileSerializer,
     TransferSerializer,
     TransferStatusSerializer,
 )
 from portal.transfers.choices import TransferState
-from portal.transfers.models import Command, Transfer
+from portal.transfers.models import Command, Transfer, TransferFile
 
-MANIFEST_COLUMNS = ("path", "size", "sha256", "receiver_sha256", "outcome", "error")
+MANIFEST_COLUMNS = TransferFileSerializer.Meta.fields
+# Rows a manifest reads from its cursor at a time, and writes out as one chunk.
+MANIFEST_CHUNK_ROWS = 2000
 
 
 def owned_command(request, command_id) -> Command:
@@ -144,12 +149,45 @@ class TransferEventsView(generics.ListAPIView):
         return transfer.events.order_by("at", "id")
 
 
+class TransferFilesView(generics.ListAPIView):
+    """The per-file results a page at a time, in the order the sender first reported them: `?limit=` and
+    `?after=` (the `next` link's). A page costs the same whatever page it is and however many files the
+    transfer holds; the manifests below are the whole list in one download."""
+
+    serializer_class = TransferFileSerializer
+    pagination_class = AfterPages
+
+    def get_queryset(self):
+        transfer = owned_transfer(self.request, self.kwargs["transfer_id"], Transfer.objects.all())
+        return TransferFile.objects.filter(transfer=transfer).only("id", *MANIFEST_COLUMNS)
+
+
 def _manifest_rows(transfer):
-    return transfer.files.order_by("path").values_list(*MANIFEST_COLUMNS).iterator(chunk_size=2000)
+    # A server-side cursor on PostgreSQL, fetchmany on SQLite: never the whole table in memory.
+    return (transfer.files.order_by("path").values_list(*MANIFEST_COLUMNS)
+            .iterator(chunk_size=MANIFEST_CHUNK_ROWS))
+
+
+def _in_chunks(rows, buffer: io.StringIO, write_row):
+    """What `write_row` writes into `buffer`, MANIFEST_CHUNK_ROWS rows at a time (a chunk per row would cost
+    a hop to the event loop per row under ASGI)."""
+    for number, row in enumerate(rows, 1):
+        write_row(row)
+        if number % MANIFEST_CHUNK_ROWS == 0:
+            yield _drain(buffer)
+    if buffer.tell():
+        yield _drain(buffer)
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
 
 
 def _attachment(chunks, transfer, extension, content_type):
-    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response = RowStream(chunks, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="transfer-{transfer.pk}-manifest.{extension}"'
     return response
 
@@ -159,37 +197,37 @@ class ManifestJSONView(APIView):
         description="The transfer's summary and one object per file: path, size, sha256, receiver_sha256, "
                     "outcome, error.")})
     def get(self, request, transfer_id):
-        """Per-file results as JSON (streamed: a transfer may hold millions of files)."""
+        """Per-file results as JSON, by path (streamed: a transfer may hold millions of files)."""
         transfer = owned_transfer(request, transfer_id)
         header = json.dumps(TransferStatusSerializer(transfer).data, default=str)
+        buffer = io.StringIO()
+
+        def write_row(row):
+            buffer.write(("," if write_row.after_first else "") + json.dumps(dict(zip(MANIFEST_COLUMNS, row))))
+            write_row.after_first = True
+
+        write_row.after_first = False
 
         def chunks():
             yield header[:-1] + ', "manifest": ['
-            for number, row in enumerate(_manifest_rows(transfer)):
-                yield ("," if number else "") + json.dumps(dict(zip(MANIFEST_COLUMNS, row)))
+            yield from _in_chunks(_manifest_rows(transfer), buffer, write_row)
             yield "]}"
 
         return _attachment(chunks(), transfer, "json", "application/json")
-
-
-class _Echo:
-    def write(self, value):
-        return value
 
 
 class ManifestCSVView(APIView):
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(
         description="One line per file: " + ",".join(MANIFEST_COLUMNS))})
     def get(self, request, transfer_id):
-        """Per-file results as CSV, one header line then one line per file."""
+        """Per-file results as CSV, by path: one header line then one line per file (streamed)."""
         transfer = owned_transfer(request, transfer_id, Transfer.objects.all())
-        writer = csv.writer(_Echo())
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
 
         def chunks():
-            yield writer.writerow(MANIFEST_COLUMNS)
-            for row in _manifest_rows(transfer):
-                yield writer.writerow(row)
+            writer.writerow(MANIFEST_COLUMNS)
+            yield _drain(buffer)  # the first bytes, before the rows are read
+            yield from _in_chunks(_manifest_rows(transfer), buffer, writer.writerow)
 
         return _attachment(chunks(), transfer, "csv", "text/csv; charset=utf-8")
-
-
