@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 # serve s3 caches directory listings (5 min by default); a short cache keeps what a sender lists
 # in step with the receive folder.
 DIR_CACHE_TIME = "5s"
+# How long an upload with no new part is kept for its sender to resume it (a stop, an outage; docs/agent.md,
+# "Design A as built"); serve s3 then aborts it and removes its partial file (seen with 10 s here). Its own
+# default, said explicitly: the bound on how long a stopped transfer's parts stay at the receiver.
+UPLOAD_EXPIRY = "24h"
 AUTH_PROXY = Path(__file__).with_name("authproxy.py")
 # What serve s3 writes while an upload is in progress (a multipart upload's stream, a PUT's body; the second
 # is how rclone before 1.75.2 named its multipart ones): it keeps uploads in memory only, so once it is down
@@ -154,7 +158,7 @@ class SharedServer:
         sweep_leftovers(self.receive_dir)
         args = [str(self.rclone), "serve", "s3", "--addr", f"{host_for_url(self.bind)}:{self.port}",
                 "--auth-proxy", self._auth_proxy_command(), "--config", os.devnull,
-                "--dir-cache-time", DIR_CACHE_TIME, "--log-level", "NOTICE",
+                "--dir-cache-time", DIR_CACHE_TIME, "--multipart-expiry", UPLOAD_EXPIRY, "--log-level", "NOTICE",
                 # Every key lands under exactly its name (agent/names.py).
                 *names.SERVE_FLAGS]
         if self.certificate:
