@@ -43,6 +43,8 @@ SENDER_ONLY = {"DTN_SEND_DIR", "DTN_SEND_DIR_ON_HOST", "DTN_RCLONE_RC_URL", "DTN
                # The network check and the tuning run on the sending side only.
                "DTN_NETCHECK_PROBE_SECONDS", "DTN_NETCHECK_PROBE_MIB", "DTN_NETCHECK_STREAMS",
                "DTN_NETCHECK_SLOW_MBIT", "DTN_NETCHECK_REUSE_SECONDS", "DTN_TUNING",
+               # Only a sender uploads large files by its own multipart upload.
+               "DTN_RESUME_CUTOFF_MIB",
                # A sender checks a receiver's address before it connects.
                "DTN_ALLOW_LOCAL_ENDPOINTS", "DTN_ALLOW_PLAIN_ENDPOINTS"}
 
