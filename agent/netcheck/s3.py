@@ -52,7 +52,8 @@ class MinioS3:
     """put/get/remove on one bucket, errors turned into failure reasons."""
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *, tls: bool,
-                 ca_file: Path | None, pool_size: int = 10, timeout: float = 30.0):
+                 ca_file: Path | None, pool_size: int = 10, timeout: float = 30.0, connect_timeout: float = 5.0):
+        """`connect_timeout` also bounds each send of a request's body (urllib3 sends under it)."""
         import urllib3
         from minio import Minio
         from urllib.parse import urlsplit
@@ -63,7 +64,7 @@ class MinioS3:
             # One context for every connection: given a CA file, urllib3 builds and loads one per connection.
             kwargs = {"ssl_context": ssl.create_default_context(cafile=str(ca_file))}
         self.http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False,
-                                        timeout=urllib3.Timeout(connect=5.0, read=timeout), **kwargs)
+                                        timeout=urllib3.Timeout(connect=connect_timeout, read=timeout), **kwargs)
         # The region is given so the SDK does not ask for the bucket's location first.
         self.client = Minio(parts.netloc, access_key=access_key, secret_key=secret_key, secure=tls,
                             region="us-east-1", http_client=self.http)
@@ -130,11 +131,23 @@ class MinioS3:
             raise S3Error(FailureReason.RECEIVER_UNREACHABLE, f"no answer: {exc}") from None
 
 
+def xml_code(text: str) -> str:
+    """The `<Code>` of an S3 error answer (its XML body, or the SDK's words around it); "" if none."""
+    code = re.search(r"<Code>([^<]{1,64})</Code>", text)
+    return code.group(1) if code else ""
+
+
+def error_code(exc: BaseException) -> str:
+    """The S3 error code of an SDK exception. The SDK wants application/xml and calls rclone's serve s3's
+    text/xml errors "non-XML" (InvalidResponseError), with the body in its message."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) and code else xml_code(str(exc))
+
+
 def _error_from_xml(status: int, text: str, bucket: str) -> "S3Error":
     """An S3 error answer (its XML body, or the SDK's words around it) as a failure reason."""
-    code = re.search(r"<Code>([^<]{1,64})</Code>", text)
     message = re.search(r"<Message>([^<]{0,300})</Message>", text) or re.search("(.{0,200})", text)
-    return s3_error(code.group(1) if code else "", status, message.group(1), bucket)
+    return s3_error(xml_code(text), status, message.group(1), bucket)
 
 
 def s3_error(code: str, status: int, message: str, bucket: str) -> S3Error:

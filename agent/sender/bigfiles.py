@@ -14,7 +14,8 @@ from agent.sender.errors import Canceled, Interrupted, TransferFailed
 from agent.sender.job import Tools
 from agent.sender.lease import POLL_SECONDS
 from agent.sender.ledger import FileEntry, SourcePlan
-from agent.sender.multipart import Client, Layout, Upload, UploadFailed, UploadState, error_code, parse_rate
+from agent.netcheck.s3 import error_code
+from agent.sender.multipart import Client, Layout, Upload, UploadFailed, UploadState, parse_rate
 from agent.sender.spec import Spec
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.options import Overwrite

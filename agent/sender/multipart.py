@@ -11,13 +11,13 @@ import hashlib
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.netcheck.s3 import MinioS3, error_code, xml_code
 from dtn_protocol.units import MiB
 
 log = logging.getLogger(__name__)
@@ -137,20 +137,14 @@ class UploadState:
 
 
 class Client:
-    """The S3 calls of a multipart upload on one bucket, through the minio SDK with the pinned certificate."""
+    """The S3 calls of a multipart upload on one bucket: the network check's client (the minio SDK with the
+    pinned certificate), with a send timeout for parts."""
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *, tls: bool,
                  ca_file: Path | None, pool_size: int):
-        import urllib3
-        from minio import Minio
-        from urllib.parse import urlsplit
-
-        kwargs = {"ssl_context": ssl.create_default_context(cafile=str(ca_file))} if tls and ca_file else {}
-        self.http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False,
-                                        timeout=urllib3.Timeout(connect=SEND_TIMEOUT, read=ANSWER_TIMEOUT), **kwargs)
-        self.minio = Minio(urlsplit(endpoint).netloc, access_key=access_key, secret_key=secret_key, secure=tls,
-                           region="us-east-1", http_client=self.http)
-        self.bucket = bucket
+        s3 = MinioS3(endpoint, bucket, access_key, secret_key, tls=tls, ca_file=ca_file, pool_size=pool_size,
+                     timeout=ANSWER_TIMEOUT, connect_timeout=SEND_TIMEOUT)
+        self.http, self.minio, self.bucket = s3.http, s3.client, bucket
 
     def head(self, key: str):
         """The object's size, ETag and metadata; None if there is none."""
@@ -197,11 +191,13 @@ class Client:
                                            extra_query_params={"partNumber": str(number), "uploadId": upload_id})
         response = self.http.request("PUT", url, body=body, headers={"Content-Length": str(length)},
                                      preload_content=True)
-        if response.status == 404 and b"NoSuchUpload" in response.data:
-            raise UploadLost(upload_id)
         if response.status >= 300:
+            text = response.data.decode("utf-8", "replace")
+            code = xml_code(text)
+            if code == "NoSuchUpload":
+                raise UploadLost(upload_id)
             # A 5xx (SlowDown among them) may pass; a refusal (4xx) will not.
-            raise UploadFailed(f"part {number}: HTTP {response.status} {_error_code(response.data)}",
+            raise UploadFailed(f"part {number}: HTTP {response.status} {code or text[:200]}",
                                transient=response.status >= 500)
         return response.headers["ETag"].strip('"')
 
@@ -221,23 +217,6 @@ class Client:
 
     def close(self) -> None:
         self.http.clear()
-
-
-def _error_code(data: bytes) -> str:
-    text = data.decode("utf-8", "replace")
-    start = text.find("<Code>")
-    return text[start + 6:text.find("</Code>")] if start >= 0 else text[:200]
-
-
-def error_code(exc: BaseException) -> str:
-    """The S3 error code of an SDK exception. The SDK wants application/xml and calls rclone's serve s3's
-    text/xml errors "non-XML", with the body in its message."""
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and code:
-        return code
-    text = str(exc)
-    start = text.find("<Code>")
-    return text[start + 6:text.find("</Code>", start)] if start >= 0 else ""
 
 
 class Upload:
