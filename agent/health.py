@@ -24,6 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from agent.statefile import write_atomic
+
 MARKER_NAME = "heartbeat"
 MISSED_BEATS = 3
 GRACE_SECONDS = 30.0
@@ -33,10 +35,7 @@ DEFAULT_RC_URL = "http://127.0.0.1:5572"
 
 def mark(state_dir: Path, interval_seconds: float) -> None:
     """Record a heartbeat the portal accepted (the agent calls this after each one)."""
-    path = Path(state_dir) / MARKER_NAME
-    tmp = path.with_name(f".{MARKER_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(f"{float(interval_seconds):g}\n")
-    os.replace(tmp, path)
+    write_atomic(Path(state_dir) / MARKER_NAME, f"{float(interval_seconds):g}\n".encode(), 0o644)
 
 
 def check_agent(state_dir: Path, now: float | None = None) -> tuple[bool, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from agent.statefile import write_atomic
 from dtn_protocol.api import certificate_fingerprint
 
 VALIDITY = dt.timedelta(days=397)
@@ -109,18 +109,10 @@ def make_self_signed(cert_path: Path, key_path: Path, names: list[str], organiza
         .sign(key, hashes.SHA256())
     )
     # The key first: a certificate without its key on disk would be taken for a provided one.
-    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+    write_atomic(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()), 0o600)
     pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    _write(cert_path, pem.encode(), 0o644)
+    write_atomic(cert_path, pem.encode(), 0o644)
     return pem
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)

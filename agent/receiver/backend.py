@@ -6,7 +6,6 @@ A backend serves the active grants at one address: the agent's own `rclone serve
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -42,23 +41,6 @@ class Backend(Protocol):
     def wait_ready(self, timeout: float = 10.0) -> None: ...
 
     def stop_all(self) -> None: ...
-
-
-def read_state(path: Path) -> dict:
-    """A backend's memory in the state dir; empty when there is none (or it is unreadable)."""
-    try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_state(path: Path, data: dict) -> None:
-    """Atomically: a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, sort_keys=True))
-    tmp.replace(path)
 
 
 def host_for_url(host: str) -> str:

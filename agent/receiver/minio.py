@@ -33,7 +33,8 @@ from minio.credentials import StaticProvider
 from minio.error import InvalidResponseError, MinioAdminException, S3Error, ServerError
 
 from agent import paths
-from agent.receiver.backend import Grant, read_state, s3_client, tls_pool, write_state
+from agent.receiver.backend import Grant, s3_client, tls_pool
+from agent.statefile import read_state, write_state
 from agent.sidechannel import Located, TaskRefused, verify_each
 from agent.tls import Certificate, fingerprint
 

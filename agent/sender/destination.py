@@ -4,16 +4,15 @@ as an inline remote (its keys only ever in a call's JSON body), its certificate 
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import ssl
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent import names
 from agent.sender.errors import BadDestination, TransferFailed
+from agent.statefile import write_atomic
 from dtn_protocol.endpoints import Destination as DestinationKind
 from dtn_protocol.endpoints import EndpointRefused, Rule, check_receiver, resolve
 from dtn_protocol.failures import FailureReason
@@ -150,13 +149,9 @@ def pin_certificate(state_dir: Path, d: Destination) -> Path | None:
         raise TransferFailed(FailureReason.CERTIFICATE_MISMATCH,
                              f"the certificate in the command has SHA-256 {actual}, not the pinned"
                              f" {d.certificate_sha256}")
-    certs = Path(state_dir) / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
-    path = certs / f"{actual}.pem"
+    path = Path(state_dir) / "certs" / f"{actual}.pem"
     if not path.exists():
-        tmp = certs / f".{actual}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_text(d.certificate_pem)
-        tmp.replace(path)
+        write_atomic(path, d.certificate_pem.encode(), 0o644)
     return path
 
 

@@ -8,7 +8,6 @@ The upload runs in threads of its own; the attempt's thread keeps the lease and 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.netcheck.s3 import MinioS3, error_code, xml_code
+from agent.statefile import read_state, write_state
 from dtn_protocol.units import MiB
 
 log = logging.getLogger(__name__)
@@ -119,18 +119,10 @@ class UploadState:
         self.path = folder / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.json"
 
     def read(self) -> dict:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_state(self.path)
 
     def write(self, data: dict) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-        tmp.replace(self.path)
+        write_state(self.path, data)
 
     def forget(self) -> None:
         self.path.unlink(missing_ok=True)
