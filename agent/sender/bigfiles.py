@@ -15,7 +15,7 @@ from agent.sender.job import Tools
 from agent.sender.lease import POLL_SECONDS
 from agent.sender.ledger import FileEntry, SourcePlan
 from agent.netcheck.s3 import error_code
-from agent.sender.multipart import Client, Layout, Upload, UploadFailed, UploadState, parse_rate
+from agent.sender.multipart import Client, Layout, Upload, UploadFailed, UploadState
 from agent.sender.spec import Spec
 from dtn_protocol.failures import FailureReason
 from dtn_protocol.options import Overwrite
@@ -51,7 +51,7 @@ class BigFiles:
         d = self.t.destination
         key = "/".join(part for part in (d.prefix, self._rel(plan, name)) if part)
         part_size, concurrency = self.layout_hint()
-        rate = parse_rate(self.spec.bandwidth_limit)
+        rate = self.spec.bandwidth_bytes
         layout = Layout.choose(entry.size, part_size, concurrency, rate)
         client = Client(d.endpoint, d.bucket, d.access_key, d.secret_key, tls=d.tls, ca_file=self.ca_file,
                         pool_size=layout.parallel + 2)

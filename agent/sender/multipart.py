@@ -81,16 +81,6 @@ class Layout:
         return min(self.part_size, size - (number - 1) * self.part_size) if size else 0
 
 
-def parse_rate(text: str | None) -> float | None:
-    """rclone's bandwidth limit ("50M", "512k", "1.5Gi"; no unit: KiB) in bytes/s."""
-    if not text:
-        return None
-    text = text.strip()
-    number = text.rstrip("BKMGTPbkmgtpi")
-    unit = text[len(number):].rstrip("i").upper() or "K"
-    return float(number) * 1024 ** "BKMGTP".index(unit)
-
-
 class Limiter:
     """A bandwidth limit shared by the upload's threads: each piece waits its turn."""
 

@@ -11,7 +11,16 @@ from dtn_protocol.failures import FailureReason
 from dtn_protocol.options import DEFAULT_CHECK_MODE, DEFAULT_OVERWRITE, TUNING_BOUNDS, CheckMode, Overwrite
 from dtn_protocol.states import CommandState
 
-_BWLIMIT = re.compile(r"^\d+(\.\d+)?[BKMGTPbkmgtp]?i?$")
+_BWLIMIT = re.compile(r"^(\d+(?:\.\d+)?)([BKMGTPbkmgtp]?)i?$")
+
+
+def bandwidth_rate(text: str | None) -> float | None:
+    """rclone's bandwidth limit in the form the command carries ("50M", "512k", "1.5Gi"; no unit: KiB) in
+    bytes/s, for what the agent sends itself (rclone reads the text); None for no limit."""
+    match = _BWLIMIT.match(text.strip()) if text else None
+    if match is None:
+        return None
+    return float(match.group(1)) * 1024 ** "BKMGTP".index(match.group(2).upper() or "K")
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,10 @@ class Spec:
     base_progress: dict
     network_check: str = DEFAULT_CHECK_MODE
     tuning: dict = field(default_factory=dict)
+
+    @property
+    def bandwidth_bytes(self) -> float | None:
+        return bandwidth_rate(self.bandwidth_limit)
 
 
 def parse_command(command: dict) -> Spec:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.receiver.s3server import sweep_leftovers
-from agent.sender.multipart import PART_MIN, Client, Layout, Upload, UploadState, parse_rate
+from agent.sender.multipart import PART_MIN, Client, Layout, Upload, UploadState
+from agent.sender.spec import bandwidth_rate
 from agent.tls import ensure_certificate
 from tests.harness import LOCAL, MiB, S3Server, sha256, wait_for, write_random
 
@@ -163,7 +164,7 @@ def test_the_layout_keeps_in_flight_bytes_under_the_servers_reorder_buffer():
 @pytest.mark.parametrize("text, rate", [("50M", 50 * MiB), ("512k", 512 * 1024), ("1.5Gi", 1.5 * 1024 * MiB),
                                         ("100", 100 * 1024), ("2B", 2), (None, None), ("", None)])
 def test_rates_read_as_rclone_reads_them(text, rate):
-    assert parse_rate(text) == rate
+    assert bandwidth_rate(text) == rate
 
 
 def test_the_sweep_removes_only_serve_s3s_partial_uploads_and_follows_no_link(tmp_path):
