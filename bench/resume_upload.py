@@ -20,7 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent.netcheck.s3 import MinioS3
+from agent.sender.multipart import Client
+from agent.statefile import write_state
 from dtn_protocol.units import MiB
 
 # Each PUT body is read from the file in pieces of this size (pread), so memory stays at parallel × 1 MiB
@@ -41,9 +42,7 @@ class State:
 
     def save(self) -> None:
         with self.lock:
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"upload_id": self.upload_id, "parts": self.parts}))
-            tmp.replace(self.path)
+            write_state(self.path, {"upload_id": self.upload_id, "parts": self.parts})
 
 
 def pieces(fd: int, offset: int, length: int):
@@ -56,32 +55,7 @@ def pieces(fd: int, offset: int, length: int):
         yield data
 
 
-def put_part(s3: MinioS3, key: str, upload_id: str, number: int, fd: int, offset: int, length: int) -> str:
-    """One UploadPart through a presigned URL, its body streamed from the file; the part's ETag."""
-    url = s3.client.get_presigned_url("PUT", s3.bucket, key, extra_query_params={
-        "partNumber": str(number), "uploadId": upload_id})
-    response = s3.http.request("PUT", url, body=pieces(fd, offset, length),
-                               headers={"Content-Length": str(length)}, preload_content=True)
-    if response.status >= 300:
-        raise RuntimeError(f"part {number}: {response.status} {response.data[:300]!r}")
-    return response.headers["ETag"].strip('"')
-
-
-def listed_parts(s3: MinioS3, key: str, upload_id: str) -> dict[int, tuple[str, int]]:
-    """Every part the server holds for the upload, page by page: number -> (ETag, size)."""
-    found, marker = {}, None
-    while True:
-        result = s3.client._list_parts(s3.bucket, key, upload_id, max_parts=1000, part_number_marker=marker)
-        for part in result.parts:
-            found[part.part_number] = (part.etag.strip('"'), part.size)
-        if not result.is_truncated:
-            return found
-        marker = str(result.next_part_number_marker)
-
-
-def upload(args, s3: MinioS3, state: State) -> dict:
-    from minio.datatypes import Part
-
+def upload(args, s3: Client, state: State) -> dict:
     size = args.file.stat().st_size
     part = args.part_mib * MiB
     count = max(1, -(-size // part))
@@ -89,12 +63,12 @@ def upload(args, s3: MinioS3, state: State) -> dict:
     if state.upload_id:
         # The server's word, not the state file's: a part the state file missed (killed between the PUT's
         # answer and the save) is not sent twice, and a part the server lost is sent again.
-        held = listed_parts(s3, args.key, state.upload_id)
+        held = s3.parts(args.key, state.upload_id)
         out.update(resumed=True, listed_parts=len(held))
         state.parts = {n: etag for n, (etag, length) in held.items()
                        if length == min(part, size - (n - 1) * part)}
     else:
-        state.upload_id = s3.client._create_multipart_upload(s3.bucket, args.key, {})
+        state.upload_id = s3.create(args.key, args.file.stat().st_mtime)
         state.parts = {}
     state.save()
     missing = [n for n in range(1, count + 1) if n not in state.parts]
@@ -103,7 +77,7 @@ def upload(args, s3: MinioS3, state: State) -> dict:
         def send(number: int) -> None:
             offset = (number - 1) * part
             length = min(part, size - offset)
-            etag = put_part(s3, args.key, state.upload_id, number, fd, offset, length)
+            etag = s3.put_part(args.key, state.upload_id, number, length, pieces(fd, offset, length))
             with state.lock:
                 state.parts[number] = etag
                 out["sent_parts"] += 1
@@ -116,26 +90,9 @@ def upload(args, s3: MinioS3, state: State) -> dict:
     finally:
         os.close(fd)
     out["parts_done_at"] = time.time()  # the receiver's counter is read before Complete re-reads the parts
-    parts = [Part(n, state.parts[n]) for n in sorted(state.parts)]
-    s3.client._complete_multipart_upload(s3.bucket, args.key, state.upload_id, parts)
+    s3.complete(args.key, state.upload_id, state.parts)
     state.path.unlink(missing_ok=True)
     return out
-
-
-def patient(s3: MinioS3, ca_file: Path, pool_size: int) -> None:
-    """The probe's pool with a longer send timeout. urllib3 sends a request's body under the *connect* timeout
-    (5 s in the probe), and serve s3 holds a part that arrives ahead of its turn once its out-of-order buffer
-    (--multipart-streaming-buffer-limit, 256 MiB) is full, for up to a minute before answering SlowDown: with
-    parallel × part at or over 256 MiB the probe's client failed every upload here with a write timeout."""
-    import ssl
-
-    import urllib3
-
-    s3.http.clear()
-    context = ssl.create_default_context(cafile=str(ca_file))
-    s3.http = urllib3.PoolManager(num_pools=2, maxsize=pool_size, retries=False, ssl_context=context,
-                                  timeout=urllib3.Timeout(connect=90.0, read=120.0))
-    s3.client._http = s3.http
 
 
 def main(argv=None) -> int:
@@ -148,14 +105,16 @@ def main(argv=None) -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--abort", action="store_true", help="abort the upload in the state file instead")
     args = parser.parse_args(argv)
-    s3 = MinioS3(args.endpoint, args.bucket, os.environ["BENCH_S3_ACCESS_KEY"], os.environ["BENCH_S3_SECRET_KEY"],
-                 tls=True, ca_file=args.ca, pool_size=args.parallel + 2, timeout=120)
-    patient(s3, args.ca, args.parallel + 2)
+    # The product's client (agent/sender/multipart.py). A send timeout longer than the product's: with
+    # parallel x part at or over serve s3's 256 MiB reorder buffer (cases the product avoids) a part that
+    # arrives ahead of its turn waits up to a minute before the server takes or refuses it.
+    s3 = Client(args.endpoint, args.bucket, os.environ["BENCH_S3_ACCESS_KEY"], os.environ["BENCH_S3_SECRET_KEY"],
+                tls=True, ca_file=args.ca, pool_size=args.parallel + 2, send_timeout=90.0)
     state = State(args.state)
     started = time.time()
     try:
         if args.abort:
-            s3.client._abort_multipart_upload(s3.bucket, args.key, state.upload_id)
+            s3.abort(args.key, state.upload_id)
             out = {"aborted": state.upload_id}
         else:
             out = upload(args, s3, state)

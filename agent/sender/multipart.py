@@ -123,9 +123,9 @@ class Client:
     pinned certificate), with a send timeout for parts."""
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *, tls: bool,
-                 ca_file: Path | None, pool_size: int):
+                 ca_file: Path | None, pool_size: int, send_timeout: float = SEND_TIMEOUT):
         s3 = MinioS3(endpoint, bucket, access_key, secret_key, tls=tls, ca_file=ca_file, pool_size=pool_size,
-                     timeout=ANSWER_TIMEOUT, connect_timeout=SEND_TIMEOUT)
+                     timeout=ANSWER_TIMEOUT, connect_timeout=send_timeout)
         self.http, self.minio, self.bucket = s3.http, s3.client, bucket
 
     def head(self, key: str):
