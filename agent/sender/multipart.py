@@ -81,6 +81,13 @@ class Layout:
         return min(self.part_size, size - (number - 1) * self.part_size) if size else 0
 
 
+def _transient(exc: Exception) -> bool:
+    """A failure that may pass: the network's, or the server's 5xx (a refusal will not)."""
+    import urllib3.exceptions
+
+    return isinstance(exc, (OSError, urllib3.exceptions.HTTPError)) or getattr(exc, "transient", False)
+
+
 class Limiter:
     """A bandwidth limit shared by the upload's threads: each piece waits its turn."""
 
@@ -268,7 +275,7 @@ class Upload:
 
     def _upload(self) -> None:
         upload_id, held = self._resume()
-        for lost in range(3):
+        for _ in range(3):
             try:
                 parts = self._send(upload_id, held)
                 if self.stopping.is_set():
@@ -363,12 +370,7 @@ class Upload:
             except (UploadLost, _Stopped):
                 raise
             except Exception as exc:
-                import urllib3.exceptions
-
-                transient = isinstance(exc, (OSError, urllib3.exceptions.HTTPError)) or getattr(exc, "transient", False)
-                with self.lock:
-                    self.in_flight.pop(number, None)
-                if pause is None or not transient or self.halt.is_set():
+                if pause is None or not _transient(exc) or self.halt.is_set():
                     raise UploadFailed(str(exc)) from None
                 with self.lock:
                     self.retries += 1
@@ -379,8 +381,10 @@ class Upload:
                 if self.halt.wait(pause):
                     raise _Stopped() from None
                 continue
+            finally:
+                with self.lock:
+                    self.in_flight.pop(number, None)  # landed, cut short or failed: no longer on its way
             with self.lock:
-                self.in_flight.pop(number, None)
                 self.landed += length
                 mine = self.by_command.setdefault(self.command_id, {})
                 mine["landed"] = int(mine.get("landed", 0)) + length
