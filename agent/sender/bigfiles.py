@@ -41,15 +41,12 @@ class BigFiles:
         if self.cutoff is None:
             return {}
         return {name: entry for name, entry in plan.files.items()
-                if entry.size >= self.cutoff and names.to_rclone(self._rel(plan, name)) == self._rel(plan, name)}
+                if entry.size >= self.cutoff and names.to_rclone(entry.key) == entry.key}
 
-    @staticmethod
-    def _rel(plan: SourcePlan, name: str) -> str:
-        return f"{plan.rel}/{name}" if plan.resolved.is_dir else plan.rel
-
-    def send(self, plan: SourcePlan, name: str, entry: FileEntry) -> None:
+    def send(self, entry: FileEntry) -> None:
         d = self.t.destination
-        key = "/".join(part for part in (d.prefix, self._rel(plan, name)) if part)
+        # Where rclone would put it: the source's path under the send folder is the entry's key.
+        key = f"{d.prefix}/{entry.key}" if d.prefix else entry.key
         part_size, concurrency = self.layout_hint()
         rate = self.spec.bandwidth_bytes
         layout = Layout.choose(entry.size, part_size, concurrency, rate)

@@ -55,8 +55,8 @@ class Sending:
         # The large files first, each by the agent's own upload: they start with the transfer, as rclone's
         # largest-first order would have them.
         big = self.big.pick(plan)
-        for name, entry in big.items():
-            self.big.send(plan, name, entry)
+        for entry in big.values():
+            self.big.send(entry)
         names_ = [name for name in plan.files if name not in big]
         if not names_:
             return

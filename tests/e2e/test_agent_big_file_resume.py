@@ -81,3 +81,15 @@ def test_an_unchanged_large_file_sent_again_is_skipped_and_a_changed_one_sent(si
     assert alice.wait_state(third, ("succeeded", "failed"), timeout=90)["state"] == "succeeded"
     assert sha256(landed) == sha256(site.send_dir / "mixed" / "big.bin") != sums["mixed/big.bin"]
     assert alice.files(third)["mixed/big.bin"]["outcome"] == "sent"
+
+
+def test_a_large_file_of_the_whole_send_folder_lands_under_its_own_name(site, alice):
+    """The source "." (the send folder itself): the key is the prefix and the file's name, nothing between."""
+    write_random(site.send_dir / "whole.bin", 20 * MiB)
+    site.agent(DTN_RESUME_CUTOFF_MIB="16").start()
+    transfer = site.send(["."], prefix="root")
+    record = alice.wait_state(transfer, ("succeeded", "failed"), timeout=90)
+    assert record["state"] == "succeeded", record
+    assert sha256(site.landed("root") / "whole.bin") == sha256(site.send_dir / "whole.bin")
+    assert sorted(p.relative_to(site.landed()).as_posix() for p in site.landed().rglob("*")) == ["root", "root/whole.bin"]
+    assert alice.files(transfer)["whole.bin"]["outcome"] == "sent"
