@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from agent import names
+from agent.tuning import Choice
 from agent.failures import classify
 from agent.sender.errors import Canceled, Interrupted, TransferFailed
 from agent.sender.job import Tools
@@ -27,12 +28,10 @@ _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
 
 class BigFiles:
-    def __init__(self, tools: Tools, spec: Spec, *, ca_file: Path | None, state_dir: Path, cutoff: int | None,
-                 layout_hint):
-        """`cutoff`: files from this size go through the agent's own upload (None: none do); `layout_hint()`:
-        (part size, parts at once) as the tuning chose them."""
+    def __init__(self, tools: Tools, spec: Spec, *, ca_file: Path | None, state_dir: Path, cutoff: int | None):
+        """`cutoff`: files from this size go through the agent's own upload (None: none do)."""
         self.t, self.spec, self.ca_file, self.state_dir = tools, spec, ca_file, state_dir
-        self.cutoff, self.layout_hint = cutoff, layout_hint
+        self.cutoff = cutoff
         self.running: Upload | None = None
 
     def pick(self, plan: SourcePlan) -> dict[str, FileEntry]:
@@ -43,13 +42,13 @@ class BigFiles:
         return {name: entry for name, entry in plan.files.items()
                 if entry.size >= self.cutoff and names.to_rclone(entry.key) == entry.key}
 
-    def send(self, entry: FileEntry) -> None:
+    def send(self, entry: FileEntry, choice: Choice) -> None:
+        """One file, its parts as large and as many at once as the tuning's `choice` allows."""
         d = self.t.destination
         # Where rclone would put it: the source's path under the send folder is the entry's key.
         key = f"{d.prefix}/{entry.key}" if d.prefix else entry.key
-        part_size, concurrency = self.layout_hint()
         rate = self.spec.bandwidth_bytes
-        layout = Layout.choose(entry.size, part_size, concurrency, rate)
+        layout = Layout.choose(entry.size, choice.chunk_size, choice.upload_concurrency, rate)
         client = Client(d.endpoint, d.bucket, d.access_key, d.secret_key, tls=d.tls, ca_file=self.ca_file,
                         pool_size=layout.parallel + 2)
         try:

@@ -19,9 +19,12 @@ from dtn_protocol.options import Overwrite
 from dtn_protocol.units import human_bytes
 
 MAX_JOB_RESTARTS = 3
+
+
 def resend_note(cutoff: int | None) -> str:
     """What a restart sends again, for the events that say so."""
-    text = "files already at the destination are not sent again; a file interrupted mid-way is sent again from its start"
+    text = ("files already at the destination are not sent again; a file interrupted mid-way is sent again from"
+            " its start")
     if cutoff is None:
         return text + " (rclone cannot resume a multipart upload)"
     return text + f" if under {human_bytes(cutoff)}; from that size only the parts the receiver does not hold are sent"
@@ -40,8 +43,7 @@ class Sending:
         self.started: float | None = None
         # What each source's destination held before its first job (RcloneJob.start), by source index.
         self.listed: dict[int, dict | None] = {}
-        self.big = BigFiles(tools, spec, ca_file=ca_file, state_dir=state_dir, cutoff=resume_cutoff,
-                            layout_hint=lambda: (self.choice.chunk_size, self.choice.upload_concurrency))
+        self.big = BigFiles(tools, spec, ca_file=ca_file, state_dir=state_dir, cutoff=resume_cutoff)
 
     @property
     def choice(self) -> tuning.Choice:
@@ -56,7 +58,7 @@ class Sending:
         # largest-first order would have them.
         big = self.big.pick(plan)
         for entry in big.values():
-            self.big.send(entry)
+            self.big.send(entry, self.choice)
         names_ = [name for name in plan.files if name not in big]
         if not names_:
             return
