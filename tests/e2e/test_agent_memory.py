@@ -6,27 +6,17 @@ peak RSS must not grow with the number of transfers it has run."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_agent_tls import FINISHED, ReceiverSideChannel, check_in, receiver_with_grant, send_to
-from tests.harness import wait_for
+from tests.harness import memory_mib, wait_for
 
 pytestmark = pytest.mark.e2e
 
 TRANSFERS = 30
 FILES = 200
 FLAT_MIB = 3.0
-
-
-def status_mib(pid: int) -> dict[str, float]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0]) / 1024
-    return found
 
 
 def test_thirty_transfers_through_one_agent_leave_its_peak_rss_flat(site, alice):
@@ -46,7 +36,7 @@ def test_thirty_transfers_through_one_agent_leave_its_peak_rss_flat(site, alice)
             assert record["state"] == "succeeded" and record["files"]["verified"] == FILES, record
             # The transfer is over once the command is: the agent is back in its claim.
             wait_for(lambda: alice.latest_command(transfer)["state"] == "succeeded", 30, "the command to end", 0.2)
-            memory = status_mib(agent.pid)
+            memory = memory_mib(agent.pid)
             peaks.append(round(memory["VmHWM"], 1))
             currents.append(round(memory["VmRSS"], 1))
     print(f"\nAGENT RSS over {TRANSFERS} transfers, MiB: peak {peaks}\ncurrent {currents}")

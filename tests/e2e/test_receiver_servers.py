@@ -21,6 +21,7 @@ from minio.error import InvalidResponseError, S3Error
 from agent.receiver.backend import Grant
 from agent.receiver.s3server import SharedServer
 from agent.tls import ensure_certificate
+from tests.harness import memory_mib
 from tests.tools.net import free_port
 
 pytestmark = pytest.mark.e2e
@@ -221,15 +222,6 @@ def test_one_server_on_one_port_serves_three_hundred_grants_and_a_three_hundred_
     put(client(site, late), late.bucket, "hello.txt", b"late")
     assert site.process.pid == pid and site.restarts == 0
     assert set(site.health([*grants, late]).values()) == {"ok"}
-    rss = _rss_mib(pid)
+    rss = memory_mib(pid)
     print(f"\n300 grants: 600 requests in {took:.1f} s; serve s3 RSS {rss['VmRSS']:.1f} MiB,"
           f" peak {rss['VmHWM']:.1f} MiB")
-
-
-def _rss_mib(pid: int) -> dict[str, float]:
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            found[name] = int(value.split()[0]) / 1024
-    return found

@@ -20,8 +20,9 @@ from tests.harness.files import MiB, Scratch, sha256, wait_for, write_random
 from tests.harness.people import Person
 from tests.harness.places import LOCAL, InBed
 from tests.harness.portal import PortalServer
+from tests.harness.procs import memory_mib
 from tests.harness.received import Received
 from tests.harness.s3 import RCLONE, S3Server, csv_quote, new_keys
 
 __all__ = ["Agent", "Sidecar", "ProductInBed", "MiB", "Scratch", "sha256", "wait_for", "write_random", "Person",
-           "LOCAL", "InBed", "PortalServer", "Received", "RCLONE", "S3Server", "csv_quote", "new_keys"]
+           "LOCAL", "InBed", "PortalServer", "memory_mib", "Received", "RCLONE", "S3Server", "csv_quote", "new_keys"]
