@@ -1,0 +1,90 @@
+"""`make bench-scale`'s goals (issue 22) and tables."""
+
+from __future__ import annotations
+
+import math
+
+from bench import report
+
+NAN = math.nan
+# label -> the issue's bound on its peak RSS, MB (10^6 bytes, as the other benches)
+RSS_GOALS = {"sender agent": 120, "receiver agent": 150, "portal worker": 300}
+API_SECONDS, CSV_SECONDS, VS_RCLONE = 1.0, 30.0, 0.8
+PROCESS_ORDER = ("sender agent", "sender rcd", "sender other", "receiver agent", "receiver serve s3",
+                 "receiver other", "portal master", "portal worker", "rclone copy", "rclone serve s3")
+
+
+def _max(values) -> float:
+    values = [v for v in values if v is not None]
+    return max(values) if values else NAN
+
+
+def goals_for(runs: dict, tree) -> list[report.Goal]:
+    product, rclone = runs.get("product") or {}, runs.get("rclone") or {}
+    processes = product.get("processes") or {}
+    probes = product.get("probes") or []
+    goals = [report.Goal("files verified (every file of the tree)",
+                         (product.get("files") or {}).get("verified", NAN),
+                         tree.files if tree else NAN, "files", at_most=False)]
+    for name, limit in RSS_GOALS.items():
+        peak = (processes.get(name) or {}).get("peak_rss_bytes")
+        what = "each portal worker" if name == "portal worker" else name
+        goals.append(report.Goal(f"{what}: peak RSS", peak / 1e6 if peak else NAN, limit, "MB"))
+    for when in ("during", "after"):
+        chosen = [p for p in probes if p["when"] == when]
+        # No sample at all is a miss: the goal says nothing then.
+        goals.append(report.Goal(f"transfer API answer, {when} (largest of {len(chosen)})",
+                                 _max(p.get("api_s") for p in chosen) if all("api_s" in p for p in chosen) else NAN,
+                                 API_SECONDS, "s"))
+        goals.append(report.Goal(f"CSV manifest, {when} (largest of {len(chosen)})",
+                                 _max(p.get("csv_s") for p in chosen) if all("csv_s" in p for p in chosen) else NAN,
+                                 CSV_SECONDS, "s"))
+    ours, theirs = product.get("files_per_s"), rclone.get("files_per_s")
+    # As a percentage: a ratio printed to one decimal would read 0.8 for 0.77.
+    goals.append(report.Goal("product files/s as a share of rclone copy --transfers 64's",
+                             100 * ours / theirs if ours and theirs else NAN, 100 * VS_RCLONE, "%", at_most=False))
+    return goals
+
+
+def print_tables(result: dict, goals: list[report.Goal]) -> None:
+    runs, tree = result["runs"], result["tree"]
+    print()
+    print(f"tree: {tree['files']:,} files, {tree['bytes'] / 1e6:,.1f} MB, {tree['folders']:,} folders;"
+          f" written in {tree['write_seconds']} s; removed in {result['cleanup'].get('remove_tree_s')} s")
+    rows = []
+    for name, run in runs.items():
+        rows.append([name, "ok" if run["ok"] else "FAILED", run.get("seconds", NAN), run.get("files_per_s", NAN),
+                     run.get("wall_s", NAN), (run.get("files") or {}).get("verified", "—") if name == "product" else "—",
+                     f"{run['landed']['files']:,}", run.get("remove_received_s", NAN)])
+    print(report.table(["contender", "", "s", "files/s", "wall s", "verified", "landed", "rm received s"], rows))
+    for name, run in runs.items():
+        if run.get("error"):
+            print(f"  {name}: {run['error'][:400]}")
+    print()
+    rows = []
+    for name, run in runs.items():
+        processes = run.get("processes") or {}
+        for label in sorted(processes, key=lambda k: (PROCESS_ORDER.index(k) if k in PROCESS_ORDER else 99, k)):
+            entry = processes[label]
+            rows.append([name, label, entry.get("processes", 1), (entry.get("peak_rss_bytes") or NAN) / 1e6,
+                         entry.get("cpu_s", NAN)])
+    print(report.table(["run", "process", "count", "peak RSS MB (largest)", "CPU s (all)"], rows))
+    product = runs.get("product")
+    if product:
+        workers = product.get("portal_workers") or []
+        if workers:
+            print("  portal workers: " + ", ".join(f"pid {w['pid']} {w['peak_rss_bytes'] / 1e6:.0f} MB" for w in workers))
+        db = product["database"]
+        if db.get("growth_bytes") is not None:
+            print(f"  portal database ({db['url_kind']}): {db['bytes_before'] / 1e6:,.1f} MB before,"
+                  f" {db['bytes_after'] / 1e6:,.1f} MB after: +{db['growth_bytes'] / 1e6:,.1f} MB"
+                  f" ({db['growth_bytes'] / max(1, tree['files']):,.0f} bytes a file)")
+        print()
+        rows = [[p["when"], p["at_s"], p.get("state", "—"), p.get("files_transferred", "—"),
+                 p.get("files_verified", "—"), p.get("api_s", NAN), p.get("csv_s", NAN), p.get("csv_rows", "—"),
+                 (p.get("db_bytes") or NAN) / 1e6] for p in product.get("probes") or []]
+        print(report.table(["probe", "at s", "state", "transferred", "verified", "API s", "CSV s", "CSV rows",
+                            "DB MB"], rows))
+    print()
+    for goal in goals:
+        print(goal.line())
