@@ -158,10 +158,16 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
                   product.database_url).start()
     print(f"  transfer {tid} created; the API and the CSV manifest timed every ~{probe_every:g} s", flush=True)
     last_print = [0.0]
+    timeline: list[dict] = []  # every ~10 s: files so far and each process's RSS then (memory per file)
 
     def finished():
         status = product.alice.call("GET", f"/api/v1/transfers/{tid}/status")
         now = time.monotonic() - started
+        if not timeline or now - timeline[-1]["at_s"] >= 10:
+            files = status.get("files") or {}
+            timeline.append({"at_s": round(now, 1), "state": status["state"],
+                             "transferred": files.get("transferred"), "verified": files.get("verified"),
+                             "rss_bytes": watch.current()})
         if now - last_print[0] >= 30:
             last_print[0] = now
             files = status.get("files") or {}
@@ -181,6 +187,10 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
     watch.stop()
     db_after = database_bytes(product.database_url)
     record = product.alice.call("GET", f"/api/v1/transfers/{tid}")
+    try:
+        events = product.alice.events(tid)
+    except AssertionError as exc:
+        events = [{"kind": "error", "message": f"events unreadable: {exc}"[:300]}]
     t0 = time.monotonic()
     landed_files, landed_bytes = count_tree(product.bucket_dir / prefix)
     count_s = time.monotonic() - t0
@@ -195,6 +205,12 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
                      "bytes_after": db_after, "growth_bytes": (db_after - db_before) if None not in (db_after, db_before)
                      else None},
         "probes": probe.samples,
+        "timeline": timeline,
+        "events": [{"kind": e["kind"], "message": e["message"][:300]} for e in events
+                   if e["kind"] not in ("progress",)][:60],
+        "event_count": len(events),
+        "sender_state_dir": dict(zip(("files", "bytes"), count_tree(product.sender_agent.state_dir))),
+        "receiver_state_dir": dict(zip(("files", "bytes"), count_tree(product.receiver_agent.state_dir))),
         "attempts": len(record.get("commands") or []),
     })
     if record.get("created_at") and record.get("completed_at"):

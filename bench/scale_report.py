@@ -46,6 +46,14 @@ def goals_for(runs: dict, tree) -> list[report.Goal]:
     return goals
 
 
+def _thin(rows: list, most: int = 16) -> list:
+    """At most `most` rows, evenly spread, the last one kept."""
+    if len(rows) <= most:
+        return rows
+    step = len(rows) / (most - 1)
+    return [rows[int(i * step)] for i in range(most - 1)] + [rows[-1]]
+
+
 def print_tables(result: dict, goals: list[report.Goal]) -> None:
     runs, tree = result["runs"], result["tree"]
     print()
@@ -79,6 +87,11 @@ def print_tables(result: dict, goals: list[report.Goal]) -> None:
             print(f"  portal database ({db['url_kind']}): {db['bytes_before'] / 1e6:,.1f} MB before,"
                   f" {db['bytes_after'] / 1e6:,.1f} MB after: +{db['growth_bytes'] / 1e6:,.1f} MB"
                   f" ({db['growth_bytes'] / max(1, tree['files']):,.0f} bytes a file)")
+        print()
+        shown = ("sender agent", "sender rcd", "receiver agent", "receiver serve s3", "portal worker")
+        rows = [[t["at_s"], t["state"], t.get("transferred"), t.get("verified"),
+                 *[(t["rss_bytes"].get(k) or NAN) / 1e6 for k in shown]] for t in _thin(product.get("timeline") or [])]
+        print(report.table(["at s", "state", "transferred", "verified", *[f"{k} MB" for k in shown]], rows))
         print()
         rows = [[p["when"], p["at_s"], p.get("state", "—"), p.get("files_transferred", "—"),
                  p.get("files_verified", "—"), p.get("api_s", NAN), p.get("csv_s", NAN), p.get("csv_rows", "—"),
