@@ -42,7 +42,7 @@ from pathlib import Path
 from agent.tls import ensure_certificate
 from bench import report
 from bench.contenders import FINISHED, _wait4, parse_time
-from bench.scale_report import goals_for, print_tables
+from bench.scale_report import goals_for, growth, print_tables
 from bench.scale_tree import count_tree, make_tree, remove_tree
 from bench.scale_watch import ProcessWatch, Probe, database_bytes
 from tests.harness import LOCAL, RCLONE, Agent, Person, PortalServer, S3Server, wait_for
@@ -354,6 +354,8 @@ def main(argv=None) -> int:
     if interrupted:
         return 1
 
+    if "product" in runs:
+        runs["product"]["growth"] = growth(runs["product"], tree.files)
     goals = goals_for(runs, tree)
     result = {
         "mode": "quick" if args.quick else "full",

@@ -46,6 +46,35 @@ def goals_for(runs: dict, tree) -> list[report.Goal]:
     return goals
 
 
+def per_file(timeline: list[dict], label: str) -> float:
+    """Bytes of RSS per file sent, the least-squares slope of `label`'s RSS on files transferred over the
+    timeline's second half (start-up and the first transfer's one-off costs left out); NaN if too few."""
+    points = [(t["transferred"], t["rss_bytes"].get(label)) for t in timeline
+              if t.get("transferred") and t["rss_bytes"].get(label)]
+    points = points[len(points) // 2:]
+    if len(points) < 3 or points[-1][0] == points[0][0]:
+        return NAN
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else NAN
+
+
+GROWTH_LABELS = ("sender agent", "sender rcd", "receiver agent", "receiver serve s3", "portal worker")
+
+
+def growth(product: dict, files: int, at: int = 1_000_000) -> dict:
+    """label -> bytes per file (slope) and the peak projected linearly to `at` files."""
+    out = {}
+    for label in GROWTH_LABELS:
+        slope = per_file(product.get("timeline") or [], label)
+        peak = ((product.get("processes") or {}).get(label) or {}).get("peak_rss_bytes")
+        out[label] = {"bytes_per_file": None if math.isnan(slope) else round(slope),
+                      f"projected_peak_at_{at}": round(peak + slope * (at - files))
+                      if peak and not math.isnan(slope) else None}
+    return out
+
+
 def _thin(rows: list, most: int = 16) -> list:
     """At most `most` rows, evenly spread, the last one kept."""
     if len(rows) <= most:
@@ -92,6 +121,11 @@ def print_tables(result: dict, goals: list[report.Goal]) -> None:
         rows = [[t["at_s"], t["state"], t.get("transferred"), t.get("verified"),
                  *[(t["rss_bytes"].get(k) or NAN) / 1e6 for k in shown]] for t in _thin(product.get("timeline") or [])]
         print(report.table(["at s", "state", "transferred", "verified", *[f"{k} MB" for k in shown]], rows))
+        grown = product.get("growth") or {}
+        if grown:
+            print("  RSS per file sent (slope over the second half) and the peak projected to 1,000,000 files: " +
+                  "; ".join(f"{k} {v['bytes_per_file']} B/file → ~{(v['projected_peak_at_1000000'] or NAN) / 1e6:,.0f} MB"
+                            for k, v in grown.items() if v["bytes_per_file"] is not None))
         print()
         rows = [[p["when"], p["at_s"], p.get("state", "—"), p.get("files_transferred", "—"),
                  p.get("files_verified", "—"), p.get("api_s", NAN), p.get("csv_s", NAN), p.get("csv_rows", "—"),
