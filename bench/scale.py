@@ -158,12 +158,12 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
                   product.database_url).start()
     print(f"  transfer {tid} created; the API and the CSV manifest timed every ~{probe_every:g} s", flush=True)
     last_print = [0.0]
-    timeline: list[dict] = []  # every ~10 s: files so far and each process's RSS then (memory per file)
+    timeline: list[dict] = []  # every ~5 s: files so far and each process's RSS then (memory per file)
 
     def finished():
         status = product.alice.call("GET", f"/api/v1/transfers/{tid}/status")
         now = time.monotonic() - started
-        if not timeline or now - timeline[-1]["at_s"] >= 10:
+        if not timeline or now - timeline[-1]["at_s"] >= 5:
             files = status.get("files") or {}
             timeline.append({"at_s": round(now, 1), "state": status["state"],
                              "transferred": files.get("transferred"), "verified": files.get("verified"),
@@ -181,6 +181,11 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
         out["error"] = str(exc)
         product.alice.call("POST", f"/api/v1/transfers/{tid}/stop", (200, 409))
     wall = time.monotonic() - started
+    watch.sample()
+    final = product.alice.call("GET", f"/api/v1/transfers/{tid}/status")
+    timeline.append({"at_s": round(wall, 1), "state": final["state"],
+                     "transferred": final["files"].get("transferred"), "verified": final["files"].get("verified"),
+                     "rss_bytes": watch.current()})
     probe.stop()
     after = probe.once("after")
     probe.samples.append(after)

@@ -121,11 +121,11 @@ def print_tables(result: dict, goals: list[report.Goal]) -> None:
         rows = [[t["at_s"], t["state"], t.get("transferred"), t.get("verified"),
                  *[(t["rss_bytes"].get(k) or NAN) / 1e6 for k in shown]] for t in _thin(product.get("timeline") or [])]
         print(report.table(["at s", "state", "transferred", "verified", *[f"{k} MB" for k in shown]], rows))
-        grown = product.get("growth") or {}
+        grown = {k: v for k, v in (product.get("growth") or {}).items() if v["bytes_per_file"] is not None}
         if grown:
             print("  RSS per file sent (slope over the second half) and the peak projected to 1,000,000 files: " +
                   "; ".join(f"{k} {v['bytes_per_file']} B/file → ~{(v['projected_peak_at_1000000'] or NAN) / 1e6:,.0f} MB"
-                            for k, v in grown.items() if v["bytes_per_file"] is not None))
+                            for k, v in grown.items()))
         print()
         rows = [[p["when"], p["at_s"], p.get("state", "—"), p.get("files_transferred", "—"),
                  p.get("files_verified", "—"), 1000 * p.get("api_s", NAN), p.get("csv_s", NAN), p.get("csv_rows", "—"),
