@@ -167,7 +167,7 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
             files = status.get("files") or {}
             timeline.append({"at_s": round(now, 1), "state": status["state"],
                              "transferred": files.get("transferred"), "verified": files.get("verified"),
-                             "rss_bytes": watch.current()})
+                             "rss_bytes": watch.current(), "hwm_bytes": watch.current("now_hwm")})
         if now - last_print[0] >= 30:
             last_print[0] = now
             files = status.get("files") or {}
@@ -185,7 +185,7 @@ def run_product(product: Product, tree, timeout: float, probe_every: float) -> d
     final = product.alice.call("GET", f"/api/v1/transfers/{tid}/status")
     timeline.append({"at_s": round(wall, 1), "state": final["state"],
                      "transferred": final["files"].get("transferred"), "verified": final["files"].get("verified"),
-                     "rss_bytes": watch.current()})
+                     "rss_bytes": watch.current(), "hwm_bytes": watch.current("now_hwm")})
     probe.stop()
     after = probe.once("after")
     probe.samples.append(after)

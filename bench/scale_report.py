@@ -64,14 +64,20 @@ GROWTH_LABELS = ("sender agent", "sender rcd", "receiver agent", "receiver serve
 
 
 def growth(product: dict, files: int, at: int = 1_000_000) -> dict:
-    """label -> bytes per file (slope) and the peak projected linearly to `at` files."""
+    """label -> bytes per file sent (slope), and the peak projected to `at` files two ways: `by_slope` (the
+    peak plus the slope for the files not sent here: memory that grows as files are sent) and
+    `proportional` (the growth of the peak over the first sample, before the walk, times at/files: memory
+    taken up front for the whole tree, as the sender's ledger is, shows no slope while sending)."""
     out = {}
+    timeline = product.get("timeline") or []
     for label in GROWTH_LABELS:
-        slope = per_file(product.get("timeline") or [], label)
+        slope = per_file(timeline, label)
         peak = ((product.get("processes") or {}).get(label) or {}).get("peak_rss_bytes")
+        base = (timeline[0]["rss_bytes"].get(label) if timeline else None)
         out[label] = {"bytes_per_file": None if math.isnan(slope) else round(slope),
-                      f"projected_peak_at_{at}": round(peak + slope * (at - files))
-                      if peak and not math.isnan(slope) else None}
+                      f"projected_peak_at_{at}": {
+                          "by_slope": round(peak + slope * (at - files)) if peak and not math.isnan(slope) else None,
+                          "proportional": round(base + (peak - base) * at / files) if peak and base else None}}
     return out
 
 
@@ -123,9 +129,12 @@ def print_tables(result: dict, goals: list[report.Goal]) -> None:
         print(report.table(["at s", "state", "transferred", "verified", *[f"{k} MB" for k in shown]], rows))
         grown = {k: v for k, v in (product.get("growth") or {}).items() if v["bytes_per_file"] is not None}
         if grown:
-            print("  RSS per file sent (slope over the second half) and the peak projected to 1,000,000 files: " +
-                  "; ".join(f"{k} {v['bytes_per_file']} B/file → ~{(v['projected_peak_at_1000000'] or NAN) / 1e6:,.0f} MB"
-                            for k, v in grown.items()))
+            print("  RSS per file sent (slope over the second half); the peak projected to 1,000,000 files by that"
+                  " slope / in proportion to the files (growth over the first sample × 1,000,000/N):")
+            for k, v in grown.items():
+                projected = v["projected_peak_at_1000000"]
+                print(f"    {k}: {v['bytes_per_file']:,} B/file; ~{(projected['by_slope'] or NAN) / 1e6:,.0f} MB /"
+                      f" ~{(projected['proportional'] or NAN) / 1e6:,.0f} MB")
         print()
         rows = [[p["when"], p["at_s"], p.get("state", "—"), p.get("files_transferred", "—"),
                  p.get("files_verified", "—"), 1000 * p.get("api_s", NAN), p.get("csv_s", NAN), p.get("csv_rows", "—"),

@@ -101,17 +101,19 @@ class ProcessWatch:
                 row["peak_rss"] = max(row["peak_rss"], status["VmHWM"], status.get("VmRSS", 0))
                 row["rss"] = max(row["rss"], status.get("VmRSS", 0))
                 row["now_rss"] = status.get("VmRSS", 0)
+                row["now_hwm"] = status["VmHWM"]
                 row["cpu_s"] = round(status["cpu_s"], 2)
                 row["last"] = now
         self.samples += 1
         self._last = now
 
-    def current(self) -> dict[str, int]:
-        """label -> the largest VmRSS among its processes alive at the last sample."""
+    def current(self, field: str = "now_rss") -> dict[str, int]:
+        """label -> the largest VmRSS (or, with "now_hwm", VmHWM: the peak so far) among its processes alive
+        at the last sample."""
         out: dict[str, int] = {}
         for row in self.seen.values():
             if row["last"] == getattr(self, "_last", None):
-                out[row["label"]] = max(out.get(row["label"], 0), row["now_rss"])
+                out[row["label"]] = max(out.get(row["label"], 0), row[field])
         return out
 
     def by_label(self) -> dict[str, dict]:
