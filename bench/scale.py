@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -305,6 +304,9 @@ def main(argv=None) -> int:
     parser.add_argument("--contenders", default="product,rclone", help="comma-separated: product, rclone")
     parser.add_argument("--probe-seconds", type=float, default=30, help="the API and CSV timed this often")
     parser.add_argument("--timeout-minutes", type=float, default=45, help="the product's transfer's limit")
+    parser.add_argument("--budget-minutes", type=float, default=60,
+                        help="the whole run's limit: rclone copy gets what is left of it (at least 5 minutes), less"
+                             " 3 minutes for removing the trees")
     parser.add_argument("--seed", type=int, default=22, help="the sizes' RNG seed")
     args = parser.parse_args(argv)
     count = args.files or (QUICK_FILES if args.quick else FULL_FILES)
@@ -348,7 +350,8 @@ def main(argv=None) -> int:
             product = None
             cleanup["product_stop_s"] = round(time.monotonic() - t0, 1)
         if "rclone" in contenders:
-            runs["rclone"] = run_rclone(scratch, scratch / "logs", tree, max(600.0, args.timeout_minutes * 60))
+            left = started + args.budget_minutes * 60 - 180 - time.monotonic()
+            runs["rclone"] = run_rclone(scratch, scratch / "logs", tree, max(300.0, left))
             line(runs["rclone"])
     finally:
         if product is not None:
@@ -366,7 +369,8 @@ def main(argv=None) -> int:
         "mode": "quick" if args.quick else "full",
         "machine": machine,
         "wall_seconds": round(time.monotonic() - started),
-        "settings": {"files": count, "seed": args.seed, "tls": True, "verify_checksums": True,
+        "settings": {"files": count, "seed": args.seed, "budget_minutes": args.budget_minutes,
+                     "timeout_minutes": args.timeout_minutes, "tls": True, "verify_checksums": True,
                      "rclone_transfers": RCLONE_TRANSFERS, "probe_seconds": args.probe_seconds,
                      "portal_heartbeat_seconds": 3, "contenders": contenders,
                      "rclone": subprocess.run([str(RCLONE), "version"], capture_output=True, text=True)
