@@ -1,7 +1,8 @@
 """One receiver port for every grant, through the real portal and real agent processes.
 
-- 300 grants on one receiver agent: one `rclone serve s3`, one port; a 301st grant is served too;
-  the receiver's memory printed (docs/performance.md).
+- 300 grants on one receiver agent: one `rclone serve s3`, one port; each of the 300 keys sees and writes
+  its own folder only (its neighbour's refuses it to list, read and write; one key tries every other
+  folder); a 301st grant is served too; the receiver's memory printed (docs/performance.md).
 - A grant revoked while another grant's 1 GiB transfer is in flight: the revoked key reaches nothing
   within seconds, and the other transfer completes with zero bytes sent twice, measured at the
   receiver (what its S3 server wrote), not by the product's counters.
@@ -83,6 +84,17 @@ def listening_ports(pid: int) -> set[int]:
     return ports
 
 
+def cannot_list_or_read(client, bucket: str, key: str) -> bool:
+    for attempt in (lambda: list(client.list_objects(bucket, recursive=True)),
+                    lambda: client.get_object(bucket, key).read(), lambda: client.stat_object(bucket, key)):
+        try:
+            attempt()
+        except (S3Error, InvalidResponseError, urllib3.exceptions.HTTPError):
+            continue
+        return False
+    return True
+
+
 def refused(client, bucket: str, key: str) -> bool:
     try:
         client.put_object(bucket, key, io.BytesIO(b"no"), 2)
@@ -136,14 +148,21 @@ for person in people:
     assert listening_ports(server) == {port}
     assert {row["endpoint"] for row in rows} == {f"https://127.0.0.1:{port}"}
 
-    # A sample of keys as their senders hold them: their own folder yes, a neighbour's no.
+    # Every key as its sender holds it: its own folder is the only bucket it sees, and it writes there; its
+    # neighbour's folder refuses it to list, read and write. One key also tries every other folder.
     certificate = (scratch / "rx-state-0" / "tls" / "s3.crt").read_text()
-    sample = rows[::30]
-    for row, neighbour in zip(sample, sample[1:] + sample[:1]):
+    for row, neighbour in zip(rows, rows[1:] + rows[:1]):
         client = minio_client(row["endpoint"], *grant_keys(portal.url, box["agent_token"], row["grant_id"]),
                               certificate, scratch)
+        assert [bucket.name for bucket in client.list_buckets()] == [row["bucket"]]
         client.put_object(row["bucket"], "hello.txt", io.BytesIO(b"hi"), 2)
+        assert cannot_list_or_read(client, neighbour["bucket"], "hello.txt")
         assert refused(client, neighbour["bucket"], "hello.txt")
+        if row is rows[0]:
+            assert all(cannot_list_or_read(client, other["bucket"], "hello.txt") for other in rows[1:])
+    # Nothing a refused key sent landed anywhere: each folder holds its own key's file only.
+    for row in rows:
+        assert [p.name for p in (folder / row["bucket"]).iterdir()] == ["hello.txt"]
         assert (folder / row["bucket"] / "hello.txt").read_bytes() == b"hi"
 
     # The 301st, through the API: served, and nothing restarted.
