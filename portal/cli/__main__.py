@@ -254,19 +254,28 @@ def cmd_restart(args) -> int:
 
 def cmd_manifest(args) -> int:
     api = _api()
-    if args.csv:
-        data = api.manifest_csv(args.transfer_id)
-    else:
-        data = (json.dumps(api.manifest_document(args.transfer_id), indent=2, default=str) + "\n").encode()
+    form = "csv" if args.csv else "json"
+    chunks = api.manifest_chunks(args.transfer_id, form)
     if args.output:
-        Path(args.output).write_bytes(data)
+        # Written beside the target and renamed at the end: a cut-off download never passes for a manifest.
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        size = 0
+        try:
+            with partial.open("wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
         if args.json:
-            print_json({"transfer_id": args.transfer_id, "output": args.output, "bytes": len(data),
-                   "format": "csv" if args.csv else "json"})
+            print_json({"transfer_id": args.transfer_id, "output": args.output, "bytes": size, "format": form})
         else:
             print(f"manifest of {args.transfer_id} written to {args.output}", file=sys.stderr)
     else:
-        sys.stdout.buffer.write(data)
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
     return EXIT_OK
 

@@ -9,10 +9,12 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from tests.cli.conftest import CLI, PASSWORD
+from tests.cli.conftest import CLI, DTN, PASSWORD
 from tests.harness import Agent, Person, sha256, wait_for, write_random
 from tests.tools.net import free_port
 
@@ -105,6 +107,52 @@ def test_send_to_a_hand_entered_endpoint_watch_it_land_and_read_its_manifest(sit
     listed = site.cli("transfers", "--json", "--state", "succeeded")
     assert transfer in {t["transfer_id"] for t in listed.json()}
     assert transfer in site.cli("transfers").out
+
+
+MANY = 300_000  # ~52 MB of CSV, ~70 MB of JSON
+
+
+def peak_rss_mib(argv: list[str], env: dict, stdout) -> tuple[int, float]:
+    """Run `argv` alone in a fresh Python parent, so the peak of its children is this command's."""
+    program = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]);"
+               " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", program, *argv], env=env, stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, timeout=300)
+    return done.returncode, int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
+def test_a_manifest_of_300000_files_streams_through_the_cli_in_bounded_memory(site):
+    """`dtn manifest` writes what the portal streams as it comes: a million files' manifest (~160 MiB) never
+    sits in its memory. Before, it read the whole answer (and parsed the JSON) first: ~100 / ~400 MB here."""
+    write_random(site.send_dir / "many" / "first.bin", 1000)
+    site.sender()
+    sent = site.cli("send", "--from", "carol-sender", *site.s3_args(), "many", "--prefix", "many", "--json",
+                    **site.s3_env())
+    assert sent.code == 0, sent
+    transfer = sent.json()["transfer_id"]
+    assert site.cli("watch", transfer, "--timeout", "60", "--every", "0").code == 0
+    site.portal.manage("shell", "-c", f"""
+from portal.transfers.models import Transfer
+from tests.portal.test_million_files import fill
+fill(Transfer.objects.get(pk="{transfer}"), {MANY})
+""")
+    env = {**site.cli.env}
+    out = site.scratch / "many.csv"
+    code, peak = peak_rss_mib([str(DTN), "manifest", transfer, "--csv", "-o", str(out)], env, subprocess.DEVNULL)
+    assert code == 0
+    with out.open(newline="") as handle:
+        assert sum(1 for _ in csv.reader(handle)) == MANY + 2  # the header and the first file
+    assert out.stat().st_size > 40e6 and peak < 60, f"{out.stat().st_size} bytes written with a peak of {peak:.0f} MiB"
+    assert not list(site.scratch.path.glob(".many.csv.partial"))
+    print(f"\ndtn manifest --csv -o: {out.stat().st_size / 1e6:.1f} MB written, peak RSS {peak:.1f} MiB")
+
+    document = site.scratch / "many.json"
+    with document.open("wb") as handle:
+        code, peak = peak_rss_mib([str(DTN), "manifest", transfer], env, handle)
+    assert code == 0
+    assert document.stat().st_size > 50e6 and peak < 60, f"{document.stat().st_size} bytes, peak {peak:.0f} MiB"
+    assert len(json.loads(document.read_bytes())["manifest"]) == MANY + 1
+    print(f"dtn manifest > file: {document.stat().st_size / 1e6:.1f} MB of JSON, peak RSS {peak:.1f} MiB")
 
 
 def test_send_to_a_granted_receiver_by_container_id_lands_verified_by_both_agents(site):
